@@ -1,0 +1,286 @@
+"""Find a catalogue, load its manifests and profiles, and locate every problem.
+
+A catalogue is a folder holding ``manifests/`` (App and Region files, any
+depth) and ``templates/``.  The bundled one ships inside the package; a
+checkout uses its top-level folders directly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from smartshare.diagnostics import Problem, Severity
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError
+from smartshare.models import PATTERN_HINTS, AppManifest, RegionProfile, model_for_kind
+from smartshare.yamlfile import YamlDocument, load_yaml
+
+ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
+CATALOG_ENV = "SMARTSHARE_CATALOG"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedFile(Generic[ModelT]):
+    """A validated model and the YAML it came from (for locating later problems)."""
+
+    doc: YamlDocument
+    model: ModelT
+
+
+@dataclass
+class Catalog:
+    root: Path
+    apps: dict[str, LoadedFile[AppManifest]] = field(default_factory=dict)
+    regions: dict[str, LoadedFile[RegionProfile]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    def app(self, name: str) -> AppManifest:
+        loaded = self.apps.get(name)
+        if loaded is None:
+            close = difflib.get_close_matches(name, list(self.apps), n=1)
+            hint = (
+                f"did you mean '{close[0]}'?" if close else "run 'smartshare list' to see the apps"
+            )
+            raise UnknownAppError(f"no app named '{name}' in the catalogue {self.root}", hint=hint)
+        return loaded.model
+
+    def required_by(self, name: str) -> list[str]:
+        return sorted(n for n, f in self.apps.items() if name in f.model.requires)
+
+
+def bundled_catalog_root() -> Path:
+    package = Path(__file__).resolve().parent
+    installed = package / "_catalog"
+    if (installed / "manifests").is_dir():
+        return installed
+    return package.parent
+
+
+def resolve_catalog_root(catalog: Path | None = None) -> Path:
+    """``--catalog``, else ``$SMARTSHARE_CATALOG``, else the bundled catalogue."""
+    chosen = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
+    root = chosen if chosen is not None else bundled_catalog_root()
+    if not (root / "manifests").is_dir():
+        raise CatalogNotFoundError(
+            f"no catalogue at {root}: it has no manifests/ folder",
+            hint="pass --catalog DIR (or set SMARTSHARE_CATALOG) to a folder holding "
+            "manifests/ and templates/",
+        )
+    return root
+
+
+def display_path(path: Path) -> str:
+    """The path as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def iter_yaml_files(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            )
+        else:
+            found.append(path)
+    return found
+
+
+# -- pydantic errors to located problems ------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional; for other unions keep the first model member."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+            annotation = models[0] if models else members[0]
+        else:
+            return annotation
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field_info = next(
+                (f for n, f in current.model_fields.items() if part in (n, f.alias)), None
+            )
+            if field_info is None:
+                return None
+            current = field_info.annotation
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _present_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The prefix of ``loc`` that exists in the data (drops pydantic's union-member tags)."""
+    kept: list[str | int] = []
+    current = data
+    for part in loc:
+        if (isinstance(current, dict) and part in current) or (isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)):
+            current = current[part]
+        else:
+            break
+        kept.append(part)
+    return tuple(kept)
+
+
+def problems_from_validation(
+    doc: YamlDocument, model: type[BaseModel], exc: ValidationError
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            message = f"unknown key '{loc[-1]}'"
+            if parent is not None:
+                close = difflib.get_close_matches(str(loc[-1]), _keys_of(parent), n=1)
+                if close:
+                    message += f"; did you mean '{close[0]}'?"
+                else:
+                    message += f"; allowed keys: {', '.join(_keys_of(parent))}"
+            problem = doc.problem(loc, message, key=True)
+        elif kind == "missing":
+            parent_loc = _present_loc(doc.data, loc[:-1])
+            problem = doc.problem(
+                parent_loc, f"required key '{loc[-1]}' is missing", field=_join(loc)
+            )
+        else:
+            present = _present_loc(doc.data, loc)
+            if kind == "string_pattern_mismatch":
+                pattern = str((error.get("ctx") or {}).get("pattern", ""))
+                wanted = PATTERN_HINTS.get(pattern, f"a value matching {pattern}")
+                message = f"{error['input']!r} is not valid: expected {wanted}"
+            elif kind == "literal_error" and present and present[-1] == "apiVersion":
+                message = f"{error['input']!r} is not supported: expected 'smartshare/v1'"
+            else:
+                message = str(error["msg"]).removeprefix("Value error, ")
+            problem = doc.problem(present, message, field=_join(present))
+        if problem.field in seen and kind not in ("extra_forbidden", "missing"):
+            continue  # one message per field: a union reports once per member
+        seen.add(problem.field)
+        problems.append(problem)
+    return problems
+
+
+def _join(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def parse_document(doc: YamlDocument) -> tuple[AppManifest | RegionProfile | None, list[Problem]]:
+    """Validate a loaded YAML document against the model its ``kind`` names."""
+    data = doc.data
+    kind = data.get("kind")
+    model = model_for_kind(kind)
+    if model is None:
+        if "kind" not in data:
+            return None, [
+                doc.problem((), "required key 'kind' is missing (App or Region)", field="kind")
+            ]
+        return None, [doc.problem(("kind",), f"unknown kind {kind!r}: expected App or Region")]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, problems_from_validation(doc, model, exc)
+
+
+def load_file(
+    path: Path,
+) -> tuple[AppManifest | RegionProfile | None, YamlDocument | None, list[Problem]]:
+    try:
+        doc = load_yaml(path, display=display_path(path))
+    except InvalidInputError as exc:
+        return None, None, exc.problems
+    model, problems = parse_document(doc)
+    return model, doc, problems
+
+
+def _add(catalog: Catalog, model: AppManifest | RegionProfile, doc: YamlDocument) -> None:
+    table: dict[str, Any] = catalog.apps if isinstance(model, AppManifest) else catalog.regions
+    if model.name in table:
+        first = table[model.name].doc.display
+        catalog.problems.append(
+            doc.problem(("name",), f"'{model.name}' is already defined in {first}")
+        )
+        return
+    table[model.name] = LoadedFile(doc=doc, model=model)
+    stem = doc.path.stem
+    if stem != model.name:
+        catalog.problems.append(
+            doc.problem(
+                ("name",),
+                f"the file is named '{doc.path.name}' but declares '{model.name}'; "
+                f"name it {model.name}{doc.path.suffix}",
+                severity=Severity.WARNING,
+            )
+        )
+
+
+def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
+    """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
+
+    Problems are collected, not raised: ``validate`` reports them all at once.
+    """
+    catalog = Catalog(root=root)
+    files = iter_yaml_files([root / "manifests"])
+    known = {p.resolve() for p in files}
+    files += [p for p in extra_files if p.resolve() not in known]
+    for path in files:
+        model, doc, problems = load_file(path)
+        catalog.problems.extend(problems)
+        if model is not None and doc is not None:
+            _add(catalog, model, doc)
+    return catalog
+
+
+def load_region_file(path: Path) -> LoadedFile[RegionProfile]:
+    """Load one region profile given on the command line; raise when it is not valid."""
+    if not path.is_file():
+        raise InvalidInputError(
+            f"region profile {path} does not exist",
+            hint="pass --region with the path of a region profile (manifests/regions/*.yaml)",
+        )
+    model, doc, problems = load_file(path)
+    if not isinstance(model, RegionProfile) or doc is None:
+        if not problems and doc is not None:
+            problems = [doc.problem(("kind",), "expected a region profile (kind: Region)")]
+        raise InvalidInputError(
+            f"region profile {display_path(path)} is not valid",
+            hint="run 'smartshare validate' on it for details",
+            problems=problems,
+        )
+    return LoadedFile(doc=doc, model=model)

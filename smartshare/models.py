@@ -1,0 +1,405 @@
+"""The two file formats of a catalogue: app manifests and region profiles.
+
+Both are pydantic v2 models with ``extra="forbid"``: an unknown key is an
+error, never silently ignored.  Patterns live in ``Field(pattern=...)`` so that
+the JSON Schema printed by ``smartshare schema`` checks the same things.
+Checks that need more than one file (requires, region values) live in
+:mod:`smartshare.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from smartshare.giturl import git_url_problem
+
+API_VERSION = "smartshare/v1"
+
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
+PARAM_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,63}$"
+IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+COMMIT_PATTERN = r"^[0-9a-f]{40}$"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+REGION_CODE_PATTERN = r"^[0-9]{2}(\.[0-9]{2})?$"
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+SECRET_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"  # noqa: S105 - a pattern, not a secret
+SPDX_EXPRESSION = re.compile(
+    r"^\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*"
+    r"(\s+(AND|OR)\s+\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?"
+    r"(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*)*$"
+)
+
+# Human wording for the patterns above, used when a value does not match.
+PATTERN_HINTS: dict[str, str] = {
+    SLUG_PATTERN: "a slug: 2-40 characters, lowercase letters, digits and '-', "
+    "starting with a letter",
+    PARAM_NAME_PATTERN: "an identifier: lowercase letters, digits and '_', "
+    "not starting with a digit",
+    IMAGE_NAME_PATTERN: "an image name: lowercase letters and digits, separated by '.', '_' or '-'",
+    COMMIT_PATTERN: "a full commit id: 40 lowercase hexadecimal digits",
+    LANGUAGE_PATTERN: "a language code such as 'en' or 'id'",
+    REGION_CODE_PATTERN: "a Kemendagri code 'PP' or 'PP.KK', e.g. \"51.03\" (quote it)",
+    LOCALE_PATTERN: "a BCP 47 locale such as 'id-ID'",
+    DOMAIN_PATTERN: "a lowercase domain name such as 'badungkab.go.id'",
+    REGISTRY_PATTERN: "a registry and namespace such as 'registry.example.go.id/apps' (lowercase)",
+    EMAIL_PATTERN: "an email address",
+    COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
+    SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
+}
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+LocalizedText = Annotated[
+    dict[Annotated[str, Field(pattern=LANGUAGE_PATTERN)], NonEmptyStr],
+    Field(min_length=1, description="Text by language code, e.g. {en: ..., id: ...}"),
+]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
+
+
+def relative_path_problem(value: str) -> str | None:
+    """Why ``value`` is not a safe path relative to its folder, or None."""
+    if not value or not value.strip():
+        return "must not be empty"
+    if "\\" in value or "\x00" in value:
+        return "must use '/' separators and no NUL bytes"
+    path = PurePosixPath(value)
+    if path.is_absolute() or value.startswith("~"):
+        return "must be relative to its folder, not absolute"
+    if ".." in path.parts:
+        return "must stay inside its folder ('..' is not allowed)"
+    if path.parts and path.parts[0] == ".git":
+        return "must not point into .git"
+    return None
+
+
+def _safe_relative(value: str) -> str:
+    problem = relative_path_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+RelativePath = Annotated[str, Field(min_length=1)]
+
+
+class Maturity(StrEnum):
+    CONCEPT = "concept"
+    DEVELOPMENT = "development"
+    BETA = "beta"
+    STABLE = "stable"
+    OBSOLETE = "obsolete"
+
+
+class ParameterType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    URL = "url"
+    EMAIL = "email"
+    ENUM = "enum"
+    LIST = "list"
+
+
+class TemplateTarget(StrEnum):
+    IMAGE = "image"
+    RUNTIME = "runtime"
+
+
+class Owner(StrictModel):
+    name: NonEmptyStr
+    region_code: Annotated[str, Field(pattern=REGION_CODE_PATTERN)]
+    contact: NonEmptyStr = Field(description="Email address or URL of the owning team")
+
+
+class Source(StrictModel):
+    repo: NonEmptyStr = Field(
+        description="https://, ssh://, git@host:path, or a local path / file:// URL"
+    )
+    ref: NonEmptyStr = Field(description="Tag or branch to fetch")
+    commit: Annotated[str, Field(pattern=COMMIT_PATTERN)] | None = Field(
+        default=None, description="Pinned commit: the ref must resolve to it"
+    )
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_allowed(cls, value: str) -> str:
+        problem = git_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_well_formed(cls, value: str) -> str:
+        if (
+            value.startswith(("-", "/"))
+            or value.endswith((".", "/", ".lock"))
+            or ".." in value
+            or "@{" in value
+            or re.search(r"[\s~^:?*\[\\\x00-\x1f\x7f]", value)
+        ):
+            raise ValueError(f"'{value}' is not a valid git tag or branch name")
+        return value
+
+
+class Image(StrictModel):
+    name: Annotated[str, Field(pattern=IMAGE_NAME_PATTERN, max_length=128)]
+    context: RelativePath = "."
+    dockerfile: RelativePath = "Dockerfile"
+    target: NonEmptyStr | None = None
+    args: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("context", "dockerfile")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value == ".":
+            return value
+        return _safe_relative(value)
+
+
+ScalarValue = str | int | bool | float
+ParameterValue = ScalarValue | list[ScalarValue]
+
+
+class Parameter(StrictModel):
+    name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
+    type: ParameterType = ParameterType.STRING
+    required: bool = False
+    default: ParameterValue | None = None
+    choices: list[ScalarValue] | None = None
+    secret: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Parameter:
+        if self.type is ParameterType.ENUM and not self.choices:
+            raise ValueError("an enum parameter needs 'choices'")
+        if self.type is not ParameterType.ENUM and self.choices is not None:
+            raise ValueError("'choices' is only for parameters of type enum")
+        if self.secret and self.default is not None:
+            raise ValueError(
+                "a secret parameter cannot have a default: the value would be published "
+                "in the manifest"
+            )
+        if self.default is not None:
+            problem = self.value_problem(self.default)
+            if problem:
+                raise ValueError(f"default {self.default!r} {problem}")
+        return self
+
+    def value_problem(self, value: Any) -> str | None:
+        """Why ``value`` does not fit this parameter, or None."""
+        return value_problem(self.type, self.choices, value)
+
+
+def value_problem(kind: ParameterType, choices: list[Any] | None, value: Any) -> str | None:
+    if kind is ParameterType.BOOLEAN:
+        return None if isinstance(value, bool) else "must be true or false"
+    if kind is ParameterType.INTEGER:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be a whole number"
+    if kind is ParameterType.LIST:
+        ok = isinstance(value, list) and all(
+            isinstance(item, str | int | float | bool) for item in value
+        )
+        return None if ok else "must be a list of plain values"
+    if kind is ParameterType.ENUM:
+        if choices is not None and value not in choices:
+            return f"must be one of {', '.join(map(str, choices))}"
+        return None
+    if not isinstance(value, str):
+        return f"must be a string (got {type(value).__name__}; quote it in YAML)"
+    if kind is ParameterType.URL and not re.match(r"^https?://[^\s/$.?#][^\s]*$", value):
+        return "must be an http:// or https:// URL"
+    if kind is ParameterType.EMAIL and not re.match(EMAIL_PATTERN, value):
+        return "must be an email address"
+    return None
+
+
+class TemplateSpec(StrictModel):
+    src: RelativePath = Field(description="Template path relative to the catalogue's templates/")
+    dest: RelativePath = Field(
+        description="Output path, relative to the app's source tree (image) "
+        "or to its runtime folder (runtime)"
+    )
+    target: TemplateTarget = TemplateTarget.IMAGE
+
+    @field_validator("src", "dest")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        return _safe_relative(value)
+
+
+class AppManifest(StrictModel):
+    """An app that a region shares (``kind: App``)."""
+
+    api_version: Literal["smartshare/v1"] = Field(alias="apiVersion")
+    kind: Literal["App"]
+    name: Slug
+    title: NonEmptyStr
+    summary: LocalizedText
+    description: LocalizedText | None = None
+    owner: Owner
+    category: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
+    license: NonEmptyStr = Field(description="SPDX identifier or expression")
+    version: NonEmptyStr = Field(description='Version of the app, quoted: "1.10"')
+    maturity: Maturity
+    source: Source
+    images: Annotated[list[Image], Field(min_length=1)]
+    parameters: list[Parameter] = Field(default_factory=list)
+    templates: list[TemplateSpec] = Field(default_factory=list)
+    requires: list[Slug] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("license")
+    @classmethod
+    def _spdx(cls, value: str) -> str:
+        if not SPDX_EXPRESSION.match(value):
+            raise ValueError(f"'{value}' is not an SPDX identifier or expression")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.match(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$", value):
+            raise ValueError("must be a version such as \"1.4.0\" (letters, digits, '.', '-', '+')")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AppManifest:
+        for label, names in (
+            ("parameter", [p.name for p in self.parameters]),
+            ("image", [i.name for i in self.images]),
+            ("template dest", [f"{t.target.value}:{t.dest}" for t in self.templates]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{label} '{name}' is declared twice")
+                seen.add(name)
+        if self.name in self.requires:
+            raise ValueError("an app cannot require itself")
+        return self
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+
+class RegionType(StrEnum):
+    KOTA = "kota"
+    KABUPATEN = "kabupaten"
+    PROVINSI = "provinsi"
+
+
+class Contact(StrictModel):
+    name: NonEmptyStr | None = None
+    email: Email
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9][0-9 ()-]{4,30}$")] | None = None
+
+
+class Branding(StrictModel):
+    logo: NonEmptyStr | None = None
+    primary_color: Annotated[str, Field(pattern=COLOR_PATTERN)] | None = None
+    secondary_color: Annotated[str, Field(pattern=COLOR_PATTERN)] | None = None
+    motto: NonEmptyStr | None = None
+
+
+@lru_cache(maxsize=512)
+def timezone_exists(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$|^UTC$", name):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class RegionProfile(StrictModel):
+    """A region that adopts apps (``kind: Region``)."""
+
+    api_version: Literal["smartshare/v1"] = Field(alias="apiVersion")
+    kind: Literal["Region"]
+    name: Slug
+    title: NonEmptyStr
+    type: RegionType
+    code: Annotated[str, Field(pattern=REGION_CODE_PATTERN)]
+    province: NonEmptyStr
+    timezone: NonEmptyStr = Field(description="IANA time zone, e.g. Asia/Makassar")
+    locale: Annotated[str, Field(pattern=LOCALE_PATTERN)] = "id-ID"
+    domain: Annotated[str, Field(pattern=DOMAIN_PATTERN)]
+    registry: Annotated[str, Field(pattern=REGISTRY_PATTERN)] | None = None
+    contact: Contact
+    branding: Branding = Field(default_factory=Branding)
+    apps: dict[Slug, dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]] = (
+        Field(default_factory=dict)
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if not timezone_exists(value):
+            raise ValueError(
+                f"unknown time zone '{value}'; Indonesia uses Asia/Jakarta, Asia/Pontianak, "
+                "Asia/Makassar or Asia/Jayapura"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _code_matches_type(self) -> RegionProfile:
+        parts = self.code.split(".")
+        if self.type is RegionType.PROVINSI:
+            if len(parts) != 1:
+                raise ValueError(f"code '{self.code}': a provinsi code is 'PP' (two digits)")
+        elif len(parts) != 2:
+            raise ValueError(f"code '{self.code}': a {self.type.value} code is 'PP.KK'")
+        else:
+            number = int(parts[1])
+            if self.type is RegionType.KOTA and not 71 <= number <= 99:
+                raise ValueError(
+                    f"code '{self.code}': a kota is numbered 71-99 within its province"
+                )
+            if self.type is RegionType.KABUPATEN and not 1 <= number <= 69:
+                raise ValueError(
+                    f"code '{self.code}': a kabupaten is numbered 01-69 within its province"
+                )
+        return self
+
+    def image_namespace(self) -> str:
+        """Where this region's images go: its registry, or a local namespace."""
+        return self.registry or f"smartshare/{self.name}"
+
+
+def is_secret_reference(value: object) -> bool:
+    return isinstance(value, str) and re.match(SECRET_REFERENCE_PATTERN, value) is not None
+
+
+def model_for_kind(kind: object) -> type[AppManifest] | type[RegionProfile] | None:
+    if kind == "App":
+        return AppManifest
+    if kind == "Region":
+        return RegionProfile
+    return None
