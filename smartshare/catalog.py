@@ -148,10 +148,11 @@ def _present_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]
     kept: list[str | int] = []
     current = data
     for part in loc:
-        if (isinstance(current, dict) and part in current) or (isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)):
-            current = current[part]
-        else:
+        in_mapping = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if not (in_mapping or in_list):
             break
+        current = current[part]
         kept.append(part)
     return tuple(kept)
 
