@@ -390,7 +390,7 @@ class RegionProfile(StrictModel):
 
     def image_namespace(self) -> str:
         """Where this region's images go: its registry, or a local namespace."""
-        return self.registry or f"smartshare/{self.name}"
+        return self.registry or "smartshare"
 
 
 def is_secret_reference(value: object) -> bool:

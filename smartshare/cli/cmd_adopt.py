@@ -1,0 +1,306 @@
+"""``smartshare plan``, ``adopt`` and ``status``: the adoption commands."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from smartshare.cli.options import CatalogOption, ListFormat
+
+if TYPE_CHECKING:
+    from smartshare.adopt import AdoptResult, Event
+    from smartshare.console import Console
+
+AppsArgument = Annotated[
+    list[str] | None, typer.Argument(help="Apps to adopt (what they require comes too).")
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Every app in the catalogue.")]
+RegionOption = Annotated[
+    Path,
+    typer.Option("--region", "-r", help="Region profile (YAML) of the adopting region."),
+]
+WorkspaceOption = Annotated[
+    Path,
+    typer.Option("--workspace", "-w", help="Folder for sources, rendered files and the lock file."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="APP.PARAM=VALUE, overriding the profile (repeatable).", show_default=False
+    ),
+]
+NoBuildOption = Annotated[
+    bool, typer.Option("--no-build", help="Fetch and render only; no Docker engine needed.")
+]
+PushOption = Annotated[bool, typer.Option("--push", help="Push images to the region's registry.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Redo every step, even if up to date.")]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="SMARTSHARE_CACHE_DIR",
+        help="Git mirror cache (default: ~/.cache/smartshare).",
+        show_default=False,
+    ),
+]
+DEFAULT_WORKSPACE = Path("smartshare-workspace")
+
+
+def plan_command(
+    apps: AppsArgument = None,
+    region: RegionOption = ...,  # type: ignore[assignment]
+    all_apps: AllOption = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    overrides: SetOption = None,
+    no_build: NoBuildOption = False,
+    push: PushOption = False,
+    force: ForceOption = False,
+    cache_dir: CacheOption = None,
+    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+    catalog: CatalogOption = None,
+) -> None:
+    """Show what 'adopt' would do, in order, without doing it."""
+    from smartshare.adopt import make_plan
+    from smartshare.console import get_console
+
+    console = get_console()
+    plan = make_plan(
+        apps=apps or [],
+        all_apps=all_apps,
+        region_file=region,
+        workspace=workspace,
+        catalog_root=catalog,
+        overrides=overrides or [],
+        build=not no_build,
+        push=push,
+        force=force,
+        cache_dir=cache_dir,
+    )
+    if output is ListFormat.JSON:
+        console.json(
+            {
+                "region": plan.region,
+                "workspace": str(plan.workspace),
+                "apps": [e.as_dict() for e in plan.entries],
+            }
+        )
+        return
+    console.table(
+        ["#", "App", "Version", "Source", "Commit", "Files", "Images", "To do"],
+        [
+            [
+                str(index),
+                e.app,
+                e.version,
+                f"{e.source} ({e.ref})",
+                e.commit[:12] + (" (pinned)" if e.pinned else ""),
+                "\n".join(f"{dest} [{target}]" for dest, target in e.files) or "-",
+                "\n".join(e.images),
+                ", ".join(e.actions) + ("\n" + "; ".join(e.reasons) if e.reasons else "")
+                if e.actions
+                else "up to date",
+            ]
+            for index, e in enumerate(plan.entries, 1)
+        ],
+        title=f"Plan for region '{plan.region}' in {plan.workspace}",
+    )
+
+
+class _ProgressView:
+    """Live progress: one line per app with its phase; build logs with -v."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = console.progress()
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, event: Event) -> None:
+        from smartshare.adopt import Phase
+
+        if event.log:
+            if self.console.verbose:
+                self.progress.console.print(
+                    f"[dim]{event.app}:[/dim] {event.message}", markup=True, highlight=False
+                )
+            return
+        task = self.tasks.get(event.app)
+        if task is None:
+            task = self.progress.add_task(event.app, total=1, phase=event.phase.value)
+            self.tasks[event.app] = task
+        finished = event.phase in (Phase.DONE, Phase.UP_TO_DATE, Phase.FAILED, Phase.SKIPPED)
+        phase = event.phase.value + (f" {event.message}" if event.message and not finished else "")
+        self.progress.update(task, phase=phase, completed=1 if finished else 0)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _render_summary(console: Console, result: AdoptResult) -> None:
+    from smartshare.adopt import Outcome
+
+    console.table(
+        ["App", "Result", "Version", "Commit", "Images", "Note"],
+        [
+            [
+                r.app,
+                r.outcome.value,
+                r.version,
+                r.commit[:12],
+                "\n".join(r.images) or "-",
+                (r.message + (f"\nhint: {r.hint}" if r.hint else ""))
+                if r.outcome is not Outcome.UP_TO_DATE
+                else "",
+            ]
+            for r in result.results
+        ],
+        title=f"Region '{result.region}', workspace {result.workspace}",
+    )
+    for r in result.results:
+        if r.traceback:
+            console.info(f"{r.app}: unexpected error\n{r.traceback}")
+    if result.results and all(r.outcome is Outcome.UP_TO_DATE for r in result.results):
+        console.line(f"All {len(result.results)} app(s) up to date; nothing to do.")
+
+
+def adopt_command(
+    apps: AppsArgument = None,
+    region: RegionOption = ...,  # type: ignore[assignment]
+    all_apps: AllOption = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Apps adopted at once (default: CPUs)."),
+    ] = None,
+    overrides: SetOption = None,
+    no_build: NoBuildOption = False,
+    push: PushOption = False,
+    force: ForceOption = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop starting apps after the first failure.")
+    ] = False,
+    cache_dir: CacheOption = None,
+    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+    catalog: CatalogOption = None,
+) -> None:
+    """Adopt apps for a region: fetch, render, build, push (if asked), record."""
+    from smartshare.adopt import adopt
+    from smartshare.console import get_console
+    from smartshare.errors import AdoptionFailedError, InterruptedRunError
+
+    console = get_console()
+    view = _ProgressView(console)
+    live = view.progress if output is ListFormat.TABLE else contextlib.nullcontext()
+    with _sigterm_as_interrupt(), live:
+        result = adopt(
+            apps=apps or [],
+            all_apps=all_apps,
+            region_file=region,
+            workspace=workspace,
+            catalog_root=catalog,
+            jobs=jobs,
+            overrides=overrides or [],
+            build=not no_build,
+            push=push,
+            force=force,
+            fail_fast=fail_fast,
+            cache_dir=cache_dir,
+            on_event=view if output is ListFormat.TABLE else None,
+        )
+    if output is ListFormat.JSON:
+        console.json(
+            {
+                "region": result.region,
+                "workspace": str(result.workspace),
+                "interrupted": result.interrupted,
+                "apps": [
+                    {
+                        "app": r.app,
+                        "result": r.outcome.value,
+                        "version": r.version,
+                        "commit": r.commit,
+                        "images": r.images,
+                        "digests": r.digests,
+                        "message": r.message,
+                    }
+                    for r in result.results
+                ],
+            }
+        )
+    else:
+        _render_summary(console, result)
+    if result.interrupted:
+        raise InterruptedRunError(
+            "interrupted; the apps that finished are recorded in the lock",
+            hint="run the same command again to finish the job",
+        )
+    if result.failed:
+        names = ", ".join(r.app for r in result.failed)
+        raise AdoptionFailedError(
+            f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
+            hint="the others are recorded in the lock; fix the cause and run again",
+        )
+
+
+def status_command(
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            "--catalog", help="Catalogue to compare with (default: the one adopted from)."
+        ),
+    ] = None,
+) -> None:
+    """Show what a workspace holds and what drifted since it was adopted."""
+    from smartshare.console import get_console
+    from smartshare.status import workspace_status
+
+    console = get_console()
+    status = workspace_status(workspace=workspace, catalog_root=catalog)
+    if output is ListFormat.JSON:
+        console.json(status.as_dict())
+        return
+    console.table(
+        ["App", "Version", "Commit", "Image", "Digest", "Adopted", "Drift"],
+        [
+            [
+                a.app,
+                a.version,
+                a.commit[:12],
+                "\n".join(a.images) or ("-" if a.built else "not built (--no-build)"),
+                "\n".join(d[:19] for d in a.digests) or "-",
+                a.adopted_at,
+                "\n".join(a.drift) or "none",
+            ]
+            for a in status.apps
+        ],
+        title=f"Workspace {status.workspace} (region '{status.region}')",
+    )
+    for line in status.region_drift:
+        console.warning(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_command)
+    app.command("adopt")(adopt_command)
+    app.command("status")(status_command)

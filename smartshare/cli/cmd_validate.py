@@ -1,0 +1,55 @@
+"""``smartshare validate``: check a catalogue, or given files, for CI and authors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smartshare.cli.options import CatalogOption, ValidateFormat
+from smartshare.errors import ExitCode
+
+
+def validate_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders to check. Default: the whole catalogue."),
+    ] = None,
+    output: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ValidateFormat.TEXT
+    ),
+    catalog: CatalogOption = None,
+) -> None:
+    """Validate app manifests, region profiles and their templates."""
+    from smartshare.catalog import resolve_catalog_root
+    from smartshare.console import get_console
+    from smartshare.errors import UsageError
+    from smartshare.validation import validate
+
+    console = get_console()
+    missing = [str(p) for p in paths or [] if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    report = validate(catalog_root=resolve_catalog_root(catalog), paths=list(paths or []))
+    if output is ValidateFormat.JSON:
+        console.json({"valid": report.valid, "problems": [p.as_dict() for p in report.problems]})
+    elif output is ValidateFormat.GITHUB:
+        for problem in report.problems:
+            console.plain(problem.as_github())
+    else:
+        for problem in report.problems:
+            console.plain(problem.as_text())
+        errors = sum(1 for p in report.problems if p.severity.value == "error")
+        warnings = len(report.problems) - errors
+        verdict = "valid" if report.valid else "invalid"
+        console.info(
+            f"{report.files_checked} file(s) checked: {verdict}, "
+            f"{errors} error(s), {warnings} warning(s)"
+        )
+    if not report.valid:
+        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)

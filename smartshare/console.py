@@ -1,0 +1,103 @@
+"""The one console wrapper: every line smartshare shows goes through here.
+
+Commands build results; this module decides how they look (rich tables for
+people, JSON for scripts) and where they go (results to stdout, errors and
+progress to stderr, so ``--format json`` output stays parseable).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console as RichConsole
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from smartshare.diagnostics import Problem
+    from smartshare.errors import SmartshareError
+
+
+class Console:
+    def __init__(self) -> None:
+        self.out = RichConsole(highlight=False, soft_wrap=False)
+        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        self.verbose = False
+
+    # -- results -----------------------------------------------------------
+    def line(self, text: str = "", *, markup: bool = False) -> None:
+        self.out.print(text if markup else escape(text), soft_wrap=True)
+
+    def plain(self, text: str) -> None:
+        """Write text exactly as given (machine-readable output)."""
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+    def json(self, data: Any) -> None:
+        self.plain(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[str]],
+        *,
+        title: str | None = None,
+    ) -> None:
+        table = Table(title=title, show_lines=False, header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        self.out.print(table)
+
+    def render(self, renderable: Any) -> None:
+        self.out.print(renderable)
+
+    # -- diagnostics -------------------------------------------------------
+    def info(self, text: str) -> None:
+        self.err.print(escape(text))
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            self.err.print(f"[dim]{escape(text)}[/dim]")
+
+    def warning(self, text: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {escape(text)}")
+
+    def problems(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.err.print(escape(problem.as_text()), soft_wrap=True)
+
+    def error(self, exc: SmartshareError) -> None:
+        self.err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", soft_wrap=True)
+        self.problems(getattr(exc, "problems", ()))
+        if exc.hint:
+            self.err.print(f"[cyan]hint:[/cyan] {escape(exc.hint)}", soft_wrap=True)
+
+    def progress(self) -> Progress:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[phase]}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=False,
+        )
+
+
+_console: Console | None = None
+
+
+def get_console() -> Console:
+    global _console
+    if _console is None:
+        _console = Console()
+    return _console

@@ -1,0 +1,678 @@
+"""Fetch an app's source from git into a build context without ``.git``.
+
+Each repository gets one bare mirror in the cache, keyed by a hash of its URL.
+Only the requested ref is fetched, shallow, so a refresh that finds nothing new
+costs one round trip.  The tree of the resolved commit is then exported with
+``git archive``: the build context never contains ``.git`` (no history, no
+remote configuration, nothing a Dockerfile could leak into an image).
+
+Manifests are untrusted, so URLs are checked again here, git never prompts,
+never runs unsafe transports, and credentials only travel in the environment of
+the git process (``SMARTSHARE_GIT_TOKEN``), never in argv or a config file.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from smartshare.errors import (
+    GitError,
+    PinnedCommitMismatchError,
+    UnsafePathError,
+    WorkspaceError,
+)
+from smartshare.giturl import git_url_problem, is_local_url, redact_text, redact_url
+
+TOKEN_ENV = "SMARTSHARE_GIT_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+USERNAME_ENV = "SMARTSHARE_GIT_USERNAME"
+CACHE_DIR_ENV = "SMARTSHARE_CACHE_DIR"
+DEFAULT_TOKEN_USERNAME = "oauth2"  # noqa: S105 - what GitLab/Gitea accept with a token
+DEFAULT_TIMEOUT = 300.0
+
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+_BAD_REF_CHARS = frozenset(" ~^:?*[\\\x7f")
+# Fetched refs live in their own namespace, hex-encoded, so that a tag "a" and
+# a branch "a/b" never collide as files under refs/.
+_REF_NAMESPACE = "refs/smartshare/"
+# $GIT_DIR/info/attributes outranks the .gitattributes inside the tree: this
+# keeps an untrusted repository from dropping files (export-ignore), rewriting
+# them (export-subst, ident, eol) or invoking a filter driver from the user's
+# config (filter=lfs) while it is exported.  The tree comes out byte for byte.
+_FAITHFUL_ATTRIBUTES = (
+    "* -export-ignore -export-subst -filter -text -crlf -eol -ident -working-tree-encoding\n"
+)
+_LOCK_POLL_SECONDS = 0.05
+
+_UNREACHABLE_HINT = (
+    "check the URL and your network; for private repositories set SMARTSHARE_GIT_TOKEN "
+    "(https) or load an SSH key into ssh-agent (ssh)"
+)
+_AUTH_HINT = (
+    "the repository needs credentials: set SMARTSHARE_GIT_TOKEN (and SMARTSHARE_GIT_USERNAME "
+    "if the forge wants another user name than 'oauth2') for https, or load an SSH key into "
+    "ssh-agent for ssh"
+)
+
+
+@dataclass(frozen=True)
+class ResolvedRef:
+    """A ref resolved to a commit, available in the local mirror."""
+
+    url: str  # redacted URL as the manifest names it (before any rewrite)
+    ref: str
+    commit: str  # 40-hex sha of the commit the ref points at (tags peeled)
+    mirror: Path  # the bare mirror in the cache
+
+
+@dataclass(frozen=True)
+class FetchedSource:
+    """The exported tree of a resolved ref."""
+
+    path: Path  # the exported tree (no .git inside)
+    url: str  # redacted
+    ref: str
+    commit: str
+
+
+def default_cache_dir() -> Path:
+    """``$SMARTSHARE_CACHE_DIR``, else ``$XDG_CACHE_HOME/smartshare``, else ``~/.cache/smartshare``.
+
+    Git mirrors go into its ``git`` subfolder.
+    """
+    explicit = os.environ.get(CACHE_DIR_ENV, "")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "smartshare"
+    return Path.home() / ".cache" / "smartshare"
+
+
+def resolve_ref(
+    *,
+    url: str,
+    ref: str,
+    commit: str | None,
+    cache_dir: Path,
+    refresh: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    rewrites: Mapping[str, str] | None = None,
+) -> ResolvedRef:
+    """Bring ``ref`` of ``url`` into the cached mirror and resolve it to a commit.
+
+    With ``refresh=False`` the mirror is used as it is when it already holds the
+    ref (and, if ``commit`` is pinned, the ref is at that commit): no network.
+    Otherwise the ref is fetched, force-updating a moved tag or rewound branch.
+
+    Raises GitError when the URL is refused, the repository cannot be reached
+    or the ref does not exist, and PinnedCommitMismatchError when ``commit`` is
+    given and the ref points elsewhere.
+    """
+    shown = redact_url(url)
+    _check_url(url, shown)
+    _check_ref(ref, shown)
+    expected = _check_pin(commit, ref, shown)
+    remote = _effective_url(url, shown, rewrites)
+    mirror = mirror_path(cache_dir=cache_dir, url=url)
+
+    with _locked(mirror, timeout=timeout, shown=shown):
+        _ensure_mirror(mirror, shown=shown, timeout=timeout)
+        actual = None
+        if not refresh:
+            actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
+            if expected is not None and actual != expected:
+                # A stale cache must not turn into a false mismatch: look again.
+                actual = None
+        if actual is None:
+            _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
+            actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
+        if actual is None:
+            raise _ref_not_found(ref, shown)
+
+    if expected is not None and actual != expected:
+        raise PinnedCommitMismatchError(
+            f"ref '{ref}' of {shown} points at commit {actual}, "
+            f"but the manifest pins commit {expected}",
+            hint=(
+                "the tag was moved or the branch has advanced since the manifest was written; "
+                "check with the publishing region which commit is right, then update "
+                "'commit' in the manifest (or point 'ref' at the pinned commit)"
+            ),
+        )
+    return ResolvedRef(url=shown, ref=ref, commit=actual, mirror=mirror)
+
+
+def export_tree(
+    *, resolved: ResolvedRef, dest: Path, timeout: float = DEFAULT_TIMEOUT
+) -> FetchedSource:
+    """Write the tree of ``resolved.commit`` into ``dest``, without ``.git``.
+
+    ``dest`` must not exist or be an empty folder.  The tree is assembled in a
+    hidden sibling and renamed into place, so a failure leaves ``dest`` as it
+    was.  Executable bits and symlinks are reproduced as git stores them.
+    """
+    if not _SHA1.match(resolved.commit):
+        raise GitError(
+            f"'{resolved.commit}' is not a full commit id (ref '{resolved.ref}' of {resolved.url})",
+            hint="resolve the ref with resolve_ref() first",
+        )
+    _check_dest(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    except OSError as exc:
+        raise _workspace_error(f"cannot create {dest.parent}", exc) from exc
+    try:
+        archive = staging / "tree.tar"
+        status, _out, err = _run_git(
+            ["archive", "--format=tar", "-o", str(archive), resolved.commit],
+            cwd=resolved.mirror,
+            env=_base_env(),
+            timeout=timeout,
+        )
+        if status != 0:
+            raise GitError(
+                f"cannot export commit {resolved.commit} (ref '{resolved.ref}' of "
+                f"{resolved.url}): {_reason(err, resolved.url)}",
+                hint=(
+                    f"the cached mirror {resolved.mirror} may be damaged: delete it and run "
+                    "again to fetch the repository afresh"
+                ),
+            )
+        tree = staging / "tree"
+        tree.mkdir()
+        _extract_tar(archive, tree)
+        archive.unlink()
+        # Renaming onto an empty folder replaces it atomically on POSIX.
+        tree.rename(dest)
+    except OSError as exc:
+        raise _workspace_error(f"cannot write the source tree into {dest}", exc) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return FetchedSource(path=dest, url=resolved.url, ref=resolved.ref, commit=resolved.commit)
+
+
+def fetch_source(
+    *,
+    url: str,
+    ref: str,
+    commit: str | None,
+    dest: Path,
+    cache_dir: Path,
+    timeout: float = DEFAULT_TIMEOUT,
+    rewrites: Mapping[str, str] | None = None,
+) -> FetchedSource:
+    """Resolve ``ref`` of ``url`` (checking the pin) and export its tree into ``dest``."""
+    resolved = resolve_ref(
+        url=url,
+        ref=ref,
+        commit=commit,
+        cache_dir=cache_dir,
+        timeout=timeout,
+        rewrites=rewrites,
+    )
+    return export_tree(resolved=resolved, dest=dest, timeout=timeout)
+
+
+def mirror_path(*, cache_dir: Path, url: str) -> Path:
+    """Where the bare mirror of ``url`` lives: a readable name plus a hash of the URL."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    tail = tail.removesuffix(".git")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip(".-")[:40] or "repo"
+    return cache_dir / "git" / f"{readable}-{digest}.git"
+
+
+def rewrite_url(url: str, rewrites: Mapping[str, str] | None) -> str:
+    """Apply the longest matching prefix rewrite (e.g. a region's local forge mirror)."""
+    if not rewrites:
+        return url
+    matches = [prefix for prefix in rewrites if prefix and url.startswith(prefix)]
+    if not matches:
+        return url
+    prefix = max(matches, key=len)
+    return rewrites[prefix] + url[len(prefix) :]
+
+
+# --- validation -------------------------------------------------------------
+
+
+def _check_url(url: str, shown: str) -> None:
+    problem = git_url_problem(url)
+    if problem is not None:
+        raise GitError(
+            f"refusing repository URL {_redact(shown, url)!r}: {problem}",
+            hint="fix 'source.repo' in the manifest",
+        )
+
+
+def _check_ref(ref: str, shown: str) -> None:
+    problem = _ref_problem(ref)
+    if problem is not None:
+        raise GitError(
+            f"refusing ref {ref!r} of {shown}: {problem}",
+            hint="'source.ref' must name a tag or a branch, e.g. v1.2.0 or main",
+        )
+
+
+def _ref_problem(ref: str) -> str | None:
+    """Why ``ref`` is not a plain git ref name (the rules of git check-ref-format)."""
+    if not ref:
+        return "the ref is empty"
+    if ref.startswith(("-", "+")):
+        return "a ref must not start with '-' or '+'"
+    if any(ord(ch) < 32 or ch in _BAD_REF_CHARS for ch in ref):
+        return "a ref must not contain spaces, control characters or any of ~^:?*[\\"
+    if ".." in ref or "@{" in ref or ref == "@":
+        return "a ref must not contain '..' or '@{'"
+    if ref.endswith("."):
+        return "a ref must not end with '.'"
+    for part in ref.split("/"):
+        if not part:
+            return "a ref must not start or end with '/' nor contain '//'"
+        if part.startswith(".") or part.endswith(".lock"):
+            return "no part of a ref may start with '.' or end with '.lock'"
+    return None
+
+
+def _check_pin(commit: str | None, ref: str, shown: str) -> str | None:
+    if commit is None:
+        return None
+    pin = commit.strip().lower()
+    if not _SHA1.match(pin):
+        raise GitError(
+            f"pinned commit {commit!r} for ref '{ref}' of {shown} is not a 40-hex commit id",
+            hint="write the full commit id in 'source.commit' (git rev-parse <ref>^{commit})",
+        )
+    return pin
+
+
+def _effective_url(url: str, shown: str, rewrites: Mapping[str, str] | None) -> str:
+    remote = rewrite_url(url, rewrites)
+    if remote != url:
+        problem = git_url_problem(remote)
+        if problem is not None:
+            raise GitError(
+                f"refusing the rewritten URL for {shown} "
+                f"({redact_url(remote)!r}): {_redact(problem, remote)}",
+                hint="fix the URL rewrite in the configuration",
+            )
+    if is_local_url(remote) and not remote.startswith("file://") and not Path(remote).is_absolute():
+        # git runs inside the mirror; a relative path means the caller's folder.
+        remote = str(Path(remote).absolute())
+    return remote
+
+
+def _check_dest(dest: Path) -> None:
+    try:
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+            raise WorkspaceError(
+                f"cannot export the source into {dest}: it exists and is not a folder",
+                hint="remove it or choose another destination",
+            )
+        if dest.is_dir() and any(dest.iterdir()):
+            raise WorkspaceError(
+                f"cannot export the source into {dest}: the folder is not empty",
+                hint="remove it or choose another destination",
+            )
+    except OSError as exc:
+        raise _workspace_error(f"cannot inspect {dest}", exc) from exc
+
+
+# --- the mirror ---------------------------------------------------------------
+
+
+@contextmanager
+def _locked(mirror: Path, *, timeout: float, shown: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``mirror`` (other threads and processes wait)."""
+    lock_path = mirror.with_name(mirror.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _workspace_error(
+            f"cannot use the git cache in {lock_path.parent}",
+            exc,
+            hint="set SMARTSHARE_CACHE_DIR to a writable folder",
+        ) from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GitError(
+                        f"timed out after {timeout:g} s waiting for another smartshare run "
+                        f"that is fetching {shown}",
+                        hint="try again when the other run has finished",
+                    ) from None
+                time.sleep(_LOCK_POLL_SECONDS)
+        yield
+    finally:
+        # Closing the descriptor releases the lock, also if the process dies.
+        os.close(fd)
+
+
+def _ensure_mirror(mirror: Path, *, shown: str, timeout: float) -> None:
+    """Create the bare mirror if it is missing or was left half-made."""
+    if (mirror / "HEAD").is_file() and (mirror / "objects").is_dir():
+        return
+    try:
+        if mirror.exists() or mirror.is_symlink():
+            _remove(mirror)
+        staging = Path(tempfile.mkdtemp(prefix=f".{mirror.name}.init-", dir=mirror.parent))
+    except OSError as exc:
+        raise _workspace_error(f"cannot prepare the git cache in {mirror.parent}", exc) from exc
+    try:
+        status, _out, err = _run_git(
+            ["init", "--bare", "--quiet", "--", str(staging)],
+            cwd=mirror.parent,
+            env=_base_env(),
+            timeout=timeout,
+        )
+        if status != 0:
+            raise GitError(
+                f"cannot create the git mirror for {shown} in {mirror.parent}: {_reason(err)}",
+                hint="set SMARTSHARE_CACHE_DIR to a writable folder",
+            )
+        (staging / "info").mkdir(exist_ok=True)
+        (staging / "info" / "attributes").write_text(_FAITHFUL_ATTRIBUTES, encoding="utf-8")
+        (staging / "description").write_text(f"smartshare mirror of {shown}\n", encoding="utf-8")
+        staging.rename(mirror)
+    except OSError as exc:
+        raise _workspace_error(f"cannot create the git mirror in {mirror.parent}", exc) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _local_ref(ref: str) -> str:
+    return _REF_NAMESPACE + ref.encode("utf-8").hex()
+
+
+def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str | None:
+    """The commit ``ref`` points at in the mirror, or None when the mirror lacks it."""
+    local = _local_ref(ref)
+    status, out, _err = _run_git(
+        ["rev-parse", "--verify", "--quiet", local + "^{commit}"],
+        cwd=mirror,
+        env=_base_env(),
+        timeout=timeout,
+    )
+    if status == 0 and _SHA1.match(out.strip()):
+        return out.strip()
+    status, _out, _err = _run_git(
+        ["rev-parse", "--verify", "--quiet", local], cwd=mirror, env=_base_env(), timeout=timeout
+    )
+    if status == 0:
+        raise GitError(
+            f"ref '{ref}' of {shown} does not point at a commit",
+            hint="'source.ref' must name a tag or a branch that points at a commit",
+        )
+    return None
+
+
+def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float) -> None:
+    """Fetch only ``ref`` (depth 1), force-updating its local copy."""
+    refspec = f"+{ref}:{_local_ref(ref)}"
+    args = ["fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules"]
+    status, _out, err = _run_git(
+        [*args, "--", remote, refspec], cwd=mirror, env=_fetch_env(remote), timeout=timeout
+    )
+    if status == 0:
+        return
+    via = f" (via {redact_url(remote)})" if remote != url else ""
+    if err.startswith("Timeout:"):
+        # A killed fetch can leave git's own lock files behind: start afresh next time.
+        shutil.rmtree(mirror, ignore_errors=True)
+        raise GitError(
+            f"fetching ref '{ref}' from {shown}{via} timed out after {timeout:g} s",
+            hint="check your network, or raise the timeout for slow links",
+        )
+    if "couldn't find remote ref" in err:
+        raise _ref_not_found(ref, shown)
+    reason = _reason(err, url, remote)
+    raise GitError(
+        f"cannot fetch ref '{ref}' from {shown}{via}: {reason}",
+        hint=_AUTH_HINT if _looks_like_auth(err) else _UNREACHABLE_HINT,
+    )
+
+
+def _ref_not_found(ref: str, shown: str) -> GitError:
+    return GitError(
+        f"ref '{ref}' not found in {shown}",
+        hint=(
+            "'source.ref' must name an existing tag or branch of the repository; "
+            "list them with: git ls-remote --tags --heads <repository>"
+        ),
+    )
+
+
+def _looks_like_auth(err: str) -> bool:
+    lowered = err.lower()
+    return any(
+        marker in lowered
+        for marker in (
+            "authentication failed",
+            "could not read username",
+            "could not read password",
+            "permission denied",
+            "http 401",
+            "http 403",
+            "error: 401",
+            "error: 403",
+        )
+    )
+
+
+# --- running git --------------------------------------------------------------
+
+
+def _base_env() -> dict[str, str]:
+    """Environment for every git call: never prompt, never hang on a dead link."""
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+        "GIT_HTTP_LOW_SPEED_TIME": "30",
+        # The manifest check already refuses other transports; this also covers
+        # redirects and anything git would reach on its own.
+        "GIT_ALLOW_PROTOCOL": os.environ.get("GIT_ALLOW_PROTOCOL") or "https:ssh:file",
+    }
+    if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return env
+
+
+def _fetch_env(remote: str) -> dict[str, str]:
+    """:func:`_base_env` plus the token as an HTTP header for https remotes.
+
+    The header goes through GIT_CONFIG_* variables: it reaches git without
+    appearing in argv (visible to every user in ps) or in any config file, and
+    it is scoped to the remote's host so a redirect elsewhere does not carry it.
+    """
+    env = _base_env()
+    token = os.environ.get(TOKEN_ENV, "")
+    parts = urlsplit(remote)
+    if not token or parts.scheme.lower() != "https" or not parts.hostname:
+        return env
+    username = os.environ.get(USERNAME_ENV) or DEFAULT_TOKEN_USERNAME
+    basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    count = os.environ.get("GIT_CONFIG_COUNT", "")
+    index = int(count) if count.isdigit() else 0
+    env[f"GIT_CONFIG_KEY_{index}"] = f"http.https://{host}/.extraHeader"
+    env[f"GIT_CONFIG_VALUE_{index}"] = f"Authorization: Basic {basic}"
+    env["GIT_CONFIG_COUNT"] = str(index + 1)
+    return env
+
+
+def _run_git(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """Run git; return (status, stdout, stderr).  A timeout kills git and its children."""
+    try:
+        import git
+    except ImportError as exc:  # GitPython refuses to import when no git binary is found
+        raise GitError(
+            "git is not available",
+            hint="install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE",
+        ) from exc
+    runner = git.Git(str(cwd))
+    command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), *args]
+    try:
+        status, out, err = runner.execute(
+            command,
+            env=dict(env),
+            kill_after_timeout=timeout,
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+    except git.exc.GitCommandNotFound as exc:
+        raise GitError(
+            "git is not available",
+            hint="install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE",
+        ) from exc
+    stdout = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
+    return int(status), stdout, str(err)
+
+
+def _reason(err: str, *urls: str) -> str:
+    """The telling line of git's stderr, without credentials."""
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    telling = next(
+        (line for line in lines if line.startswith(("fatal:", "error:"))),
+        lines[0] if lines else "git failed without saying why",
+    )
+    for prefix in ("fatal: ", "error: "):
+        telling = telling.removeprefix(prefix)
+    return _redact(telling, *urls)
+
+
+def _redact(text: str, *urls: str) -> str:
+    for url in urls:
+        text = redact_text(text, url)
+    token = os.environ.get(TOKEN_ENV, "")
+    if token:
+        username = os.environ.get(USERNAME_ENV) or DEFAULT_TOKEN_USERNAME
+        basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+        text = text.replace(basic, "***").replace(token, "***")
+    return text
+
+
+def _workspace_error(what: str, exc: OSError, *, hint: str | None = None) -> WorkspaceError:
+    return WorkspaceError(
+        f"{what}: {exc.strerror or exc}",
+        hint=hint or "check free disk space and the permissions of the folder",
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+# --- extracting git archive output -------------------------------------------
+
+
+def _extract_tar(archive: Path, root: Path) -> None:
+    """Unpack ``archive`` (from git archive) into the empty folder ``root``.
+
+    Only folders, regular files and symlinks are accepted; names must stay
+    inside ``root`` and nothing is ever written through a symlink, even when a
+    crafted tree lists a symlink and a folder under the same name.
+    """
+    with tarfile.open(archive, mode="r:") as tar:
+        for member in tar:
+            parts = _member_parts(member.name)
+            if not parts:
+                continue
+            parent = _ensure_dirs(root, parts[:-1], member.name)
+            target = parent / parts[-1]
+            if member.isdir():
+                _ensure_dirs(root, parts, member.name)
+            elif member.isreg():
+                _write_file(tar, member, target)
+            elif member.issym():
+                try:
+                    target.symlink_to(member.linkname)
+                except FileExistsError:
+                    raise _duplicate(member.name) from None
+            else:
+                raise UnsafePathError(
+                    f"the source tree holds {member.name!r}, which is neither a file, "
+                    "a folder nor a symlink",
+                    hint="git trees only hold those; the archive was not made by git",
+                )
+
+
+def _member_parts(name: str) -> tuple[str, ...]:
+    if name.startswith("/") or (name and PurePosixPath(name).is_absolute()):
+        raise UnsafePathError(
+            f"refusing archive entry {name!r}: absolute path",
+            hint="the repository's tree is malformed; ask its publisher to fix it",
+        )
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise UnsafePathError(
+            f"refusing archive entry {name!r}: it climbs out of the folder with '..'",
+            hint="the repository's tree is malformed; ask its publisher to fix it",
+        )
+    return parts
+
+
+def _ensure_dirs(root: Path, parts: Sequence[str], name: str) -> Path:
+    """Create the folders ``parts`` under ``root``, refusing to pass through a symlink."""
+    current = root
+    for part in parts:
+        current = current / part
+        try:
+            current.mkdir(mode=0o755)
+        except FileExistsError:
+            if current.is_symlink() or not current.is_dir():
+                raise UnsafePathError(
+                    f"refusing archive entry {name!r}: {part!r} is already a file or symlink",
+                    hint="the repository's tree is malformed; ask its publisher to fix it",
+                ) from None
+    return current
+
+
+def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - isreg() members always have data
+        raise UnsafePathError(f"archive entry {member.name!r} has no data")
+    try:
+        # O_EXCL|O_NOFOLLOW: never overwrite or write through what is already there.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        raise _duplicate(member.name) from None
+    with source, os.fdopen(fd, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+        # The umask must not decide the modes git recorded.
+        os.fchmod(sink.fileno(), mode)
+    os.utime(target, (member.mtime, member.mtime))
+
+
+def _duplicate(name: str) -> UnsafePathError:
+    return UnsafePathError(
+        f"refusing archive entry {name!r}: the tree lists that path twice",
+        hint="the repository's tree is malformed; ask its publisher to fix it",
+    )

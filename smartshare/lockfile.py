@@ -1,0 +1,97 @@
+"""``WORKSPACE/smartshare.lock``: what was adopted, exactly, and nothing secret.
+
+The lock records only what succeeded.  It is rewritten atomically after each
+app finishes, so an interrupted run leaves it consistent, and the next run
+carries on from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from smartshare.errors import WorkspaceError
+
+LOCK_NAME = "smartshare.lock"
+LOCK_VERSION = 1
+
+
+class _LockModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LockedSource(_LockModel):
+    url: str  # redacted
+    ref: str
+    commit: str
+
+
+class LockedFile(_LockModel):
+    dest: str
+    target: str  # image | runtime
+    # sha256 of image files; for runtime files (which may hold secrets) an
+    # HMAC keyed by the workspace's own key, so the lock is no password oracle.
+    digest: str
+
+
+class LockedImage(_LockModel):
+    name: str
+    image_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    digest: str | None = None  # registry digest, after --push
+    pushed: list[str] = Field(default_factory=list)
+
+
+class LockedApp(_LockModel):
+    version: str
+    manifest_digest: str
+    source: LockedSource
+    values: dict[str, Any]  # secrets as their references
+    files: list[LockedFile]
+    build_key: str
+    built: bool
+    images: list[LockedImage]
+    adopted_at: str
+    smartshare_version: str
+
+
+class LockedRegion(_LockModel):
+    name: str
+    title: str
+    code: str
+    file: str
+    digest: str
+
+
+class Lock(_LockModel):
+    lock_version: int = LOCK_VERSION
+    region: LockedRegion | None = None
+    catalog: str | None = None
+    apps: dict[str, LockedApp] = Field(default_factory=dict)
+
+
+def read_lock(workspace: Path) -> Lock:
+    path = workspace / LOCK_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Lock()
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return Lock.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        raise WorkspaceError(
+            f"{path} is not a smartshare lock file ({str(exc).splitlines()[0]})",
+            hint="move it away and run adopt again with --force to rebuild it",
+        ) from None
+
+
+def write_lock(workspace: Path, lock: Lock) -> None:
+    from smartshare.safefs import atomic_write
+
+    text = json.dumps(lock.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    atomic_write(workspace / LOCK_NAME, text, mode=0o644)

@@ -1,0 +1,142 @@
+"""The adoption workspace: one folder per region, with a lock file.
+
+Layout::
+
+    WORKSPACE/
+      smartshare.lock              what was adopted (see lockfile.py)
+      apps/<app>/src/              the source tree with its image files rendered in
+      apps/<app>/runtime/          runtime files (mode 0600): the only place for secrets
+      .smartshare/                 internal: the HMAC key, a run lock, scratch space
+
+Every app is prepared under ``.smartshare/tmp`` and swapped into ``apps/``
+only when all its steps succeeded, so a failure or an interruption never
+leaves a half-written app behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from smartshare.errors import WorkspaceError
+
+INTERNAL = ".smartshare"
+
+
+def app_dir(workspace: Path, app: str) -> Path:
+    return workspace / "apps" / app
+
+
+def src_dir(workspace: Path, app: str) -> Path:
+    return app_dir(workspace, app) / "src"
+
+
+def runtime_dir(workspace: Path, app: str) -> Path:
+    return app_dir(workspace, app) / "runtime"
+
+
+def scratch_dir(workspace: Path) -> Path:
+    return workspace / INTERNAL / "tmp"
+
+
+def _oserror(what: str, path: Path, exc: OSError) -> WorkspaceError:
+    return WorkspaceError(
+        f"cannot {what} {path}: {exc.strerror or exc}",
+        hint="check free disk space and permissions of the workspace",
+    )
+
+
+def ensure_workspace(workspace: Path) -> None:
+    try:
+        (workspace / INTERNAL).mkdir(parents=True, exist_ok=True)
+        (workspace / "apps").mkdir(exist_ok=True)
+        scratch = scratch_dir(workspace)
+        # Leftovers of an interrupted run: never trusted, always redone.
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir(mode=0o700)
+    except OSError as exc:
+        raise _oserror("prepare the workspace", workspace, exc) from None
+
+
+@contextlib.contextmanager
+def run_lock(workspace: Path) -> Iterator[None]:
+    """Only one smartshare run at a time may change a workspace."""
+    path = workspace / INTERNAL / "run.lock"
+    try:
+        handle = path.open("a")
+    except OSError as exc:
+        raise _oserror("lock", path, exc) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkspaceError(
+                f"another smartshare run is using the workspace {workspace}",
+                hint="wait for it to finish, or use another --workspace",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_key(workspace: Path) -> bytes | None:
+    try:
+        return (workspace / INTERNAL / "key").read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _oserror("read", workspace / INTERNAL / "key", exc) from None
+
+
+def ensure_key(workspace: Path) -> bytes:
+    """The workspace's own key for fingerprints of files that may hold secrets."""
+    key = read_key(workspace)
+    if key:
+        return key
+    from smartshare.safefs import atomic_write
+
+    key = secrets.token_bytes(32)
+    atomic_write(workspace / INTERNAL / "key", key, mode=0o600)
+    return key
+
+
+def file_digest(data: bytes, *, key: bytes | None = None) -> str:
+    if key is None:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def new_scratch(workspace: Path, app: str) -> Path:
+    path = scratch_dir(workspace) / f"{app}-{secrets.token_hex(4)}"
+    try:
+        path.mkdir(mode=0o700)
+    except OSError as exc:
+        raise _oserror("create", path, exc) from None
+    return path
+
+
+def swap_in(prepared: Path, final: Path) -> None:
+    """Replace ``final`` by ``prepared`` (both folders), never leaving a mix of the two."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
+            final.rename(old)
+        prepared.replace(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise _oserror("install", final, exc) from None
+
+
+def discard(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
