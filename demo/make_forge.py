@@ -1,0 +1,70 @@
+"""Turn the sample sources in demo/sources/ into real git repositories.
+
+They stand in for Kota Tangerang's forge (git.tangerangkota.go.id): one bare
+repository per app, tagged with the version its manifest names.  Commits use a
+fixed author and date, so the same sources always give the same commit ids and
+a re-run of the demo finds everything up to date.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXED_ENV = {
+    "GIT_AUTHOR_NAME": "Diskominfo Kota Tangerang (demo)",
+    "GIT_AUTHOR_EMAIL": "diskominfo@tangerangkota.go.id",
+    "GIT_COMMITTER_NAME": "Diskominfo Kota Tangerang (demo)",
+    "GIT_COMMITTER_EMAIL": "diskominfo@tangerangkota.go.id",
+    "GIT_AUTHOR_DATE": "2026-01-05T09:00:00+07:00",
+    "GIT_COMMITTER_DATE": "2026-01-05T09:00:00+07:00",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **FIXED_ENV}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def make_repo(app: str, forge: Path) -> str:
+    manifest = yaml.safe_load((ROOT / "manifests" / "apps" / f"{app}.yaml").read_text())
+    ref = manifest["source"]["ref"]
+    bare = forge / "diskominfo" / f"{app}.git"
+    if not bare.exists():
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        git("init", "--quiet", "--bare", str(bare), cwd=forge)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch) / app
+        shutil.copytree(ROOT / "demo" / "sources" / app, work, symlinks=True)
+        git("init", "--quiet", "-b", "main", cwd=work)
+        git("add", "-A", cwd=work)
+        git("commit", "--quiet", "-m", f"{manifest['title']} {manifest['version']}", cwd=work)
+        git("tag", "-f", ref, cwd=work)
+        git("push", "--quiet", "--force", str(bare), "main", f"refs/tags/{ref}", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work)
+
+
+def main() -> int:
+    forge = Path(sys.argv[1]).resolve()
+    apps = sys.argv[2:]
+    forge.mkdir(parents=True, exist_ok=True)
+    for app in apps:
+        commit = make_repo(app, forge)
+        print(f"  {app:<18} {commit[:12]}  {forge / 'diskominfo' / (app + '.git')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
