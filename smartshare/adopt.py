@@ -683,7 +683,7 @@ class _Runner:
         self, assessment: Assessment, images: list[LockedImage], entry: LockedApp | None
     ) -> None:
         ctx = self.ctx
-        key = ws.ensure_key(ctx.workspace)
+        key = ws.read_key(ctx.workspace)
         built = ctx.build or bool(entry and entry.built and entry.build_key == assessment.build_key)
         if not ctx.build and entry is not None and entry.build_key == assessment.build_key:
             images = entry.images
@@ -835,6 +835,7 @@ def adopt(
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
             ws.ensure_workspace(workspace)
+            ws.ensure_key(workspace)  # once, before workers hash runtime files with it
             ctx.lock = read_lock(workspace)
             region = ctx.region_model
             ctx.lock.region = LockedRegion(

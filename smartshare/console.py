@@ -49,8 +49,9 @@ class Console:
         title: str | None = None,
     ) -> None:
         table = Table(title=title, show_lines=False, header_style="bold")
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for index, column in enumerate(columns):
+            # The first column names the row: never break it mid-word.
+            table.add_column(column, overflow="fold", no_wrap=index == 0)
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         self.out.print(table)

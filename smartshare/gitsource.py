@@ -122,15 +122,14 @@ def resolve_ref(
     or the ref does not exist, and PinnedCommitMismatchError when ``commit`` is
     given and the ref points elsewhere.
     """
-    shown = redact_url(url)
-    _check_url(url, shown)
+    shown = _check_url(url)
     _check_ref(ref, shown)
     expected = _check_pin(commit, ref, shown)
     remote = _effective_url(url, shown, rewrites)
     mirror = mirror_path(cache_dir=cache_dir, url=url)
 
     with _locked(mirror, timeout=timeout, shown=shown):
-        _ensure_mirror(mirror, shown=shown, timeout=timeout)
+        _ensure_mirror(mirror, shown=shown)
         actual = None
         if not refresh:
             actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
@@ -179,8 +178,8 @@ def export_tree(
     try:
         archive = staging / "tree.tar"
         status, _out, err = _run_git(
-            ["archive", "--format=tar", "-o", str(archive), resolved.commit],
-            cwd=resolved.mirror,
+            ["archive", "--format=tar", "-o", str(archive.absolute()), resolved.commit],
+            git_dir=resolved.mirror,
             env=_base_env(),
             timeout=timeout,
         )
@@ -251,13 +250,32 @@ def rewrite_url(url: str, rewrites: Mapping[str, str] | None) -> str:
 # --- validation -------------------------------------------------------------
 
 
-def _check_url(url: str, shown: str) -> None:
-    problem = git_url_problem(url)
+def _check_url(url: str) -> str:
+    """Refuse what a manifest must not name; return the URL as it may be shown."""
+    try:
+        problem = git_url_problem(url)
+        shown = _shown(url)
+    except ValueError:  # urlsplit gives up on e.g. an unclosed IPv6 bracket
+        raise GitError(
+            "refusing the repository URL: it cannot be parsed",
+            hint="fix 'source.repo' in the manifest",
+        ) from None
     if problem is not None:
         raise GitError(
-            f"refusing repository URL {_redact(shown, url)!r}: {problem}",
+            f"refusing repository URL {shown!r}: {problem}",
             hint="fix 'source.repo' in the manifest",
         )
+    return shown
+
+
+def _shown(url: str) -> str:
+    """``url`` without credentials, also for forms redact_url leaves alone."""
+    shown = redact_url(url)
+    head, at, rest = shown.partition("@")
+    # "user:password@host:path" is refused, but must not be echoed either.
+    if "://" not in shown and at and ":" in head and "/" not in head:
+        return "***@" + rest
+    return shown
 
 
 def _check_ref(ref: str, shown: str) -> None:
@@ -304,11 +322,14 @@ def _check_pin(commit: str | None, ref: str, shown: str) -> str | None:
 def _effective_url(url: str, shown: str, rewrites: Mapping[str, str] | None) -> str:
     remote = rewrite_url(url, rewrites)
     if remote != url:
-        problem = git_url_problem(remote)
+        try:
+            problem = git_url_problem(remote)
+            rewritten = _shown(remote)
+        except ValueError:
+            problem, rewritten = "it cannot be parsed", "?"
         if problem is not None:
             raise GitError(
-                f"refusing the rewritten URL for {shown} "
-                f"({redact_url(remote)!r}): {_redact(problem, remote)}",
+                f"refusing the rewritten URL for {shown} ({rewritten!r}): {problem}",
                 hint="fix the URL rewrite in the configuration",
             )
     if is_local_url(remote) and not remote.startswith("file://") and not Path(remote).is_absolute():
@@ -369,7 +390,7 @@ def _locked(mirror: Path, *, timeout: float, shown: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _ensure_mirror(mirror: Path, *, shown: str, timeout: float) -> None:
+def _ensure_mirror(mirror: Path, *, shown: str) -> None:
     """Create the bare mirror if it is missing or was left half-made."""
     if (mirror / "HEAD").is_file() and (mirror / "objects").is_dir():
         return
@@ -377,33 +398,45 @@ def _ensure_mirror(mirror: Path, *, shown: str, timeout: float) -> None:
         if mirror.exists() or mirror.is_symlink():
             _remove(mirror)
         staging = Path(tempfile.mkdtemp(prefix=f".{mirror.name}.init-", dir=mirror.parent))
+        try:
+            _write_bare_repository(staging, shown=shown)
+            staging.rename(mirror)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
-        raise _workspace_error(f"cannot prepare the git cache in {mirror.parent}", exc) from exc
-    try:
-        status, _out, err = _run_git(
-            ["init", "--bare", "--quiet", "--", str(staging)],
-            cwd=mirror.parent,
-            env=_base_env(),
-            timeout=timeout,
-        )
-        if status != 0:
-            raise GitError(
-                f"cannot create the git mirror for {shown} in {mirror.parent}: {_reason(err)}",
-                hint="set SMARTSHARE_CACHE_DIR to a writable folder",
-            )
-        (staging / "info").mkdir(exist_ok=True)
-        (staging / "info" / "attributes").write_text(_FAITHFUL_ATTRIBUTES, encoding="utf-8")
-        (staging / "description").write_text(f"smartshare mirror of {shown}\n", encoding="utf-8")
-        staging.rename(mirror)
-    except OSError as exc:
-        raise _workspace_error(f"cannot create the git mirror in {mirror.parent}", exc) from exc
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        raise _workspace_error(
+            f"cannot create the git mirror for {shown} in {mirror.parent}",
+            exc,
+            hint="set SMARTSHARE_CACHE_DIR to a writable folder",
+        ) from exc
+
+
+def _write_bare_repository(path: Path, *, shown: str) -> None:
+    """Lay out an empty bare repository (see gitrepository-layout).
+
+    Not ``git init --bare``: it refuses to run while an inherited GIT_WORK_TREE
+    is set (smartshare started from a git hook), which GitPython cannot unset;
+    and the user's init templates (hooks) or a sha256 default object format
+    have no place in a cache of sources pinned by sha1 commit ids.
+    """
+    for folder in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info"):
+        (path / folder).mkdir(parents=True, exist_ok=True)
+    (path / "HEAD").write_text("ref: refs/heads/main\n", encoding="utf-8")
+    (path / "config").write_text(
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+        encoding="utf-8",
+    )
+    (path / "info" / "attributes").write_text(_FAITHFUL_ATTRIBUTES, encoding="utf-8")
+    (path / "description").write_text(f"smartshare mirror of {shown}\n", encoding="utf-8")
 
 
 def _local_ref(ref: str) -> str:
-    return _REF_NAMESPACE + ref.encode("utf-8").hex()
+    encoded = ref.encode("utf-8").hex()
+    if len(encoded) > 200:
+        # A file name (loose ref) must stay under the usual 255-byte limit.
+        encoded = "sha256-" + hashlib.sha256(ref.encode("utf-8")).hexdigest()
+    return _REF_NAMESPACE + encoded
 
 
 def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str | None:
@@ -411,14 +444,17 @@ def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str 
     local = _local_ref(ref)
     status, out, _err = _run_git(
         ["rev-parse", "--verify", "--quiet", local + "^{commit}"],
-        cwd=mirror,
+        git_dir=mirror,
         env=_base_env(),
         timeout=timeout,
     )
     if status == 0 and _SHA1.match(out.strip()):
         return out.strip()
     status, _out, _err = _run_git(
-        ["rev-parse", "--verify", "--quiet", local], cwd=mirror, env=_base_env(), timeout=timeout
+        ["rev-parse", "--verify", "--quiet", local],
+        git_dir=mirror,
+        env=_base_env(),
+        timeout=timeout,
     )
     if status == 0:
         raise GitError(
@@ -433,11 +469,11 @@ def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout
     refspec = f"+{ref}:{_local_ref(ref)}"
     args = ["fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules"]
     status, _out, err = _run_git(
-        [*args, "--", remote, refspec], cwd=mirror, env=_fetch_env(remote), timeout=timeout
+        [*args, "--", remote, refspec], git_dir=mirror, env=_fetch_env(remote), timeout=timeout
     )
     if status == 0:
         return
-    via = f" (via {redact_url(remote)})" if remote != url else ""
+    via = f" (via {_shown(remote)})" if remote != url else ""
     if err.startswith("Timeout:"):
         # A killed fetch can leave git's own lock files behind: start afresh next time.
         shutil.rmtree(mirror, ignore_errors=True)
@@ -523,9 +559,14 @@ def _fetch_env(remote: str) -> dict[str, str]:
 
 
 def _run_git(
-    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+    args: Sequence[str], *, git_dir: Path, env: Mapping[str, str], timeout: float
 ) -> tuple[int, str, str]:
-    """Run git; return (status, stdout, stderr).  A timeout kills git and its children."""
+    """Run git on the repository ``git_dir``; return (status, stdout, stderr).
+
+    A timeout kills git and its children.  The repository is named explicitly:
+    run from a git hook, the inherited GIT_DIR (or object directory) would
+    otherwise point git at another repository.
+    """
     try:
         import git
     except ImportError as exc:  # GitPython refuses to import when no git binary is found
@@ -533,8 +574,22 @@ def _run_git(
             "git is not available",
             hint="install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE",
         ) from exc
+    git_dir = git_dir.absolute()
+    # GitPython can add variables but not remove inherited ones: neutralise them.
+    located = {
+        "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
+        "GIT_COMMON_DIR": str(git_dir),
+        "GIT_NAMESPACE": "",
+    }
+    env = {
+        **{name: value for name, value in located.items() if name in os.environ},
+        **env,
+        "GIT_DIR": str(git_dir),
+    }
+    cwd = git_dir if git_dir.is_dir() else git_dir.parent
     runner = git.Git(str(cwd))
-    command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), *args]
+    command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), f"--git-dir={git_dir}", *args]
     try:
         status, out, err = runner.execute(
             command,

@@ -34,7 +34,13 @@ def git_url_problem(url: str) -> str | None:
                 f"scheme '{scheme}://' is not allowed; use https://, ssh://, git@host:path, "
                 "or a local path / file:// for local catalogues"
             )
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            return f"not a valid URL ({exc})"
+        if port is not None and not 0 < port < 65536:
+            return "the port is out of range"
         if scheme != "file" and not parts.hostname:
             return "the repository URL has no host"
         if parts.password is not None or (scheme == "https" and parts.username):
@@ -62,12 +68,18 @@ def redact_url(url: str) -> str:
     """Hide any user-info (``user:token@``) in ``url`` so it can be shown or recorded."""
     if "://" not in url:
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        # Unparseable: hide everything between the scheme and the last '@'.
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else url
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 

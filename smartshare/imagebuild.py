@@ -98,7 +98,7 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
 
     params, endpoint = _client_params(docker_host)
     try:
-        api = docker.APIClient(version="auto", timeout=_PROBE_TIMEOUT_S, **params)
+        api = docker.APIClient(version="auto", timeout=min(timeout, _PROBE_TIMEOUT_S), **params)
     except docker.errors.DockerException as exc:
         raise EngineUnavailableError(
             f"no Docker engine answers at {endpoint}: {_reason(exc)}",

@@ -15,7 +15,6 @@ Jinja is imported lazily: ``smartshare --help`` and ``list`` never need it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
@@ -142,7 +141,7 @@ def _shquote(value: Any) -> str:
 
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     """The sandboxed Jinja environment for one templates folder (cached per folder)."""
-    return _environment(Path(os.path.abspath(templates_dir)))
+    return _environment(templates_dir.absolute())
 
 
 @lru_cache(maxsize=32)
@@ -429,9 +428,9 @@ def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Parsed:
                 key = const_str(node.args[0]) if node.args else None
                 if owner == "params":
                     use(owner, key if node.node.attr == "get" else None, node.lineno)
-                for child in (*node.args[1:], *node.kwargs, node.dyn_args, node.dyn_kwargs):
-                    if child is not None:
-                        walk(child)
+                for argument in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
+                    if argument is not None:
+                        walk(argument)
                 return
         if isinstance(node, n.Getattr | n.Getitem):
             owner = context_name(node.node)
@@ -474,13 +473,13 @@ def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Parsed:
     for imported in ast.find_all(n.Import):
         stored.add(imported.target)
     for from_import in ast.find_all(n.FromImport):
-        for item in from_import.names:
-            stored.add(item[1] if isinstance(item, tuple) else item)
+        for imported_name in from_import.names:
+            stored.add(imported_name[1] if isinstance(imported_name, tuple) else imported_name)
 
     references: list[_Reference] = []
     for ref in ast.find_all((n.Extends, n.FromImport, n.Import, n.Include)):
         kind = {n.Extends: "extends", n.Include: "include"}.get(type(ref), "import")
-        target = ref.template
+        target: nodes.Expr = ref.template  # type: ignore[attr-defined]  # all four have it
         names: list[str] = []
         dynamic = False
         if isinstance(target, n.Const) and isinstance(target.value, str):
@@ -576,11 +575,14 @@ def _follow(
     out.whole.extend(Use(name, line, "params") for line in parsed.whole)
     out.region_fields.extend(Use(name, line, key) for key, line in parsed.region_fields)
     out.app_fields.extend(Use(name, line, key) for key, line in parsed.app_fields)
-    # An included template sees the variables of the template that includes it.
-    out.undeclared.extend(
-        Use(name, line, key) for key, line in parsed.undeclared if key not in outer_names
-    )
+    # Top-level sets and imports reach the blocks of the same template (which
+    # meta.find_undeclared_variables treats as separate scopes), and an included
+    # template sees the variables of the one including it.  Any assignment
+    # counts: a false "undefined" costs more than re-checking Jinja's scoping.
     inner_names = outer_names | parsed.stored
+    out.undeclared.extend(
+        Use(name, line, key) for key, line in parsed.undeclared if key not in inner_names
+    )
     for ref in parsed.references:
         if ref.dynamic:
             out.issues.append(
@@ -610,8 +612,6 @@ def _follow(
             shown = "', '".join(ref.names)
             verb = {"include": "included", "import": "imported", "extends": "extended"}
             out.issues.append(
-                TemplateIssue(
-                    name, ref.line, f"{verb[ref.kind]} template '{shown}' does not exist"
-                )
+                TemplateIssue(name, ref.line, f"{verb[ref.kind]} template '{shown}' does not exist")
             )
             out.complete = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -54,7 +55,7 @@ def _render_text(console: Console, details: AppDetails) -> None:
                 p.name,
                 p.type.value + (f" ({' | '.join(map(str, p.choices))})" if p.choices else ""),
                 "required" if p.required else "",
-                "-" if p.default is None else repr(p.default),
+                "-" if p.default is None else json.dumps(p.default, ensure_ascii=False),
                 "secret" if p.secret else "",
                 p.description,
             ]

@@ -1,0 +1,109 @@
+"""Write files without leaving half of them behind, and never outside their folder.
+
+Source trees and rendered outputs come from another region's manifests: a
+``dest`` of ``config/app.env`` is harmless until the fetched tree holds
+``config -> /etc``.  :func:`confined_path` refuses any symbolic link on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from smartshare.errors import UnsafePathError, WorkspaceError
+
+
+def confined_path(root: Path, relative: str) -> Path:
+    """The absolute path of ``relative`` inside ``root``.
+
+    Raises UnsafePathError when ``relative`` is empty, absolute or contains
+    ``..``, or when a component that already exists below ``root`` is a
+    symbolic link or resolves outside ``root``.  ``root`` itself may be a link.
+    """
+    if not relative or not relative.strip() or "\x00" in relative:
+        raise UnsafePathError(f"path {relative!r} is empty or not a valid path")
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("~") or Path(relative).is_absolute():
+        raise UnsafePathError(f"path '{relative}' must be relative to {root}, not absolute")
+    if ".." in pure.parts:
+        raise UnsafePathError(f"path '{relative}' must stay inside {root} ('..' is not allowed)")
+    base = root.resolve()
+    current = base
+    for part in pure.parts:
+        if part == ".":
+            continue
+        current = current / part
+        if current.is_symlink():
+            raise UnsafePathError(
+                f"path '{relative}' goes through a symbolic link ({current}); refusing to "
+                "follow it",
+                hint="a source tree must not link outside itself",
+            )
+        if not current.exists():
+            break
+    if not current.resolve().is_relative_to(base):  # defence in depth; a race would land here
+        raise UnsafePathError(f"path '{relative}' resolves outside {root}")
+    return base.joinpath(*(p for p in pure.parts if p != "."))
+
+
+def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` at once: readers see the old file or the new one.
+
+    The data goes to a temporary file in the same folder (so the rename is
+    a rename on one file system), is flushed to disk, and then renamed over
+    ``path``.  On any failure the temporary file is removed, ``path`` is left
+    as it was, and WorkspaceError names the path and the cause.
+    """
+    try:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeError as exc:
+        raise WorkspaceError(f"cannot write {path}: the data cannot be encoded ({exc})") from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            hint="check that the folder exists and is writable",
+        ) from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+            # fchmod, not the umask-filtered mode of open(): 0600 must mean 0600.
+            os.fchmod(handle.fileno(), mode)
+        tmp.replace(path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise WorkspaceError(
+                f"cannot write {path}: {exc.strerror or exc}",
+                hint="check free disk space and permissions",
+            ) from None
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every file system allows it.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: Path, obj: object, *, mode: int = 0o644) -> None:
+    """:func:`atomic_write` of ``obj`` as indented JSON with sorted keys."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    atomic_write(path, text, mode=mode)

@@ -1,0 +1,535 @@
+"""Check manifests, region profiles and templates, and locate every problem.
+
+Single-file checks (YAML, types, patterns, unknown keys) happen while loading
+(:mod:`smartshare.yamlfile`, :mod:`smartshare.models`, :mod:`smartshare.catalog`);
+this module adds the checks that need more than one file: ``requires`` and
+dependency cycles, region values against the app's parameters, and templates
+against the parameters their app declares.
+
+Templates are analysed, never rendered, and each template file is parsed once
+(:func:`smartshare.templating.analyse` caches by file), so validating a
+thousand manifests that share templates costs little more than loading them.
+Locations are computed only for the problems found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from smartshare.catalog import (
+    Catalog,
+    LoadedFile,
+    display_path,
+    iter_yaml_files,
+    load_catalog,
+    load_file,
+)
+from smartshare.diagnostics import Problem, Severity, has_errors
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
+from smartshare.models import (
+    AppManifest,
+    RegionProfile,
+    TemplateTarget,
+    is_secret_reference,
+)
+from smartshare.templating import TemplateUsage, Use, analyse, make_environment
+
+# What render_context() puts under `region` and `app`.
+REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
+APP_FIELDS = frozenset(AppManifest.model_fields)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    problems: list[Problem]  # sorted by file, line, column
+    files_checked: int  # manifests and region profiles (templates not counted)
+
+    @property
+    def valid(self) -> bool:
+        """True when there is no error (warnings are allowed)."""
+        return not has_errors(self.problems)
+
+
+def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationReport:
+    """Validate the catalogue at ``catalog_root``, or only the files in ``paths``.
+
+    Without ``paths`` every file under ``catalog_root/manifests`` is checked.
+    With ``paths`` (files, or folders scanned recursively for ``*.yaml`` and
+    ``*.yml``; a folder that is itself a catalogue is scanned in its
+    ``manifests/`` only), only those files and the templates they use are
+    reported on; a file given twice counts once.
+
+    Which catalogue a given file belongs to, one simple rule: a file inside
+    ``<dir>/manifests/`` where ``<dir>`` also has a ``templates/`` folder
+    belongs to the nearest such ``<dir>`` (its own catalogue); any other file
+    belongs to ``catalog_root``.  A file's ``requires``, its region app and
+    parameter references and its templates are resolved in its catalogue
+    (``<catalogue>/manifests`` plus the given files of that catalogue), and
+    its templates are looked up in ``<catalogue>/templates``.  So a copy of
+    another region's catalogue can be validated without clashing with the
+    bundled one, and a loose file is checked against ``catalog_root``.
+    """
+    if not paths and not (catalog_root / "manifests").is_dir():
+        raise CatalogNotFoundError(
+            f"no catalogue at {catalog_root}: it has no manifests/ folder",
+            hint="pass --catalog DIR, a folder holding manifests/ and templates/",
+        )
+    files = _given_files(paths or [catalog_root / "manifests"])
+    base = catalog_root.resolve()
+    groups: dict[Path, list[Path]] = {}
+    for path in files:
+        groups.setdefault(_own_catalogue(path) or base, []).append(path)
+    problems: set[Problem] = set()
+    for root, given in groups.items():
+        problems.update(_validate_group(root, given))
+    return ValidationReport(problems=sorted(problems), files_checked=len(files))
+
+
+def _is_catalogue(folder: Path) -> bool:
+    return (folder / "manifests").is_dir() and (folder / "templates").is_dir()
+
+
+def _own_catalogue(path: Path) -> Path | None:
+    """The nearest ``<dir>`` holding the file under ``<dir>/manifests`` and having templates/."""
+    for parent in path.resolve().parents:
+        if parent.name == "manifests" and (parent.parent / "templates").is_dir():
+            return parent.parent
+    return None
+
+
+def _given_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files named by ``paths``, each once, in the order given."""
+    expanded = [p / "manifests" if p.is_dir() and _is_catalogue(p) else p for p in paths]
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for path in iter_yaml_files(expanded):
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+    return files
+
+
+def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
+    catalog = load_catalog(root, extra_files=given)
+    wanted = {path.resolve(): path for path in given}
+    shown = {display_path(path) for path in given}
+    problems = [p for p in catalog.problems if p.file in shown]
+
+    apps: list[LoadedFile[AppManifest]] = []
+    regions: list[LoadedFile[RegionProfile]] = []
+    found: set[Path] = set()
+    for app in catalog.apps.values():
+        key = app.doc.path.resolve()
+        if key in wanted:
+            apps.append(app)
+            found.add(key)
+    for region in catalog.regions.values():
+        key = region.doc.path.resolve()
+        if key in wanted:
+            regions.append(region)
+            found.add(key)
+    for key, path in wanted.items():
+        if key in found:
+            continue
+        # Loaded but not in the catalogue: a duplicate name (already reported).
+        # Its other checks still run; files that failed to load are skipped.
+        model, doc, _ = load_file(path)
+        if isinstance(model, AppManifest) and doc is not None:
+            apps.append(LoadedFile(doc=doc, model=model))
+        elif isinstance(model, RegionProfile) and doc is not None:
+            regions.append(LoadedFile(doc=doc, model=model))
+
+    cycles = _cycles(catalog)
+    for app in apps:
+        problems.extend(_check_requires(app, catalog, cycles))
+        problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+    for region in regions:
+        problems.extend(check_region(region=region, catalog=catalog))
+    return problems
+
+
+# -- requires ------------------------------------------------------------------
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_requires(
+    app: LoadedFile[AppManifest], catalog: Catalog, cycles: dict[tuple[str, int], list[str]]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    model = app.model
+    for index, needed in enumerate(model.requires):
+        if needed not in catalog.apps:
+            problems.append(
+                app.doc.problem(
+                    ("requires", index),
+                    f"requires '{needed}', which is not an app of the catalogue"
+                    + _suggest(needed, catalog.apps),
+                )
+            )
+        elif catalog.apps.get(model.name) is app and (model.name, index) in cycles:
+            cycle = cycles[(model.name, index)]
+            problems.append(
+                app.doc.problem(("requires", index), f"dependency cycle: {' -> '.join(cycle)}")
+            )
+    return problems
+
+
+def _cycles(catalog: Catalog) -> dict[tuple[str, int], list[str]]:
+    """Every ``requires`` edge that lies on a cycle, with one such cycle.
+
+    Within a strongly connected component every edge is on a cycle: for the
+    edge ``a -> b`` the cycle is ``a``, then the shortest path from ``b`` back
+    to ``a``.
+    """
+    graph = {
+        name: [dep for dep in loaded.model.requires if dep in catalog.apps]
+        for name, loaded in catalog.apps.items()
+    }
+    result: dict[tuple[str, int], list[str]] = {}
+    for component in _strongly_connected(graph):
+        if len(component) < 2:
+            continue
+        for name in sorted(component):
+            for index, dep in enumerate(catalog.apps[name].model.requires):
+                if dep in component:
+                    path = _shortest_path(graph, dep, name, component)
+                    result[(name, index)] = [name, *path]
+    return result
+
+
+def _strongly_connected(graph: dict[str, list[str]]) -> list[set[str]]:
+    """Tarjan's algorithm, iterative: a long chain of requires must not hit the recursion limit."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, edge = work.pop()
+            if edge == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            edges = graph[node]
+            if edge < len(edges):
+                work.append((node, edge + 1))
+                nxt = edges[edge]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                components.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return components
+
+
+def _shortest_path(
+    graph: dict[str, list[str]], start: str, goal: str, within: set[str]
+) -> list[str]:
+    previous: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == goal:
+            break
+        for nxt in graph[node]:
+            if nxt in within and nxt not in previous:
+                previous[nxt] = node
+                queue.append(nxt)
+    path: list[str] = []
+    step: str | None = goal
+    while step is not None:
+        path.append(step)
+        step = previous.get(step)
+    return path[::-1]
+
+
+# -- region profiles -------------------------------------------------------------
+
+
+def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list[Problem]:
+    """Check a region's ``apps`` values against the apps of ``catalog``.
+
+    Unknown apps and parameters, values of the wrong type, secrets written
+    inline, and required parameters without a value.  Values are never
+    echoed in messages: some are secrets.
+    """
+    doc = region.doc
+    problems: list[Problem] = []
+    for app_name, values in region.model.apps.items():
+        loaded = catalog.apps.get(app_name)
+        if loaded is None:
+            problems.append(
+                doc.problem(
+                    ("apps", app_name),
+                    f"no app named '{app_name}' in the catalogue"
+                    + _suggest(app_name, catalog.apps),
+                    key=True,
+                )
+            )
+            continue
+        app = loaded.model
+        for key, value in values.items():
+            loc = ("apps", app_name, key)
+            parameter = app.parameter(key)
+            if parameter is None:
+                declared = [p.name for p in app.parameters]
+                hint = _suggest(key, declared) or (
+                    f"; its parameters are: {', '.join(declared)}"
+                    if declared
+                    else "; it has no parameters"
+                )
+                problems.append(
+                    doc.problem(loc, f"app '{app_name}' has no parameter '{key}'{hint}", key=True)
+                )
+            elif parameter.secret:
+                if not is_secret_reference(value):
+                    problems.append(
+                        doc.problem(
+                            loc,
+                            f"'{key}' is a secret: give it as env:NAME or file:PATH, never "
+                            "inline (the value is not shown here; remove it from the file "
+                            "and rotate it if it was real)",
+                        )
+                    )
+            else:
+                why = parameter.value_problem(value)
+                if why:
+                    problems.append(doc.problem(loc, f"parameter '{key}' of '{app_name}' {why}"))
+        for parameter in app.parameters:
+            if parameter.required and parameter.default is None and parameter.name not in values:
+                problems.append(
+                    doc.problem(
+                        ("apps", app_name),
+                        f"app '{app_name}' needs a value for its required parameter "
+                        f"'{parameter.name}'",
+                        key=True,
+                    )
+                )
+    return problems
+
+
+# -- templates -----------------------------------------------------------------
+
+
+def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) -> list[Problem]:
+    """Check an app's templates against its parameters, without rendering them.
+
+    Errors: a missing or unsafe ``src``, template syntax errors, missing or
+    dynamic includes, ``params.X`` not declared, unknown ``region.X`` or
+    ``app.X`` fields, other undefined names, and a secret parameter used by an
+    ``image`` template (it would be baked into the image).  Warning: a
+    declared parameter that no template uses.  Problems inside a template are
+    located in the template file.
+    """
+    model = app.model
+    doc = app.doc
+    problems: list[Problem] = []
+    if not model.templates and not model.parameters:
+        return problems
+    declared = {p.name: p for p in model.parameters}
+    secrets = sorted(name for name, p in declared.items() if p.secret)
+    used: set[str] = set()
+    uses_all = False
+    complete = True
+    env = make_environment(templates_dir) if templates_dir.is_dir() else None
+    for index, spec in enumerate(model.templates):
+        src_loc = ("templates", index, "src")
+        if env is None:
+            problems.append(
+                doc.problem(
+                    src_loc,
+                    f"template '{spec.src}' not found: {display_path(templates_dir)} "
+                    "does not exist",
+                )
+            )
+            complete = False
+            continue
+        try:
+            usage = analyse(env, spec.src)
+        except UnsafePathError as exc:
+            problems.append(doc.problem(src_loc, exc.message))
+            complete = False
+            continue
+        except InvalidInputError as exc:
+            message = exc.message
+            if not (templates_dir / spec.src).is_file():
+                message = f"template '{spec.src}' does not exist in {display_path(templates_dir)}"
+            problems.append(doc.problem(src_loc, message))
+            complete = False
+            continue
+        complete = complete and usage.complete
+        used.update(usage.param_names)
+        uses_all = uses_all or usage.uses_all_params
+        problems.extend(
+            _usage_problems(
+                usage,
+                model,
+                templates_dir,
+                image=spec.target is TemplateTarget.IMAGE,
+                secrets=secrets,
+            )
+        )
+    if complete and not uses_all:
+        for index, parameter in enumerate(model.parameters):
+            if parameter.name not in used:
+                problems.append(
+                    doc.problem(
+                        ("parameters", index),
+                        f"parameter '{parameter.name}' is not used by any template of "
+                        f"'{model.name}'",
+                        severity=Severity.WARNING,
+                    )
+                )
+    return problems
+
+
+def _usage_problems(
+    usage: TemplateUsage,
+    model: AppManifest,
+    templates_dir: Path,
+    *,
+    image: bool,
+    secrets: list[str],
+) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def at(use: Use, field: str, message: str, pattern: str) -> Problem:
+        path = templates_dir / use.template
+        return Problem(
+            file=display_path(path),
+            line=use.line,
+            column=_column(path, use.line, pattern),
+            severity=Severity.ERROR,
+            field=field,
+            message=message,
+        )
+
+    for issue in usage.issues:
+        path = templates_dir / issue.template
+        pattern = r"\{%-?\s*\w+" if "syntax error" not in issue.message else ""
+        problems.append(
+            Problem(
+                file=display_path(path),
+                line=issue.line,
+                column=_column(path, issue.line, pattern),
+                severity=Severity.ERROR,
+                field="",
+                message=issue.message,
+            )
+        )
+    declared = {p.name: p for p in model.parameters}
+    for use in usage.params:
+        pattern = rf"\bparams\s*(\.\s*{use.name}\b|\[\s*['\"]{use.name}['\"])|\b{use.name}\b"
+        parameter = declared.get(use.name)
+        if parameter is None:
+            names = [p.name for p in model.parameters]
+            problems.append(
+                at(
+                    use,
+                    f"params.{use.name}",
+                    f"parameter '{use.name}' is not declared by app '{model.name}'"
+                    + _suggest(use.name, names),
+                    pattern,
+                )
+            )
+        elif image and parameter.secret:
+            problems.append(
+                at(
+                    use,
+                    f"params.{use.name}",
+                    f"secret parameter '{use.name}' of '{model.name}' is used by an image "
+                    "template: it would be baked into the image; use it in a runtime "
+                    "template instead",
+                    pattern,
+                )
+            )
+    if image and secrets:
+        for use in usage.whole_params:
+            problems.append(
+                at(
+                    use,
+                    "params",
+                    f"an image template of '{model.name}' uses 'params' as a whole, which "
+                    f"includes secret parameter(s) {', '.join(secrets)}: they would be baked "
+                    "into the image",
+                    r"\bparams\b",
+                )
+            )
+    for owner, fields, known in (
+        ("region", usage.region_fields, REGION_FIELDS),
+        ("app", usage.app_fields, APP_FIELDS),
+    ):
+        for use in fields:
+            if use.name not in known:
+                problems.append(
+                    at(
+                        use,
+                        f"{owner}.{use.name}",
+                        f"'{owner}' has no field '{use.name}'" + _suggest(use.name, known),
+                        rf"\b{owner}\s*(\.\s*{use.name}\b|\[)",
+                    )
+                )
+    for use in usage.undeclared:
+        problems.append(
+            at(
+                use,
+                use.name,
+                f"'{use.name}' is not defined: a template can use region, app, params "
+                "and its own variables",
+                rf"\b{use.name}\b",
+            )
+        )
+    return problems
+
+
+def _column(path: Path, line: int, pattern: str) -> int:
+    """1-based column of ``pattern`` on ``line`` of the template, else 1."""
+    if not pattern:
+        return 1
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return 1
+    lines = _template_lines(str(path), mtime)
+    if not 1 <= line <= len(lines):
+        return 1
+    match = re.search(pattern, lines[line - 1])
+    return match.start() + 1 if match else 1
+
+
+@lru_cache(maxsize=64)
+def _template_lines(path: str, mtime: int) -> tuple[str, ...]:
+    # Only called for problems, after analyse() has read the file successfully.
+    try:
+        return tuple(Path(path).read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError):
+        return ()

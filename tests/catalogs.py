@@ -1,0 +1,152 @@
+"""Build small but real catalogues in tmp_path for the adopt tests.
+
+Each app's source is a real git repository (tests/gitrepos.py) whose
+Dockerfile builds ``FROM busybox:1.36``; templates render a page with the
+region's title into the image and a runtime env file with a secret.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitrepos import GitRepo, init_repo
+
+SECRET_VALUE = "s3cr3t-Token-9f4e2b7c1d"
+
+DOCKERFILE = """\
+FROM busybox:1.36
+COPY www/ /www/
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+@dataclass
+class CatalogFixture:
+    root: Path
+    region_file: Path
+    repos: dict[str, GitRepo] = field(default_factory=dict)
+
+    def write(self, relpath: str, text: str) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+
+def make_source(path: Path, *, dockerfile: str = DOCKERFILE, tag: str = "v1.0.0") -> GitRepo:
+    repo = init_repo(path)
+    repo.write("Dockerfile", dockerfile)
+    repo.write("www/index.html", "<p>Kota Tangerang</p>\n")
+    repo.write("bin/start.sh", "#!/bin/sh\nexec httpd -f\n", executable=True)
+    repo.commit("release")
+    repo.tag(tag)
+    return repo
+
+
+def app_manifest(
+    name: str,
+    repo_url: str,
+    *,
+    requires: tuple[str, ...] = (),
+    version: str = "1.0.0",
+    ref: str = "v1.0.0",
+    commit: str | None = None,
+) -> str:
+    pin = f"\n  commit: {commit}" if commit else ""
+    needs = ", ".join(requires)
+    return f"""\
+apiVersion: smartshare/v1
+kind: App
+name: {name}
+title: {name.title()}
+summary:
+  en: The {name} test app.
+  id: Aplikasi uji {name}.
+owner:
+  name: Pemerintah Kota Tangerang
+  region_code: "36.71"
+  contact: diskominfo@tangerangkota.go.id
+category: public-service
+tags: [test]
+license: MIT
+version: "{version}"
+maturity: stable
+source:
+  repo: {repo_url}
+  ref: {ref}{pin}
+images:
+  - name: {name}
+    context: "."
+    dockerfile: Dockerfile
+parameters:
+  - name: greeting
+    type: string
+    default: Selamat datang
+    description: Shown on the page.
+  - name: api_token
+    type: string
+    secret: true
+    description: Token for the back office.
+templates:
+  - src: page/index.html.j2
+    dest: www/index.html
+  - src: page/runtime.env.j2
+    dest: runtime.env
+    target: runtime
+requires: [{needs}]
+"""
+
+
+REGION = """\
+apiVersion: smartshare/v1
+kind: Region
+name: testland
+title: Kabupaten Testland
+type: kabupaten
+code: "51.03"
+province: Bali
+timezone: Asia/Makassar
+locale: id-ID
+domain: testland.go.id
+{registry}contact:
+  email: it@testland.go.id
+branding:
+  primary_color: "#0B6E4F"
+apps:
+{apps}"""
+
+
+def make_catalog(
+    tmp_path: Path,
+    apps: dict[str, tuple[str, ...]],
+    *,
+    registry: str | None = None,
+    dockerfiles: dict[str, str] | None = None,
+) -> CatalogFixture:
+    """A catalogue with ``apps`` (name -> requires) and region ``testland``.
+
+    Every app's ``api_token`` secret is ``env:TESTLAND_TOKEN``.
+    """
+    root = tmp_path / "catalog"
+    catalog = CatalogFixture(root=root, region_file=root / "manifests/regions/testland.yaml")
+    catalog.write(
+        "templates/page/index.html.j2",
+        '<h1>{{ params.greeting | e }}</h1>\n<p class="region">{{ region.title | e }}</p>\n'
+        "<p>{{ app.title | e }} {{ app.version }}</p>\n",
+    )
+    catalog.write("templates/page/runtime.env.j2", "API_TOKEN={{ params.api_token | shquote }}\n")
+    for name, requires in apps.items():
+        dockerfile = (dockerfiles or {}).get(name, DOCKERFILE)
+        repo = make_source(tmp_path / "forge" / name, dockerfile=dockerfile)
+        catalog.repos[name] = repo
+        catalog.write(
+            f"manifests/apps/{name}.yaml", app_manifest(name, repo.file_url, requires=requires)
+        )
+    values = "".join(f"  {name}:\n    api_token: env:TESTLAND_TOKEN\n" for name in apps)
+    catalog.write(
+        "manifests/regions/testland.yaml",
+        REGION.format(registry=f"registry: {registry}\n" if registry else "", apps=values),
+    )
+    return catalog

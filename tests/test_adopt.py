@@ -1,0 +1,511 @@
+"""``adopt``, ``plan`` and ``status`` end to end: real git repositories, a real
+Docker engine and a real registry on loopback (see conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smartshare.adopt import Outcome, Phase, adopt, make_plan
+from smartshare.cli import app as cli_app
+from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretResolutionError
+from smartshare.lockfile import read_lock
+from smartshare.status import workspace_status
+from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+
+docker = pytest.importorskip("docker")
+
+TAG = "smartshare/{app}:1.0.0-testland"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own git cache, no user settings, the test secret in the environment."""
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
+    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+
+
+def run_adopt(catalog: CatalogFixture, workspace: Path, *apps: str, **options: object):  # type: ignore[no-untyped-def]
+    events: list = []
+    result = adopt(
+        apps=list(apps),
+        region_file=catalog.region_file,
+        workspace=workspace,
+        catalog_root=catalog.root,
+        on_event=events.append,
+        **options,  # type: ignore[arg-type]
+    )
+    return result, events
+
+
+def outcomes(result) -> dict[str, Outcome]:  # type: ignore[no-untyped-def]
+    return {r.app: r.outcome for r in result.results}
+
+
+def docker_client():  # type: ignore[no-untyped-def]
+    return docker.from_env()
+
+
+# -- without an engine --------------------------------------------------------
+
+
+def test_no_build_needs_no_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ("alpha",)})
+    workspace = tmp_path / "ws"
+    result, events = run_adopt(catalog, workspace, "beta", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED, "beta": Outcome.ADOPTED}
+    # requires first
+    first_work = [e.app for e in events if e.phase is Phase.FETCHING]
+    assert first_work.index("alpha") < first_work.index("beta")
+    page = (workspace / "apps/alpha/src/www/index.html").read_text()
+    assert "Kabupaten Testland" in page
+    assert not (workspace / "apps/alpha/src/.git").exists()
+    runtime = workspace / "apps/alpha/runtime/runtime.env"
+    assert runtime.read_text() == f"API_TOKEN={SECRET_VALUE}\n"
+    assert runtime.stat().st_mode & 0o777 == 0o600
+    lock_text = (workspace / "smartshare.lock").read_text()
+    assert SECRET_VALUE not in lock_text
+    lock = read_lock(workspace)
+    assert lock.apps["alpha"].values["api_token"] == "env:TESTLAND_TOKEN"
+    assert lock.apps["alpha"].source.commit == catalog.repos["alpha"].rev("v1.0.0")
+    assert lock.apps["alpha"].built is False
+    # again: nothing to do
+    again, _ = run_adopt(catalog, workspace, "beta", build=False)
+    assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}
+
+
+def test_unreachable_engine_exits_3_and_leaves_workspace_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "adopt",
+            "alpha",
+            "--region",
+            str(catalog.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(catalog.root),
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "unix:///nonexistent/docker.sock" in result.stderr
+    assert "--no-build" in result.stderr
+    assert not workspace.exists()
+    # an existing workspace is not touched either
+    run_adopt(catalog, workspace, "alpha", build=False)
+    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*")}
+    with pytest.raises(EngineUnavailableError):
+        run_adopt(catalog, workspace, "alpha")
+    assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*")} == before
+
+
+def test_missing_secret_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    monkeypatch.delenv("TESTLAND_TOKEN")
+    with pytest.raises(SecretResolutionError) as caught:
+        run_adopt(catalog, tmp_path / "ws", "alpha", build=False)
+    assert "alpha.api_token" in caught.value.message
+    assert "env:TESTLAND_TOKEN" in caught.value.message
+    assert not (tmp_path / "ws").exists()
+
+
+def test_inline_secret_via_set_is_refused(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    with pytest.raises(InvalidInputError, match="secret"):
+        run_adopt(
+            catalog, tmp_path / "ws", "alpha", build=False, overrides=["alpha.api_token=plain"]
+        )
+
+
+def test_pinned_commit_mismatch_fails_that_app_only(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    manifest = catalog.root / "manifests/apps/beta.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("ref: v1.0.0", "ref: v1.0.0\n  commit: " + "a" * 40)
+    )
+    result, _ = run_adopt(catalog, tmp_path / "ws", "alpha", "beta", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED, "beta": Outcome.FAILED}
+    failed = next(r for r in result.results if r.app == "beta")
+    assert "a" * 40 in failed.message
+    assert set(read_lock(tmp_path / "ws").apps) == {"alpha"}
+    assert not (tmp_path / "ws/apps/beta").exists()
+
+
+def test_unknown_ref_and_bad_repo_are_reported_per_app(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": (), "gamma": ()})
+    beta = catalog.root / "manifests/apps/beta.yaml"
+    beta.write_text(beta.read_text().replace("ref: v1.0.0", "ref: v9.9.9"))
+    gamma = catalog.root / "manifests/apps/gamma.yaml"
+    gamma.write_text(
+        gamma.read_text().replace(catalog.repos["gamma"].file_url, "file:///nonexistent/repo.git")
+    )
+    result, _ = run_adopt(catalog, tmp_path / "ws", "alpha", "beta", "gamma", build=False)
+    by_app = {r.app: r for r in result.results}
+    assert by_app["alpha"].outcome is Outcome.ADOPTED
+    assert by_app["beta"].outcome is Outcome.FAILED and "v9.9.9" in by_app["beta"].message
+    assert (
+        by_app["gamma"].outcome is Outcome.FAILED
+        and "/nonexistent/repo.git" in by_app["gamma"].message
+    )
+
+
+def test_value_change_rerenders_only_that_app(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", "beta", build=False)
+    result, _ = run_adopt(
+        catalog, workspace, "alpha", "beta", build=False, overrides=["beta.greeting=Om Swastiastu"]
+    )
+    assert outcomes(result) == {"alpha": Outcome.UP_TO_DATE, "beta": Outcome.ADOPTED}
+    assert "Om Swastiastu" in (workspace / "apps/beta/src/www/index.html").read_text()
+
+
+def test_moved_tag_is_followed(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    repo = catalog.repos["alpha"]
+    repo.write("www/extra.html", "new\n")
+    moved = repo.commit("sneaky fix")
+    repo.move_tag("v1.0.0", to=moved)
+    result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+    assert "source moved" in result.results[0].message
+    assert read_lock(workspace).apps["alpha"].source.commit == moved
+    assert (workspace / "apps/alpha/src/www/extra.html").exists()
+
+
+def test_plan_lists_work_in_dependency_order_then_nothing(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ("alpha",)})
+    workspace = tmp_path / "ws"
+    plan = make_plan(
+        apps=["beta"],
+        region_file=catalog.region_file,
+        workspace=workspace,
+        catalog_root=catalog.root,
+        build=False,
+    )
+    assert [e.app for e in plan.entries] == ["alpha", "beta"]
+    assert plan.entries[0].actions == ["fetch", "render"]
+    assert ("runtime.env", "runtime") in plan.entries[0].files
+    assert not workspace.exists()  # plan does nothing
+    run_adopt(catalog, workspace, "beta", build=False)
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "plan",
+            "beta",
+            "--region",
+            str(catalog.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(catalog.root),
+            "--no-build",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [a["up_to_date"] for a in data["apps"]] == [True, True]
+
+
+def test_status_reports_hand_edits_and_region_changes(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    assert workspace_status(workspace=workspace).apps[0].drift == []
+    (workspace / "apps/alpha/src/www/index.html").write_text("edited\n")
+    (workspace / "apps/alpha/runtime/runtime.env").write_text("API_TOKEN=other\n")
+    catalog.region_file.write_text(catalog.region_file.read_text().replace("#0B6E4F", "#123456"))
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+    manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
+    status = workspace_status(workspace=workspace)
+    drift = " | ".join(status.apps[0].drift)
+    assert "www/index.html was edited by hand" in drift
+    assert "runtime.env was edited by hand" in drift
+    assert "catalogue has version 1.1.0" in drift
+    assert status.region_drift and "changed" in status.region_drift[0]
+    result = CliRunner().invoke(
+        cli_app, ["status", "--workspace", str(workspace), "--format", "json"]
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["apps"][0]["app"] == "alpha"
+    # adopt puts the hand-edited files back
+    again, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert "edited by hand" in again.results[0].message or "changed" in again.results[0].message
+
+
+def test_workspace_of_another_region_is_refused(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    other = catalog.region_file.with_name("otherland.yaml")
+    other.write_text(catalog.region_file.read_text().replace("name: testland", "name: otherland"))
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "adopt",
+            "alpha",
+            "--region",
+            str(other),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(catalog.root),
+            "--no-build",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "testland" in result.stderr
+
+
+# -- with a real engine -------------------------------------------------------
+
+
+@pytest.mark.requires_docker
+def test_adopt_builds_labelled_images_and_reruns_as_noop(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ("alpha",)})
+    workspace = tmp_path / "ws"
+    result, events = run_adopt(catalog, workspace, "beta", jobs=2)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED, "beta": Outcome.ADOPTED}, result.results
+    client = docker_client()
+    image = client.images.get(TAG.format(app="alpha"))
+    labels = image.labels
+    assert labels["org.opencontainers.image.revision"] == catalog.repos["alpha"].rev("v1.0.0")
+    assert labels["org.opencontainers.image.version"] == "1.0.0"
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+    assert labels["org.opencontainers.image.vendor"] == "Pemerintah Kota Tangerang"
+    assert labels["id.smartshare.region"] == "testland"
+    assert labels["org.opencontainers.image.created"]
+    page = client.containers.run(
+        image.id, ["cat", "/www/index.html"], remove=True, network_mode="none"
+    )
+    assert b"Kabupaten Testland" in page
+    lock = read_lock(workspace)
+    assert lock.apps["alpha"].images[0].image_id == image.id
+    assert any(e.log for e in events), "build log lines reach the event sink"
+
+    again, events = run_adopt(catalog, workspace, "beta", jobs=2)
+    assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}
+    assert not any(e.phase is Phase.BUILDING for e in events)
+    assert client.images.get(TAG.format(app="alpha")).id == image.id
+
+    # an image removed from the engine is rebuilt
+    client.images.remove(TAG.format(app="alpha"), force=True)
+    third, _ = run_adopt(catalog, workspace, "alpha")
+    assert outcomes(third) == {"alpha": Outcome.ADOPTED}
+    assert "images missing" in third.results[0].message
+
+
+@pytest.mark.requires_docker
+def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_image: str) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "-v",
+            "adopt",
+            "alpha",
+            "--region",
+            str(catalog.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(catalog.root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert SECRET_VALUE not in result.output
+    assert SECRET_VALUE not in (result.stderr or "")
+    assert SECRET_VALUE not in (workspace / "smartshare.lock").read_text()
+    saved = b"".join(docker_client().images.get(TAG.format(app="alpha")).save(named=True))
+    assert b"Kabupaten Testland" in _all_layer_bytes(saved)  # the search can find things
+    assert SECRET_VALUE.encode() not in _all_layer_bytes(saved)
+    # the runtime file does hold it, 0600, outside the build context
+    assert SECRET_VALUE in (workspace / "apps/alpha/runtime/runtime.env").read_text()
+
+
+def _all_layer_bytes(saved: bytes) -> bytes:
+    """Every file of every layer of a `docker save` archive, concatenated."""
+    chunks = [saved]
+    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+        for member in outer.getmembers():
+            if not member.isfile():
+                continue
+            data = outer.extractfile(member).read()  # type: ignore[union-attr]
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                    for item in layer.getmembers():
+                        if item.isfile():
+                            chunks.append(layer.extractfile(item).read())  # type: ignore[union-attr]
+            except tarfile.ReadError:
+                chunks.append(data)
+    return b"\n".join(chunks)
+
+
+@pytest.mark.requires_docker
+def test_one_failing_build_does_not_stop_the_others(tmp_path: Path, busybox_image: str) -> None:
+    broken = "FROM busybox:1.36\nRUN echo building && exit 7\n"
+    catalog = make_catalog(
+        tmp_path,
+        {"alpha": (), "broken": (), "needs-broken": ("broken",)},
+        dockerfiles={"broken": broken},
+    )
+    workspace = tmp_path / "ws"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "adopt",
+            "alpha",
+            "needs-broken",
+            "--region",
+            str(catalog.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(catalog.root),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    data = {a["app"]: a for a in json.loads(result.stdout)["apps"]}
+    assert data["alpha"]["result"] == "adopted"
+    assert data["broken"]["result"] == "failed"
+    assert "exit" in data["broken"]["message"] or "7" in data["broken"]["message"]
+    assert data["needs-broken"]["result"] == "skipped"
+    assert set(read_lock(workspace).apps) == {"alpha"}
+    assert not (workspace / "apps/broken").exists()
+    assert list((workspace / ".smartshare/tmp").iterdir()) == []
+
+
+@pytest.mark.requires_docker
+def test_fail_fast_starts_nothing_after_a_failure(tmp_path: Path, busybox_image: str) -> None:
+    broken = "FROM busybox:1.36\nRUN exit 3\n"
+    catalog = make_catalog(tmp_path, {"aaa": (), "bbb": (), "ccc": ()}, dockerfiles={"aaa": broken})
+    result, _ = run_adopt(catalog, tmp_path / "ws", "aaa", "bbb", "ccc", jobs=1, fail_fast=True)
+    assert outcomes(result) == {
+        "aaa": Outcome.FAILED,
+        "bbb": Outcome.SKIPPED,
+        "ccc": Outcome.SKIPPED,
+    }
+
+
+@pytest.mark.requires_docker
+def test_missing_dockerfile_is_a_clear_failure(tmp_path: Path, busybox_image: str) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    repo = catalog.repos["alpha"]
+    repo.remove("Dockerfile")
+    repo.commit("oops")
+    repo.move_tag("v1.0.0")
+    result, _ = run_adopt(catalog, tmp_path / "ws", "alpha")
+    assert outcomes(result) == {"alpha": Outcome.FAILED}
+    assert "Dockerfile" in result.results[0].message
+
+
+@pytest.mark.requires_docker
+def test_push_records_the_registry_digest(
+    tmp_path: Path, busybox_image: str, test_registry: str
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()}, registry=f"{test_registry}/testland")
+    workspace = tmp_path / "ws"
+    result, _ = run_adopt(catalog, workspace, "alpha", push=True)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}, result.results
+    image = read_lock(workspace).apps["alpha"].images[0]
+    assert image.digest and image.digest.startswith("sha256:")
+    request = urllib.request.Request(
+        f"http://{test_registry}/v2/testland/alpha/manifests/1.0.0-testland",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    with urllib.request.urlopen(request) as reply:
+        assert reply.headers["Docker-Content-Digest"] == image.digest
+    # pushed and unchanged: nothing to do, even with --push
+    again, _ = run_adopt(catalog, workspace, "alpha", push=True)
+    assert outcomes(again) == {"alpha": Outcome.UP_TO_DATE}
+
+
+@pytest.mark.requires_docker
+def test_push_refused_by_registry_fails_the_app(tmp_path: Path, busybox_image: str) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()}, registry="127.0.0.1:1/testland")
+    result, _ = run_adopt(catalog, tmp_path / "ws", "alpha", push=True)
+    assert outcomes(result) == {"alpha": Outcome.FAILED}
+    assert "127.0.0.1:1" in result.results[0].message
+    assert "alpha" not in read_lock(tmp_path / "ws").apps
+
+
+@pytest.mark.requires_docker
+def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image: str) -> None:
+    slow = "FROM busybox:1.36\nRUN sleep 30\nCOPY www/ /www/\n"
+    catalog = make_catalog(tmp_path, {"alpha": (), "slow": ()}, dockerfiles={"slow": slow})
+    workspace = tmp_path / "ws"
+    command = [
+        sys.executable,
+        "-m",
+        "smartshare",
+        "adopt",
+        "alpha",
+        "slow",
+        "--region",
+        str(catalog.region_file),
+        "--workspace",
+        str(workspace),
+        "--catalog",
+        str(catalog.root),
+        "--jobs",
+        "2",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy()
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lock = workspace / "smartshare.lock"
+        if lock.exists() and "alpha" in read_lock(workspace).apps:
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("alpha was never recorded")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr.decode()
+    lock = read_lock(workspace)
+    assert set(lock.apps) == {"alpha"}
+    assert not (workspace / "apps/slow").exists()
+    # the next run finishes the job (with a quick Dockerfile this time)
+    repo = catalog.repos["slow"]
+    repo.write("Dockerfile", "FROM busybox:1.36\nCOPY www/ /www/\n")
+    repo.commit("faster")
+    repo.move_tag("v1.0.0")
+    result, _ = run_adopt(catalog, workspace, "alpha", "slow")
+    assert outcomes(result) == {"alpha": Outcome.UP_TO_DATE, "slow": Outcome.ADOPTED}

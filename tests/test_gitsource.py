@@ -1,0 +1,697 @@
+"""smartshare.gitsource against real git repositories built in tmp_path."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from gitrepos import AppRepo, git_env, init_repo, make_app_repo, make_tree_commit
+
+from smartshare import gitsource
+from smartshare.errors import (
+    GitError,
+    PinnedCommitMismatchError,
+    UnsafePathError,
+    WorkspaceError,
+)
+from smartshare.gitsource import (
+    FetchedSource,
+    ResolvedRef,
+    default_cache_dir,
+    export_tree,
+    fetch_source,
+    mirror_path,
+    resolve_ref,
+)
+
+TOKEN = "glpat-s3cr3t-t0ken-value"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> AppRepo:
+    return make_app_repo(tmp_path / "origin" / "civic-app")
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(gitsource.TOKEN_ENV, raising=False)
+    monkeypatch.delenv(gitsource.USERNAME_ENV, raising=False)
+
+
+def _files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
+
+
+def _full_text(err: pytest.ExceptionInfo[GitError]) -> str:
+    return f"{err.value.message}\n{err.value.hint}"
+
+
+# --- fetching refs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected", "app_py"),
+    [
+        ("v1", "v1", "halo v1"),  # annotated tag, peeled to its commit
+        ("v2", "v2", "halo v2"),  # lightweight tag
+        ("refs/tags/v1", "v1", "halo v1"),
+        ("main", "v2", "halo v2"),
+        ("develop", "develop", "halo develop"),
+    ],
+)
+def test_fetch_tag_or_branch(
+    app: AppRepo, cache: Path, tmp_path: Path, ref: str, expected: str, app_py: str
+) -> None:
+    dest = tmp_path / "work" / "src"
+    fetched = fetch_source(url=app.url, ref=ref, commit=None, dest=dest, cache_dir=cache)
+
+    assert fetched == FetchedSource(path=dest, url=app.url, ref=ref, commit=getattr(app, expected))
+    assert app_py in (dest / "app.py").read_text()
+
+
+def test_fetch_over_file_url(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    fetched = fetch_source(
+        url=app.repo.file_url, ref="v1", commit=None, dest=tmp_path / "src", cache_dir=cache
+    )
+    assert fetched.commit == app.v1
+    assert fetched.url == app.repo.file_url
+
+
+def test_relative_local_path_means_the_callers_folder(
+    app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(app.path.parent)
+    resolved = resolve_ref(url="civic-app", ref="v2", commit=None, cache_dir=cache)
+    assert resolved.commit == app.v2
+    assert resolved.url == "civic-app"
+
+
+def test_pinned_commit_matches(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    fetched = fetch_source(
+        url=app.url, ref="v1", commit=app.v1, dest=tmp_path / "src", cache_dir=cache
+    )
+    assert fetched.commit == app.v1
+
+
+def test_pinned_commit_is_compared_case_insensitively(app: AppRepo, cache: Path) -> None:
+    resolved = resolve_ref(url=app.url, ref="v1", commit=app.v1.upper(), cache_dir=cache)
+    assert resolved.commit == app.v1
+
+
+def test_pinned_commit_mismatch(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "src"
+    with pytest.raises(PinnedCommitMismatchError) as err:
+        fetch_source(url=app.url, ref="v2", commit=app.v1, dest=dest, cache_dir=cache)
+
+    message = err.value.message
+    assert "'v2'" in message
+    assert app.v1 in message  # expected
+    assert app.v2 in message  # actual
+    assert app.url in message
+    assert err.value.hint
+    assert not dest.exists()
+
+
+def test_moved_tag_is_followed_on_refresh(app: AppRepo, cache: Path) -> None:
+    first = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    assert first.commit == app.v1
+
+    moved = app.repo.commit("hotfix behind the tag")
+    app.repo.move_tag("v1", to=moved, annotated=True)
+
+    # Without refresh the cached tag is used as it is (what `plan` wants).
+    assert resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache, refresh=False) == first
+
+    again = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    assert again.commit == moved
+    with pytest.raises(PinnedCommitMismatchError) as err:
+        resolve_ref(url=app.url, ref="v1", commit=app.v1, cache_dir=cache)
+    assert app.v1 in err.value.message
+    assert moved in err.value.message
+
+
+def test_refresh_false_refetches_when_the_cache_contradicts_the_pin(
+    app: AppRepo, cache: Path
+) -> None:
+    resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    moved = app.repo.commit("hotfix")
+    app.repo.move_tag("v1", to=moved)
+
+    resolved = resolve_ref(url=app.url, ref="v1", commit=moved, cache_dir=cache, refresh=False)
+    assert resolved.commit == moved
+
+
+def test_rewound_branch_is_followed(app: AppRepo, cache: Path) -> None:
+    assert resolve_ref(url=app.url, ref="develop", commit=None, cache_dir=cache).commit == (
+        app.develop
+    )
+    app.repo.rewind("develop", app.v1)
+    assert resolve_ref(url=app.url, ref="develop", commit=None, cache_dir=cache).commit == app.v1
+
+
+def test_tag_and_branch_sharing_a_prefix_do_not_collide(app: AppRepo, cache: Path) -> None:
+    app.repo.tag("release")
+    app.repo.branch("release/1.0", at=app.v1)
+    assert resolve_ref(url=app.url, ref="release", commit=None, cache_dir=cache).commit == app.v2
+    assert resolve_ref(url=app.url, ref="release/1.0", commit=None, cache_dir=cache).commit == (
+        app.v1
+    )
+
+
+def test_refresh_false_fetches_a_ref_the_mirror_lacks(app: AppRepo, cache: Path) -> None:
+    resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    resolved = resolve_ref(url=app.url, ref="develop", commit=None, cache_dir=cache, refresh=False)
+    assert resolved.commit == app.develop
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def test_missing_ref(app: AppRepo, cache: Path) -> None:
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=app.url, ref="v9", commit=None, cache_dir=cache)
+    assert err.value.message == f"ref 'v9' not found in {app.url}"
+    assert err.value.hint
+    assert "tag or branch" in err.value.hint
+
+
+def test_missing_ref_with_a_pin_is_still_an_error(app: AppRepo, cache: Path) -> None:
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=app.url, ref="v9", commit=app.v1, cache_dir=cache)
+    assert not isinstance(err.value, PinnedCommitMismatchError)
+    assert "ref 'v9' not found" in err.value.message
+
+
+def test_unreachable_local_repository(tmp_path: Path, cache: Path) -> None:
+    missing = str(tmp_path / "no-such-repo")
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=missing, ref="v1", commit=None, cache_dir=cache)
+    assert missing in err.value.message
+    assert "'v1'" in err.value.message
+    assert "does not appear to be a git repository" in err.value.message
+    assert err.value.hint
+    assert "SMARTSHARE_GIT_TOKEN" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ext::sh -c touch% {pwned}",
+        "ext::sh%-c%touch%{pwned}",
+        "--upload-pack=touch {pwned}",
+        "-u touch {pwned}",
+        "fd::17/{pwned}",
+        "http://127.0.0.1:1/{pwned}",
+    ],
+)
+def test_disallowed_url_is_refused_before_git_runs(tmp_path: Path, cache: Path, url: str) -> None:
+    pwned = tmp_path / "pwned"
+    with pytest.raises(GitError) as err:
+        fetch_source(
+            url=url.format(pwned=pwned),
+            ref="main",
+            commit=None,
+            dest=tmp_path / "src",
+            cache_dir=cache,
+        )
+    assert "refusing repository URL" in err.value.message
+    assert not pwned.exists()
+    assert not cache.exists()
+    assert not (tmp_path / "src").exists()
+
+
+def test_rewrite_to_a_disallowed_url_is_refused(tmp_path: Path, cache: Path) -> None:
+    pwned = tmp_path / "pwned"
+    with pytest.raises(GitError) as err:
+        resolve_ref(
+            url="https://forge.example.invalid/app.git",
+            ref="main",
+            commit=None,
+            cache_dir=cache,
+            rewrites={"https://forge.example.invalid/": f"ext::sh -c touch% {pwned}% "},
+        )
+    assert "rewritten" in err.value.message
+    assert not pwned.exists()
+
+
+@pytest.mark.parametrize("ref", ["", "-v1", "+v1", "v1:refs/heads/x", "a..b", "v1 ", "x/.y", "@"])
+def test_bad_ref_is_refused(app: AppRepo, cache: Path, ref: str) -> None:
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=app.url, ref=ref, commit=None, cache_dir=cache)
+    assert "refusing ref" in err.value.message
+
+
+@pytest.mark.parametrize("pin", ["abc123", "z" * 40, ""])
+def test_bad_pin_is_refused(app: AppRepo, cache: Path, pin: str) -> None:
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=app.url, ref="v1", commit=pin, cache_dir=cache)
+    assert "40-hex" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:secret@127.0.0.1:1/x.git",
+        "https://secret@127.0.0.1:1/x.git",
+        "ssh://git:secret@127.0.0.1:1/x.git",
+        "git:secret@127.0.0.1:x.git",
+        "https://git:secret@[::1/x.git",
+    ],
+)
+def test_credentials_in_url_never_appear_in_errors(cache: Path, url: str) -> None:
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=url, ref="main", commit=None, cache_dir=cache)
+    assert "secret" not in _full_text(err)
+    assert "secret" not in str(err.value)
+
+
+def test_connection_refused_names_url_and_hides_token(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
+    with pytest.raises(GitError) as err:
+        resolve_ref(url="https://127.0.0.1:1/x.git", ref="main", commit=None, cache_dir=cache)
+    text = _full_text(err)
+    assert "https://127.0.0.1:1/x.git" in err.value.message
+    assert "'main'" in err.value.message
+    assert "connect" in err.value.message.lower()
+    assert TOKEN not in text
+    assert "SMARTSHARE_GIT_TOKEN" in (err.value.hint or "")
+
+
+def test_a_hanging_fetch_is_killed_after_the_timeout(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's own GIT_SSH_COMMAND is respected: here, one that never answers.
+    monkeypatch.setenv("GIT_SSH_COMMAND", "sleep 30 #")
+    url = "git@forge.example.invalid:apps/civic-app.git"
+    started = time.monotonic()
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=url, ref="v1", commit=None, cache_dir=cache, timeout=1.0)
+    assert time.monotonic() - started < 15
+    assert "timed out after 1 s" in err.value.message
+    assert url in err.value.message
+    # A killed fetch may leave git's lock files: the mirror is dropped, next run starts afresh.
+    assert not mirror_path(cache_dir=cache, url=url).exists()
+
+
+def test_git_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
+    monkeypatch.delenv("GIT_SSH", raising=False)
+    env = gitsource._base_env()
+    assert env["GIT_TERMINAL_PROMPT"] == "0"
+    assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
+    assert env["GIT_HTTP_LOW_SPEED_LIMIT"] == "1000"
+    assert env["GIT_HTTP_LOW_SPEED_TIME"] == "30"
+    monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i /keys/deploy")
+    assert "GIT_SSH_COMMAND" not in gitsource._base_env()
+
+
+def test_waiting_for_a_locked_mirror_times_out(app: AppRepo, cache: Path) -> None:
+    mirror = mirror_path(cache_dir=cache, url=app.url)
+    mirror.parent.mkdir(parents=True)
+    with (mirror.parent / (mirror.name + ".lock")).open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(GitError) as err:
+            resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache, timeout=0.3)
+    assert "waiting for another smartshare run" in err.value.message
+    # Once released, the same call goes through.
+    assert resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache).commit == app.v1
+
+
+def test_relative_cache_and_destination(
+    app: AppRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fetched = fetch_source(
+        url=app.url, ref="v1", commit=None, dest=Path("work/src"), cache_dir=Path("cache")
+    )
+    assert fetched.path == Path("work/src")
+    assert "halo v1" in (tmp_path / "work" / "src" / "app.py").read_text()
+    assert len(list((tmp_path / "cache" / "git").glob("*.git"))) == 1
+
+
+def test_inherited_git_location_variables_are_ignored(
+    app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a git hook running smartshare would pass on.
+    bystander = init_repo(tmp_path / "bystander")
+    bystander.commit("untouched")
+    before = bystander.git("for-each-ref")
+    monkeypatch.setenv("GIT_DIR", str(bystander.path / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(bystander.path))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(bystander.path / ".git" / "index"))
+    monkeypatch.setenv("GIT_OBJECT_DIRECTORY", str(bystander.path / ".git" / "objects"))
+
+    fetched = fetch_source(
+        url=app.url, ref="v2", commit=None, dest=tmp_path / "src", cache_dir=cache
+    )
+    assert fetched.commit == app.v2
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
+        monkeypatch.delenv(name)
+    assert bystander.git("for-each-ref") == before
+    assert bystander.git("cat-file", "-t", app.v2, check=False) != "commit"
+
+
+def test_very_long_branch_name(app: AppRepo, cache: Path) -> None:
+    name = "feature/" + "x" * 180
+    app.repo.branch(name, at=app.v1)
+    assert resolve_ref(url=app.url, ref=name, commit=None, cache_dir=cache).commit == app.v1
+    again = resolve_ref(url=app.url, ref=name, commit=None, cache_dir=cache, refresh=False)
+    assert again.commit == app.v1
+
+
+# --- the exported tree --------------------------------------------------------
+
+
+def test_exported_tree_has_no_git_and_keeps_modes_and_symlinks(
+    app: AppRepo, cache: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "src"
+    fetch_source(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+
+    assert not (dest / ".git").exists()
+    assert not list(dest.rglob(".git"))
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        "Dockerfile",
+        "app.py",
+        "config",
+        "config/settings.toml.j2",
+        "current-config",
+        "run.sh",
+    ]
+    assert (dest / "run.sh").stat().st_mode & 0o777 == 0o755
+    assert (dest / "app.py").stat().st_mode & 0o777 == 0o644
+    link = dest / "current-config"
+    assert link.is_symlink()
+    assert os.readlink(link) == "config/settings.toml.j2"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".src.partial-")]
+
+
+def test_modes_do_not_depend_on_the_umask(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o077)
+    try:
+        fetch_source(url=app.url, ref="v1", commit=None, dest=tmp_path / "src", cache_dir=cache)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "src" / "run.sh").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "src" / "Dockerfile").stat().st_mode & 0o777 == 0o644
+
+
+def test_export_ignores_gitattributes_of_the_tree(cache: Path, tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "origin" / "attrs")
+    repo.write(".gitattributes", "hidden/** export-ignore\nversion.txt export-subst ident\n")
+    repo.write("hidden/keep.txt", "needed by the build\n")
+    repo.write("version.txt", "$Format:%H$ $Id$\n")
+    repo.write("dos.txt", "line\r\n")
+    repo.commit("attributes")
+    repo.tag("v1")
+
+    dest = tmp_path / "src"
+    fetch_source(url=repo.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+    assert (dest / "hidden" / "keep.txt").read_text() == "needed by the build\n"
+    assert (dest / "version.txt").read_text() == "$Format:%H$ $Id$\n"
+    assert (dest / "dos.txt").read_bytes() == b"line\r\n"
+
+
+def test_export_into_an_existing_empty_folder(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "src"
+    dest.mkdir()
+    fetch_source(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
+    assert "halo v2" in (dest / "app.py").read_text()
+
+
+def test_export_refuses_a_non_empty_destination(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "src"
+    dest.mkdir()
+    (dest / "mine.txt").write_text("keep me")
+    with pytest.raises(WorkspaceError):
+        fetch_source(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
+    assert [p.name for p in dest.iterdir()] == ["mine.txt"]
+
+
+def test_failing_export_leaves_dest_absent(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    resolved = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    unknown = ResolvedRef(url=resolved.url, ref="v1", commit="0" * 40, mirror=resolved.mirror)
+    out = tmp_path / "out"
+    out.mkdir()
+    dest = out / "src"
+
+    with pytest.raises(GitError) as err:
+        export_tree(resolved=unknown, dest=dest)
+    assert "0" * 40 in err.value.message
+    assert list(out.iterdir()) == []
+
+
+def test_symlink_and_folder_with_one_name_cannot_escape(cache: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = init_repo(tmp_path / "origin" / "hostile")
+    repo.commit("base")
+    evil = make_tree_commit(
+        repo,
+        [("120000", "a", str(outside)), ("040000", "a", ""), ("100644", "ok.txt", "fine\n")],
+        "symlink and folder named a",
+    )
+    repo.branch("evil", at=evil)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with pytest.raises(UnsafePathError) as err:
+        fetch_source(url=repo.url, ref="evil", commit=None, dest=out / "src", cache_dir=cache)
+    assert "'a'" in err.value.message
+    assert list(outside.iterdir()) == []
+    assert list(out.iterdir()) == []
+
+
+def test_symlinks_pointing_outside_are_reproduced_not_followed(cache: Path, tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "origin" / "links")
+    repo.symlink("etc-passwd", "/etc/passwd")
+    repo.symlink("up", "../../..")
+    repo.commit("links")
+    dest = tmp_path / "src"
+    fetch_source(url=repo.url, ref="main", commit=None, dest=dest, cache_dir=cache)
+    assert os.readlink(dest / "etc-passwd") == "/etc/passwd"
+    assert os.readlink(dest / "up") == "../../.."
+
+
+def _tar_with(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o644
+    return info
+
+
+@pytest.mark.parametrize(
+    ("members", "fragment"),
+    [
+        ([(_member("/etc/evil"), b"x")], "absolute"),
+        ([(_member("../evil"), b"x")], "'..'"),
+        ([(_member("sub/../../evil"), b"x")], "'..'"),
+        ([(_member("f"), b"x"), (_member("f"), b"y")], "twice"),
+        ([(_member("l", tarfile.SYMTYPE, "/tmp"), b""), (_member("l/x"), b"y")], "symlink"),
+        ([(_member("f"), b"x"), (_member("h", tarfile.LNKTYPE, "f"), b"")], "neither"),
+        ([(_member("dev", tarfile.CHRTYPE), b"")], "neither"),
+    ],
+)
+def test_unsafe_archive_members_are_refused(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], fragment: str
+) -> None:
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(_tar_with(*members))
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UnsafePathError) as err:
+        gitsource._extract_tar(archive, root)
+    assert fragment in err.value.message
+    assert not (tmp_path / "evil").exists()
+    assert not Path("/etc/evil").exists()
+
+
+# --- the cache ----------------------------------------------------------------
+
+
+def test_second_fetch_reuses_the_mirror(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    first = fetch_source(url=app.url, ref="v1", commit=None, dest=tmp_path / "a", cache_dir=cache)
+    mirrors = sorted((cache / "git").glob("*.git"))
+    assert len(mirrors) == 1
+    assert mirrors[0].name.startswith("civic-app-")
+
+    shutil.rmtree(app.path)  # the origin is gone: only the mirror can answer now
+
+    resolved = resolve_ref(url=app.url, ref="v1", commit=app.v1, cache_dir=cache, refresh=False)
+    assert resolved.mirror == mirrors[0]
+    second = export_tree(resolved=resolved, dest=tmp_path / "b")
+    assert second.commit == first.commit
+    assert (tmp_path / "b" / "app.py").read_text() == (tmp_path / "a" / "app.py").read_text()
+
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    assert app.url in err.value.message
+    assert sorted((cache / "git").glob("*.git")) == mirrors
+
+
+def test_mirror_is_shallow_and_holds_only_fetched_refs(app: AppRepo, cache: Path) -> None:
+    resolved = resolve_ref(url=app.url, ref="v2", commit=None, cache_dir=cache)
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)"],
+        cwd=resolved.mirror,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert refs == ["refs/smartshare/" + b"v2".hex()]
+    assert (resolved.mirror / "shallow").read_text().split() == [app.v2]
+
+
+def test_a_broken_mirror_is_rebuilt(app: AppRepo, cache: Path) -> None:
+    mirror = mirror_path(cache_dir=cache, url=app.url)
+    mirror.mkdir(parents=True)
+    (mirror / "leftover").write_text("interrupted init")
+    assert resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache).commit == app.v1
+    assert not (mirror / "leftover").exists()
+
+
+def test_token_never_lands_on_disk(
+    app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(gitsource.USERNAME_ENV, "deploy-bot")
+    dest = tmp_path / "src"
+    fetched = fetch_source(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+
+    basic = base64.b64encode(f"deploy-bot:{TOKEN}".encode()).decode()
+    mirror = mirror_path(cache_dir=cache, url=app.url)
+    scanned = _files(mirror) + _files(dest)
+    assert mirror / "config" in scanned
+    for path in scanned:
+        data = path.read_bytes()
+        assert TOKEN.encode() not in data, path
+        assert basic.encode() not in data, path
+    assert TOKEN not in repr(fetched)
+
+
+def test_token_header_is_scoped_to_the_https_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.name")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "Someone")
+    env = {**git_env(), **gitsource._fetch_env("https://Forge.Example:8443/apps/x.git")}
+    env.update({k: os.environ[k] for k in ("GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")})
+
+    def header_for(url: str) -> str:
+        return subprocess.run(
+            ["git", "config", "--get-urlmatch", "http.extraheader", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    expected = "Authorization: Basic " + base64.b64encode(f"oauth2:{TOKEN}".encode()).decode()
+    assert header_for("https://forge.example:8443/apps/x.git") == expected
+    assert header_for("https://elsewhere.example/x.git") == ""
+    assert env["GIT_CONFIG_COUNT"] == "2"  # the caller's own entry is kept
+    assert gitsource._fetch_env("file:///srv/x.git").get("GIT_CONFIG_COUNT") is None
+    assert gitsource._fetch_env("ssh://git@forge.example/x.git").get("GIT_CONFIG_COUNT") is None
+
+
+def test_rewrites_use_the_local_copy_but_record_the_original_url(
+    app: AppRepo, cache: Path, tmp_path: Path
+) -> None:
+    url = "https://git.tangerangkota.go.id/apps/civic-app"
+    rewrites = {
+        "https://git.tangerangkota.go.id/": "file:///nonexistent/",
+        "https://git.tangerangkota.go.id/apps/": app.path.parent.as_uri() + "/",
+    }
+    fetched = fetch_source(
+        url=url, ref="v1", commit=app.v1, dest=tmp_path / "src", cache_dir=cache, rewrites=rewrites
+    )
+    assert fetched.url == url
+    assert fetched.commit == app.v1
+    assert mirror_path(cache_dir=cache, url=url).is_dir()
+
+
+def test_failed_rewritten_fetch_names_both_urls(cache: Path, tmp_path: Path) -> None:
+    url = "https://git.tangerangkota.go.id/apps/civic-app"
+    with pytest.raises(GitError) as err:
+        resolve_ref(
+            url=url,
+            ref="v1",
+            commit=None,
+            cache_dir=cache,
+            rewrites={"https://git.tangerangkota.go.id/": (tmp_path / "gone").as_uri() + "/"},
+        )
+    assert url in err.value.message
+    assert "gone" in err.value.message
+
+
+def test_concurrent_resolves_of_one_repository(app: AppRepo, cache: Path) -> None:
+    refs = ["v1", "v2", "develop", "v1", "main", "v2"]
+    barrier = threading.Barrier(len(refs))
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def work(index: int, ref: str) -> None:
+        try:
+            barrier.wait()
+            results[index] = resolve_ref(url=app.url, ref=ref, commit=None, cache_dir=cache).commit
+        except BaseException as exc:  # collected, re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=item) for item in enumerate(refs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    expected = {"v1": app.v1, "v2": app.v2, "develop": app.develop, "main": app.v2}
+    assert results == {index: expected[ref] for index, ref in enumerate(refs)}
+    assert len(list((cache / "git").glob("*.git"))) == 1
+
+
+def test_mirror_path_is_readable_and_distinct(tmp_path: Path) -> None:
+    one = mirror_path(cache_dir=tmp_path, url="https://forge.example/a/civic-app.git")
+    two = mirror_path(cache_dir=tmp_path, url="https://other.example/a/civic-app.git")
+    scp = mirror_path(cache_dir=tmp_path, url="git@forge.example:civic-app")
+    assert one.parent == tmp_path / "git"
+    assert one.name.startswith("civic-app-")
+    assert two.name.startswith("civic-app-")
+    assert one != two
+    assert scp.name.startswith("civic-app-")
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("SMARTSHARE_CACHE_DIR")
+    assert default_cache_dir() == tmp_path / "xdg" / "smartshare"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "smartshare"
