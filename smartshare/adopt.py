@@ -201,7 +201,7 @@ def prepare(
     """Check everything that can be checked before touching anything."""
     from smartshare.gitsource import default_cache_dir
     from smartshare.settings import load_settings
-    from smartshare.validation import check_region, validate
+    from smartshare.validation import check_app_templates, check_region
 
     if not apps and not all_apps:
         raise UsageError(
@@ -211,15 +211,22 @@ def prepare(
         raise UsageError("name apps or pass --all, not both")
     settings = load_settings()
     root = resolve_catalog_root(catalog_root)
-    report = validate(catalog_root=root)
-    if not report.valid:
+    catalog = load_catalog(root)
+    region = load_region_file(region_file)
+    names = sorted(catalog.apps) if all_apps else list(apps)
+    order = dependency_order(catalog, names)
+    # Every file of the catalogue must load; templates are analysed for the apps
+    # being adopted (the others' templates play no part in this run).
+    problems = [p for p in catalog.problems if p.severity.value == "error"]
+    for name in order:
+        problems += check_app_templates(app=catalog.apps[name], templates_dir=catalog.templates_dir)
+    problems = [p for p in problems if p.severity.value == "error"]
+    if problems:
         raise InvalidInputError(
             f"the catalogue {root} does not validate",
             hint="fix it first ('smartshare validate' shows the same problems)",
-            problems=[p for p in report.problems if p.severity.value == "error"],
+            problems=problems,
         )
-    catalog = load_catalog(root)
-    region = load_region_file(region_file)
     region_problems = [
         p for p in check_region(region=region, catalog=catalog) if p.severity.value == "error"
     ]
@@ -234,8 +241,6 @@ def prepare(
             f"--push: region '{region.model.name}' has no registry",
             hint="set 'registry' in the region profile (e.g. registry.example.go.id/apps)",
         )
-    names = sorted(catalog.apps) if all_apps else list(apps)
-    order = dependency_order(catalog, names)
     parsed = parse_set_options(overrides)
     validate_overrides(parsed, {n: catalog.app(n) for n in order})
     region_dir = region.doc.path.resolve().parent
