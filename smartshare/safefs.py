@@ -19,8 +19,8 @@ from smartshare.errors import UnsafePathError, WorkspaceError
 def confined_path(root: Path, relative: str) -> Path:
     """The absolute path of ``relative`` inside ``root``.
 
-    Raises UnsafePathError when ``relative`` is empty, absolute or contains
-    ``..``, or when a component that already exists below ``root`` is a
+    Raises UnsafePathError when ``relative`` is empty (or ``.``), absolute or
+    contains ``..``, or when a component that already exists below ``root`` is a
     symbolic link or resolves outside ``root``.  ``root`` itself may be a link.
     """
     if not relative or not relative.strip() or "\x00" in relative:
@@ -30,11 +30,12 @@ def confined_path(root: Path, relative: str) -> Path:
         raise UnsafePathError(f"path '{relative}' must be relative to {root}, not absolute")
     if ".." in pure.parts:
         raise UnsafePathError(f"path '{relative}' must stay inside {root} ('..' is not allowed)")
+    parts = [p for p in pure.parts if p != "."]
+    if not parts:
+        raise UnsafePathError(f"path '{relative}' names {root} itself, not a file inside it")
     base = root.resolve()
     current = base
-    for part in pure.parts:
-        if part == ".":
-            continue
+    for part in parts:
         current = current / part
         if current.is_symlink():
             raise UnsafePathError(
@@ -46,7 +47,7 @@ def confined_path(root: Path, relative: str) -> Path:
             break
     if not current.resolve().is_relative_to(base):  # defence in depth; a race would land here
         raise UnsafePathError(f"path '{relative}' resolves outside {root}")
-    return base.joinpath(*(p for p in pure.parts if p != "."))
+    return base.joinpath(*parts)
 
 
 def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:

@@ -56,6 +56,12 @@ class TemplateSource:
 
     def path_of(self, name: str) -> Path:
         """The file behind template ``name``; raise UnsafePathError if it leaves the folder."""
+        path = self.joined(name)
+        self.confine(path, name)
+        return path
+
+    def joined(self, name: str) -> Path:
+        """``name`` inside the folder, checked by its spelling only (no file system access)."""
         if not name or "\x00" in name or "\\" in name:
             raise UnsafePathError(f"template name {name!r} is not a valid relative path")
         pure = PurePosixPath(name)
@@ -63,13 +69,15 @@ class TemplateSource:
             raise UnsafePathError(f"template name '{name}' must be relative to templates/")
         if ".." in pure.parts:
             raise UnsafePathError(f"template name '{name}' must stay inside templates/ (no '..')")
-        path = self.real_root.joinpath(*pure.parts)
+        return self.real_root.joinpath(*pure.parts)
+
+    def confine(self, path: Path, name: str) -> None:
+        """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links)."""
         if not path.resolve().is_relative_to(self.real_root):
             raise UnsafePathError(
                 f"template '{name}' resolves outside the templates folder "
                 "(a symbolic link pointing elsewhere); refusing to read it"
             )
-        return path
 
     def name_of(self, filename: str) -> str | None:
         """The template name of a filename this source handed to Jinja."""
@@ -124,6 +132,15 @@ _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
 def _toyaml(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, Mapping | list) and value:
+        # Block style, as a YAML author writes it; indent it with `| indent(n)`
+        # when it is not at the start of a line.
+        text = yaml.safe_dump(
+            value, default_flow_style=False, allow_unicode=True, sort_keys=True, width=2**31 - 1
+        )
+        return text.removesuffix("\n")
     text = yaml.safe_dump(
         value, default_flow_style=True, allow_unicode=True, width=2**31 - 1, sort_keys=True
     )
@@ -347,16 +364,16 @@ class _Parsed:
 
 
 # (templates folder, name) -> (file signature, analysis)
-_PARSED_CACHE: dict[tuple[Path, str], tuple[tuple[int, int, int], _Parsed]] = {}
+_PARSED_CACHE: dict[tuple[Path, str], tuple[tuple[int, int, int, int], _Parsed]] = {}
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _parse_cached(
@@ -366,14 +383,17 @@ def _parse_cached(
 
     Raises InvalidInputError for unsafe names and unreadable files.
     """
-    path = source.path_of(name)
+    path = source.joined(name)
     signature = _signature(path)
-    if signature is None or not path.is_file():
-        return None
     key = (source.real_root, name)
     cached = _PARSED_CACHE.get(key)
     if cached is not None and cached[0] == signature:
+        # The very same file (device, inode) was confined when it was cached;
+        # a link swapped in since then would show up as another inode.
         return cached[1]
+    source.confine(path, name)
+    if signature is None or not path.is_file():
+        return None
     try:
         text = source.read(path, name)
     except FileNotFoundError:

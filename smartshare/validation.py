@@ -80,12 +80,24 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
             f"no catalogue at {catalog_root}: it has no manifests/ folder",
             hint="pass --catalog DIR, a folder holding manifests/ and templates/",
         )
-    files = _given_files(paths or [catalog_root / "manifests"])
+    if not paths:
+        # Everything loaded is reported on: no need to sort files into catalogues.
+        catalog = load_catalog(catalog_root)
+        problems = set(catalog.problems)
+        problems.update(
+            _check_loaded(catalog, list(catalog.apps.values()), catalog.regions.values())
+        )
+        # Each file was either loaded into the catalogue or has a problem.
+        seen = {f.doc.display for f in catalog.apps.values()}
+        seen.update(f.doc.display for f in catalog.regions.values())
+        seen.update(p.file for p in catalog.problems)
+        return ValidationReport(problems=sorted(problems), files_checked=len(seen))
+    files = _given_files(paths)
     base = catalog_root.resolve()
     groups: dict[Path, list[Path]] = {}
     for path in files:
         groups.setdefault(_own_catalogue(path) or base, []).append(path)
-    problems: set[Problem] = set()
+    problems = set()
     for root, given in groups.items():
         problems.update(_validate_group(root, given))
     return ValidationReport(problems=sorted(problems), files_checked=len(files))
@@ -146,6 +158,17 @@ def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
         elif isinstance(model, RegionProfile) and doc is not None:
             regions.append(LoadedFile(doc=doc, model=model))
 
+    problems.extend(_check_loaded(catalog, apps, regions))
+    return problems
+
+
+def _check_loaded(
+    catalog: Catalog,
+    apps: Iterable[LoadedFile[AppManifest]],
+    regions: Iterable[LoadedFile[RegionProfile]],
+) -> list[Problem]:
+    """The checks that need the whole catalogue, for the given apps and regions."""
+    problems: list[Problem] = []
     cycles = _cycles(catalog)
     for app in apps:
         problems.extend(_check_requires(app, catalog, cycles))

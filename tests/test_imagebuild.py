@@ -1,0 +1,449 @@
+"""smartshare.imagebuild against a real engine and registry (see conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import tarfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
+from smartshare.imagebuild import DockerEngine, connect, split_reference
+
+LABELS = {"org.smartshare.app": "demo-app", "org.smartshare.region": "kota-contoh"}
+
+
+# -- no engine needed -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("app", ("app", "latest")),
+        ("app:1.0", ("app", "1.0")),
+        ("ns/app:v2-rc.1", ("ns/app", "v2-rc.1")),
+        ("host:5000/ns/app", ("host:5000/ns/app", "latest")),
+        ("host:5000/ns/app:tag", ("host:5000/ns/app", "tag")),
+        ("127.0.0.1:5000/a/b/c:1", ("127.0.0.1:5000/a/b/c", "1")),
+    ],
+)
+def test_split_reference(reference: str, expected: tuple[str, str]) -> None:
+    assert split_reference(reference) == expected
+
+
+@pytest.mark.parametrize(
+    "reference", ["", "app:", ":tag", " app", "host:5000/", "app@sha256:" + "0" * 64]
+)
+def test_split_reference_rejects(reference: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        split_reference(reference)
+    assert caught.value.hint
+
+
+def test_connect_to_missing_engine_names_the_endpoint() -> None:
+    endpoint = "unix:///nonexistent/docker.sock"
+    with pytest.raises(EngineUnavailableError) as caught:
+        connect(docker_host=endpoint)
+    assert endpoint in caught.value.message
+    assert caught.value.hint is not None
+    assert "docker-sandbox start" in caught.value.hint
+    assert "--no-build" in caught.value.hint
+
+
+@pytest.fixture
+def unreachable_engine() -> Iterator[DockerEngine]:
+    """An engine object whose endpoint does not exist: any contact would fail loudly."""
+    import docker
+
+    endpoint = "unix:///nonexistent/docker.sock"
+    # An explicit API version makes docker-py skip its probe, so nothing is contacted here.
+    api = docker.APIClient(base_url=endpoint, version="1.41")
+    engine = DockerEngine(api=api, params={"base_url": endpoint}, endpoint=endpoint, timeout=5)
+    yield engine
+    engine.close()
+
+
+def test_missing_context_fails_before_the_engine(
+    unreachable_engine: DockerEngine, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-app"
+    with pytest.raises(BuildError) as caught:
+        unreachable_engine.build(
+            context_dir=missing, dockerfile="Dockerfile", tags=["t:1"], labels={}
+        )
+    assert str(missing) in caught.value.message
+    assert caught.value.hint
+
+
+def test_missing_dockerfile_fails_before_the_engine(
+    unreachable_engine: DockerEngine, tmp_path: Path
+) -> None:
+    with pytest.raises(BuildError) as caught:
+        unreachable_engine.build(
+            context_dir=tmp_path, dockerfile="docker/Dockerfile.prod", tags=["t:1"], labels={}
+        )
+    assert str(tmp_path / "docker" / "Dockerfile.prod") in caught.value.message
+    assert caught.value.hint
+
+
+@pytest.mark.parametrize("dockerfile", ["../Dockerfile", "/etc/hostname"])
+def test_dockerfile_outside_context_is_rejected(
+    unreachable_engine: DockerEngine, tmp_path: Path, dockerfile: str
+) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
+    with pytest.raises(BuildError, match="outside the build context"):
+        unreachable_engine.build(context_dir=context, dockerfile=dockerfile, tags=[], labels={})
+
+
+def test_invalid_tag_is_rejected(unreachable_engine: DockerEngine, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
+    with pytest.raises(BuildError, match="not a valid image tag"):
+        unreachable_engine.build(
+            context_dir=tmp_path, dockerfile="Dockerfile", tags=["Upper/Case:1"], labels={}
+        )
+
+
+def test_half_set_registry_credentials_are_rejected(
+    unreachable_engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTSHARE_REGISTRY_USERNAME", "someone")
+    monkeypatch.delenv("SMARTSHARE_REGISTRY_PASSWORD", raising=False)
+    with pytest.raises(PushError, match="SMARTSHARE_REGISTRY_PASSWORD"):
+        unreachable_engine.push(reference="127.0.0.1:5000/x/y:1")
+
+
+# -- real engine ----------------------------------------------------------
+
+
+@pytest.fixture
+def engine() -> Iterator[DockerEngine]:
+    with connect() as docker_engine:  # DOCKER_HOST is set by conftest for marked tests
+        yield docker_engine
+
+
+@pytest.fixture
+def api(docker_engine_env: Any) -> Iterator[Any]:
+    """A raw docker-py client, for checking what smartshare did."""
+    import docker
+
+    client = docker.APIClient(base_url=docker_engine_env.docker_host, version="auto")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def scratch_name(api: Any) -> Iterator[str]:
+    """A unique repository name; every tag of it is removed afterwards."""
+    import docker
+
+    name = f"smartshare-test/{uuid.uuid4().hex[:12]}"
+    yield name
+    for image in api.images():
+        for tag in image.get("RepoTags") or []:
+            if name in tag:
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_image(tag, force=True)
+
+
+def write_context(folder: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def run_in(api: Any, image: str, command: list[str]) -> str:
+    container = api.create_container(
+        image, command, host_config=api.create_host_config(network_mode="none")
+    )
+    try:
+        api.start(container)
+        assert api.wait(container, timeout=60)["StatusCode"] == 0
+        return bytes(api.logs(container)).decode()
+    finally:
+        api.remove_container(container, force=True)
+
+
+@pytest.mark.requires_docker
+def test_build_with_labels_buildargs_and_logs(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path / "app",
+        f"FROM {busybox_image}\n"
+        "ARG GREETING=unset\n"
+        'RUN echo "greeting=$GREETING" && echo "$GREETING" > /greeting\n'
+        "COPY app.txt /app.txt\n",
+        {"app.txt": "hello\n"},
+    )
+    lines: list[str] = []
+    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
+
+    built = engine.build(
+        context_dir=context,
+        dockerfile="Dockerfile",
+        tags=tags,
+        labels=LABELS,
+        buildargs={"GREETING": "halo"},
+        on_log=lines.append,
+    )
+
+    assert built.image_id.startswith("sha256:")
+    assert built.tags == tuple(tags)
+    for tag in tags:
+        assert engine.image_id(tag) == built.image_id
+    labels = api.inspect_image(built.image_id)["Config"]["Labels"]
+    assert {k: labels.get(k) for k in LABELS} == LABELS
+    assert any(line.startswith("Step 1/") for line in lines)
+    assert "greeting=halo" in lines
+    assert all(line == line.strip() and line for line in lines)
+    assert run_in(api, built.image_id, ["cat", "/greeting"]) == "halo\n"
+
+
+@pytest.mark.requires_docker
+def test_build_target_stage(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path / "app",
+        f"FROM {busybox_image} AS first\nRUN echo first > /stage\n"
+        f"FROM {busybox_image} AS second\nRUN echo second > /stage\n",
+    )
+    built = engine.build(
+        context_dir=context,
+        dockerfile="Dockerfile",
+        tags=[f"{scratch_name}:first"],
+        labels={},
+        target="first",
+    )
+    assert run_in(api, built.image_id, ["cat", "/stage"]) == "first\n"
+
+
+@pytest.mark.requires_docker
+def test_failing_run_reports_the_step_and_its_output(
+    engine: DockerEngine, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path / "app",
+        f"FROM {busybox_image}\nRUN echo ok\nRUN echo 'compiler: disk on fire' >&2 && exit 3\n",
+    )
+    with pytest.raises(BuildError) as caught:
+        engine.build(
+            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+        )
+    message = caught.value.message
+    assert "step 3/3" in message
+    assert "exit 3" in message
+    assert "returned a non-zero code: 3" in message
+    assert "disk on fire" in message
+    assert caught.value.hint
+    assert engine.image_id(f"{scratch_name}:x") is None
+
+
+@pytest.mark.requires_docker
+def test_dockerfile_syntax_error(
+    engine: DockerEngine, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context = write_context(tmp_path / "app", f"FROM {busybox_image}\nFROBNICATE now\n")
+    with pytest.raises(BuildError) as caught:
+        engine.build(
+            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+        )
+    assert "unknown instruction" in caught.value.message.lower()
+    assert caught.value.hint is not None
+    assert "syntax" in caught.value.hint
+
+
+@pytest.mark.requires_docker
+def test_buildkit_only_syntax_says_so(
+    engine: DockerEngine, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path / "app", f"FROM {busybox_image}\nRUN --mount=type=cache,target=/c true\n"
+    )
+    with pytest.raises(BuildError) as caught:
+        engine.build(
+            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+        )
+    assert caught.value.hint is not None
+    assert "BuildKit" in caught.value.hint
+
+
+def _found_in(blob: bytes, needle: bytes) -> bool:
+    """Whether ``needle`` occurs in ``blob``, looking inside nested (gzipped) tars."""
+    if needle in blob:
+        return True
+    if blob[:2] == b"\x1f\x8b":
+        return _found_in(gzip.decompress(blob), needle)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None and _found_in(handle.read(), needle):
+                    return True
+    except tarfile.TarError:
+        return False
+    return False
+
+
+@pytest.mark.requires_docker
+def test_git_folder_never_reaches_the_image(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    token = "ghp_" + uuid.uuid4().hex  # a fake token, unique to this run
+    sub_token = "glpat-" + uuid.uuid4().hex
+    visible = "VISIBLE-" + uuid.uuid4().hex
+    ignored = "IGNORED-" + uuid.uuid4().hex
+    context = write_context(
+        tmp_path / "app",
+        f"FROM {busybox_image}\nCOPY . /app\n",
+        {
+            ".git/config": f'[remote "origin"]\n\turl = https://x:{token}@example.org/r.git\n',
+            ".git/HEAD": "ref: refs/heads/main\n",
+            # A submodule's .git is a file; it must stay out too.
+            "vendor/lib/.git": f"gitdir: ../../.git/modules/lib # {sub_token}\n",
+            "vendor/lib/lib.txt": "library\n",
+            # Negations try to bring .git back; they must not win.
+            ".dockerignore": "ignored.txt\n!.git\n!.git/config\n!vendor/lib/.git\n",
+            "ignored.txt": ignored,
+            "visible.txt": visible,
+        },
+    )
+    built = engine.build(
+        context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:git"], labels={}
+    )
+
+    saved = b"".join(api.get_image(built.image_id))
+    assert _found_in(saved, visible.encode()), "the scan must see files that were copied"
+    assert not _found_in(saved, token.encode())
+    assert not _found_in(saved, sub_token.encode())
+    assert not _found_in(saved, ignored.encode()), ".dockerignore must be honoured"
+    listing = run_in(api, built.image_id, ["find", "/app"])
+    assert "/app/vendor/lib/lib.txt" in listing
+    assert ".git" not in listing
+
+
+def _registry_digest(registry: str, repository: str, tag: str) -> str:
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return str(response.headers["Docker-Content-Digest"])
+
+
+@pytest.mark.requires_docker
+def test_push_returns_the_registry_digest(
+    engine: DockerEngine,
+    busybox_image: str,
+    scratch_name: str,
+    docker_registry: str,
+    tmp_path: Path,
+) -> None:
+    context = write_context(
+        tmp_path / "app", f"FROM {busybox_image}\nRUN echo {uuid.uuid4().hex} > /id\n"
+    )
+    reference = f"{docker_registry}/{scratch_name}:1.0"
+    engine.build(context_dir=context, dockerfile="Dockerfile", tags=[reference], labels=LABELS)
+    lines: list[str] = []
+
+    digest = engine.push(reference=reference, on_log=lines.append)
+
+    assert digest.startswith("sha256:")
+    assert digest == _registry_digest(docker_registry, scratch_name, "1.0")
+    assert any("Pushed" in line for line in lines)
+    assert len(lines) == len(set(lines)), "progress repeats must be folded"
+    # Pushing again is a no-op for the registry and reports the same digest.
+    assert engine.push(reference=reference) == digest
+
+
+@pytest.mark.requires_docker
+def test_push_to_unreachable_registry(
+    engine: DockerEngine, busybox_image: str, scratch_name: str
+) -> None:
+    reference = f"127.0.0.1:1/{scratch_name}:1.0"
+    image_id = engine.image_id(busybox_image)
+    assert image_id is not None
+    engine.tag(image_id=image_id, reference=reference)
+    with pytest.raises(PushError) as caught:
+        engine.push(reference=reference)
+    assert "127.0.0.1:1" in caught.value.message
+    assert "connection refused" in caught.value.message
+    assert caught.value.hint is not None
+    assert "registry address" in caught.value.hint
+
+
+@pytest.mark.requires_docker
+def test_push_of_a_missing_image(engine: DockerEngine, scratch_name: str) -> None:
+    with pytest.raises(PushError) as caught:
+        engine.push(reference=f"127.0.0.1:1/{scratch_name}:never-built")
+    assert caught.value.hint is not None
+    assert "build the image first" in caught.value.hint
+
+
+@pytest.mark.requires_docker
+def test_image_id_and_tag(engine: DockerEngine, busybox_image: str, scratch_name: str) -> None:
+    assert engine.image_id(f"{scratch_name}:absent") is None
+    image_id = engine.image_id(busybox_image)
+    assert image_id is not None
+    assert image_id.startswith("sha256:")
+    engine.tag(image_id=image_id, reference=f"{scratch_name}:alias")
+    assert engine.image_id(f"{scratch_name}:alias") == image_id
+
+
+@pytest.mark.requires_docker
+def test_two_builds_run_in_parallel(
+    engine: DockerEngine, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    sleep_s = 3
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def build(name: str) -> str:
+        context = write_context(
+            tmp_path / name,
+            # Unique per run and per build, so neither can come from the cache.
+            f"FROM {busybox_image}\nRUN echo {name}-{uuid.uuid4().hex} && sleep {sleep_s}\n",
+        )
+
+        def on_log(line: str) -> None:
+            if line.startswith(f"{name}-"):
+                with lock:
+                    started[name] = time.monotonic()
+
+        built = engine.build(
+            context_dir=context,
+            dockerfile="Dockerfile",
+            tags=[f"{scratch_name}:{name}"],
+            labels={"org.smartshare.app": name},
+            on_log=on_log,
+        )
+        finished[name] = time.monotonic()
+        return built.image_id
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ids = list(pool.map(build, ["alpha", "beta"]))
+
+    assert len(set(ids)) == 2
+    for name, image_id in zip(["alpha", "beta"], ids, strict=True):
+        assert engine.image_id(f"{scratch_name}:{name}") == image_id
+    # Each build slept while the other was sleeping: they did not queue.
+    assert started["alpha"] < finished["beta"]
+    assert started["beta"] < finished["alpha"]
