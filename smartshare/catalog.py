@@ -8,6 +8,7 @@ checkout uses its top-level folders directly.
 from __future__ import annotations
 
 import difflib
+import gc
 import os
 import types
 from collections.abc import Iterable
@@ -260,11 +261,20 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
     files = iter_yaml_files([root / "manifests"])
     known = {p.resolve() for p in files}
     files += [p for p in extra_files if p.resolve() not in known]
-    for path in files:
-        model, doc, problems = load_file(path)
-        catalog.problems.extend(problems)
-        if model is not None and doc is not None:
-            _add(catalog, model, doc)
+    # Loading keeps every node graph alive (for locating problems) and makes no
+    # reference cycles, so the collector's full passes over them are wasted:
+    # they cost a third of a large catalogue's validation.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for path in files:
+            model, doc, problems = load_file(path)
+            catalog.problems.extend(problems)
+            if model is not None and doc is not None:
+                _add(catalog, model, doc)
+    finally:
+        if collecting:
+            gc.enable()
     return catalog
 
 

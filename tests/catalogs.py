@@ -7,6 +7,7 @@ region's title into the image and a runtime env file with a secret.
 
 from __future__ import annotations
 
+import secrets
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,11 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 class CatalogFixture:
     root: Path
     region_file: Path
+    region: str
     repos: dict[str, GitRepo] = field(default_factory=dict)
+
+    def tag(self, app: str, *, namespace: str = "smartshare") -> str:
+        return f"{namespace}/{app}:1.0.0-{self.region}"
 
     def write(self, relpath: str, text: str) -> Path:
         path = self.root / relpath
@@ -102,7 +107,7 @@ requires: [{needs}]
 REGION = """\
 apiVersion: smartshare/v1
 kind: Region
-name: testland
+name: {name}
 title: Kabupaten Testland
 type: kabupaten
 code: "51.03"
@@ -125,12 +130,17 @@ def make_catalog(
     registry: str | None = None,
     dockerfiles: dict[str, str] | None = None,
 ) -> CatalogFixture:
-    """A catalogue with ``apps`` (name -> requires) and region ``testland``.
+    """A catalogue with ``apps`` (name -> requires) and a region ``testland-XXXXXX``.
 
     Every app's ``api_token`` secret is ``env:TESTLAND_TOKEN``.
     """
     root = tmp_path / "catalog"
-    catalog = CatalogFixture(root=root, region_file=root / "manifests/regions/testland.yaml")
+    # A region name of its own per test: image tags never collide between tests
+    # (or test runs) sharing one engine.
+    region = f"testland-{secrets.token_hex(3)}"
+    catalog = CatalogFixture(
+        root=root, region_file=root / f"manifests/regions/{region}.yaml", region=region
+    )
     catalog.write(
         "templates/page/index.html.j2",
         '<h1>{{ params.greeting | e }}</h1>\n<p class="region">{{ region.title | e }}</p>\n'
@@ -146,7 +156,9 @@ def make_catalog(
         )
     values = "".join(f"  {name}:\n    api_token: env:TESTLAND_TOKEN\n" for name in apps)
     catalog.write(
-        "manifests/regions/testland.yaml",
-        REGION.format(registry=f"registry: {registry}\n" if registry else "", apps=values),
+        f"manifests/regions/{region}.yaml",
+        REGION.format(
+            name=region, registry=f"registry: {registry}\n" if registry else "", apps=values
+        ),
     )
     return catalog

@@ -22,11 +22,11 @@ from smartshare.cli import app as cli_app
 from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretResolutionError
 from smartshare.lockfile import read_lock
 from smartshare.status import workspace_status
+
 from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
 
 docker = pytest.importorskip("docker")
 
-TAG = "smartshare/{app}:1.0.0-testland"
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +48,10 @@ def run_adopt(catalog: CatalogFixture, workspace: Path, *apps: str, **options: o
         **options,  # type: ignore[arg-type]
     )
     return result, events
+
+
+def catalog_token() -> str:
+    return os.urandom(6).hex()
 
 
 def outcomes(result) -> dict[str, Outcome]:  # type: ignore[no-untyped-def]
@@ -263,7 +267,9 @@ def test_workspace_of_another_region_is_refused(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     run_adopt(catalog, workspace, "alpha", build=False)
     other = catalog.region_file.with_name("otherland.yaml")
-    other.write_text(catalog.region_file.read_text().replace("name: testland", "name: otherland"))
+    other.write_text(
+        catalog.region_file.read_text().replace(f"name: {catalog.region}", "name: otherland")
+    )
     result = CliRunner().invoke(
         cli_app,
         [
@@ -279,7 +285,7 @@ def test_workspace_of_another_region_is_refused(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
-    assert "testland" in result.stderr
+    assert catalog.region in result.stderr
 
 
 # -- with a real engine -------------------------------------------------------
@@ -294,13 +300,13 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
     result, events = run_adopt(catalog, workspace, "beta", jobs=2)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED, "beta": Outcome.ADOPTED}, result.results
     client = docker_client()
-    image = client.images.get(TAG.format(app="alpha"))
+    image = client.images.get(catalog.tag("alpha"))
     labels = image.labels
     assert labels["org.opencontainers.image.revision"] == catalog.repos["alpha"].rev("v1.0.0")
     assert labels["org.opencontainers.image.version"] == "1.0.0"
     assert labels["org.opencontainers.image.licenses"] == "MIT"
     assert labels["org.opencontainers.image.vendor"] == "Pemerintah Kota Tangerang"
-    assert labels["id.smartshare.region"] == "testland"
+    assert labels["id.smartshare.region"] == catalog.region
     assert labels["org.opencontainers.image.created"]
     page = client.containers.run(
         image.id, ["cat", "/www/index.html"], remove=True, network_mode="none"
@@ -313,10 +319,10 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
     again, events = run_adopt(catalog, workspace, "beta", jobs=2)
     assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}
     assert not any(e.phase is Phase.BUILDING for e in events)
-    assert client.images.get(TAG.format(app="alpha")).id == image.id
+    assert client.images.get(catalog.tag("alpha")).id == image.id
 
     # an image removed from the engine is rebuilt
-    client.images.remove(TAG.format(app="alpha"), force=True)
+    client.images.remove(catalog.tag("alpha"), force=True)
     third, _ = run_adopt(catalog, workspace, "alpha")
     assert outcomes(third) == {"alpha": Outcome.ADOPTED}
     assert "images missing" in third.results[0].message
@@ -344,7 +350,7 @@ def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_imag
     assert SECRET_VALUE not in result.output
     assert SECRET_VALUE not in (result.stderr or "")
     assert SECRET_VALUE not in (workspace / "smartshare.lock").read_text()
-    saved = b"".join(docker_client().images.get(TAG.format(app="alpha")).save(named=True))
+    saved = b"".join(docker_client().images.get(catalog.tag("alpha")).save(named=True))
     assert b"Kabupaten Testland" in _all_layer_bytes(saved)  # the search can find things
     assert SECRET_VALUE.encode() not in _all_layer_bytes(saved)
     # the runtime file does hold it, 0600, outside the build context
@@ -431,16 +437,16 @@ def test_missing_dockerfile_is_a_clear_failure(tmp_path: Path, busybox_image: st
 
 @pytest.mark.requires_docker
 def test_push_records_the_registry_digest(
-    tmp_path: Path, busybox_image: str, test_registry: str
+    tmp_path: Path, busybox_image: str, docker_registry: str
 ) -> None:
-    catalog = make_catalog(tmp_path, {"alpha": ()}, registry=f"{test_registry}/testland")
+    catalog = make_catalog(tmp_path, {"alpha": ()}, registry=f"{docker_registry}/testland")
     workspace = tmp_path / "ws"
     result, _ = run_adopt(catalog, workspace, "alpha", push=True)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED}, result.results
     image = read_lock(workspace).apps["alpha"].images[0]
     assert image.digest and image.digest.startswith("sha256:")
     request = urllib.request.Request(
-        f"http://{test_registry}/v2/testland/alpha/manifests/1.0.0-testland",
+        f"http://{docker_registry}/v2/testland/alpha/manifests/1.0.0-{catalog.region}",
         method="HEAD",
         headers={
             "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
@@ -465,7 +471,8 @@ def test_push_refused_by_registry_fails_the_app(tmp_path: Path, busybox_image: s
 
 @pytest.mark.requires_docker
 def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image: str) -> None:
-    slow = "FROM busybox:1.36\nRUN sleep 30\nCOPY www/ /www/\n"
+    # The token keeps the engine's layer cache from answering the slow step at once.
+    slow = f"FROM busybox:1.36\nRUN echo {catalog_token()} && sleep 30\nCOPY www/ /www/\n"
     catalog = make_catalog(tmp_path, {"alpha": (), "slow": ()}, dockerfiles={"slow": slow})
     workspace = tmp_path / "ws"
     command = [
@@ -509,3 +516,49 @@ def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image
     repo.move_tag("v1.0.0")
     result, _ = run_adopt(catalog, workspace, "alpha", "slow")
     assert outcomes(result) == {"alpha": Outcome.UP_TO_DATE, "slow": Outcome.ADOPTED}
+
+
+def test_force_redoes_everything(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    first = read_lock(workspace).apps["alpha"].adopted_at
+    result, events = run_adopt(catalog, workspace, "alpha", build=False, force=True)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+    assert "--force" in result.results[0].message
+    assert any(e.phase is Phase.FETCHING for e in events)
+    assert read_lock(workspace).apps["alpha"].adopted_at >= first
+
+
+def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> None:
+    """A file size limit makes every large write fail, as a full disk would."""
+    catalog = make_catalog(tmp_path, {"alpha": (), "big": ()})
+    big = catalog.root / "manifests/apps/big.yaml"
+    big.write_text(big.read_text().replace("page/index.html.j2", "page/big.html.j2"))
+    catalog.write("templates/page/big.html.j2", "{{ params.greeting }}\n" + "x" * 200_000 + "\n")
+    workspace = tmp_path / "ws"
+    # Warm the git cache without a limit, so only the workspace writes hit it.
+    run_adopt(catalog, tmp_path / "warm", "alpha", "big", build=False)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        "from smartshare.cli import main\n"
+        "sys.argv = ['smartshare', 'adopt', 'alpha', 'big', '--no-build', '--format', 'json',\n"
+        f"            '--region', {str(catalog.region_file)!r},\n"
+        f"            '--workspace', {str(workspace)!r},\n"
+        f"            '--catalog', {str(catalog.root)!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr
+    apps = {a["app"]: a for a in json.loads(done.stdout)["apps"]}
+    assert apps["alpha"]["result"] == "adopted"
+    assert apps["big"]["result"] == "failed"
+    assert (
+        "www/index.html" in apps["big"]["message"] or "too large" in apps["big"]["message"].lower()
+    )
+    assert set(read_lock(workspace).apps) == {"alpha"}
+    assert not (workspace / "apps/big").exists()
+    assert list((workspace / ".smartshare/tmp").iterdir()) == []

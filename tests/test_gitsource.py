@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from gitrepos import AppRepo, git_env, init_repo, make_app_repo, make_tree_commit
 
 from smartshare import gitsource
 from smartshare.errors import (
@@ -32,6 +31,8 @@ from smartshare.gitsource import (
     mirror_path,
     resolve_ref,
 )
+
+from gitrepos import AppRepo, git_env, init_repo, make_app_repo, make_tree_commit
 
 TOKEN = "glpat-s3cr3t-t0ken-value"
 

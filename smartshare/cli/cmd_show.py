@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +14,8 @@ if TYPE_CHECKING:
 
 
 def _render_text(console: Console, details: AppDetails) -> None:
+    import json
+
     app = details.app
     console.line(f"{app.title} ({app.name}) {app.version}, {app.maturity.value}", markup=False)
     for language, text in app.summary.items():

@@ -1,0 +1,558 @@
+"""The ``smartshare`` command line: list, show, validate, schema, --help, --version.
+
+Most tests run the typer app in-process with ``CliRunner``; a few start real
+processes (``python -m smartshare``, the ``smartshare`` console script,
+``check-jsonschema``).  Expected values come from the bundled manifests, read
+here with plain PyYAML, not from smartshare itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from smartshare import __version__
+from smartshare.cli import app
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = REPO_ROOT / "manifests"
+APP_FILES = sorted((MANIFESTS / "apps").glob("*.yaml"))
+REGION_FILES = sorted((MANIFESTS / "regions").glob("*.yaml"))
+BROKEN = REPO_ROOT / "tests" / "data" / "broken"
+BIN = Path(sys.executable).parent
+LIST_KEYS = {"name", "title", "category", "owner", "version", "maturity"}
+PROBLEM_KEYS = {
+    "file": str,
+    "line": int,
+    "column": int,
+    "severity": str,
+    "field": str,
+    "message": str,
+}
+GITHUB_LINE = re.compile(r"^::(error|warning) file=[^,]+,line=\d+,col=\d+::\S.*$")
+HEAVY_MODULES = ("docker", "git", "jinja2")
+
+
+def _bundled_apps() -> dict[str, dict[str, Any]]:
+    apps = {}
+    for path in APP_FILES:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        apps[data["name"]] = data
+    return apps
+
+
+BUNDLED = _bundled_apps()
+
+
+@pytest.fixture(autouse=True)
+def _bundled_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the bundled catalogue unless it passes --catalog."""
+    monkeypatch.delenv("SMARTSHARE_CATALOG", raising=False)
+    monkeypatch.chdir(REPO_ROOT)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def invoke_json(*args: str, exit_code: int = 0) -> Any:
+    result = invoke(*args)
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.stdout)
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SMARTSHARE_CATALOG"}
+    env.update(NO_COLOR="1", COLUMNS="120", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _tool(name: str) -> str:
+    candidate = BIN / name
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    assert found is not None, f"{name} is not installed next to {sys.executable} nor on PATH"
+    return found
+
+
+# -- --help, --version, exit codes ------------------------------------------------------
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"smartshare {__version__}"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_commands(flag: str) -> None:
+    result = invoke(flag)
+    assert result.exit_code == 0
+    for command in ("list", "show", "validate", "schema"):
+        assert re.search(rf"^\W*{command}\b", result.stdout, re.MULTILINE), command
+    assert "--version" in result.stdout
+
+
+def test_no_arguments_is_usage() -> None:
+    result = invoke()
+    assert result.exit_code == 2
+    assert "Usage" in result.output
+
+
+def test_unknown_command_is_usage() -> None:
+    result = invoke("lst")
+    assert result.exit_code == 2
+    assert "lst" in result.stderr
+    assert result.stdout == ""
+
+
+# -- list ---------------------------------------------------------------------------------
+
+
+def test_bundled_catalogue_has_sixteen_apps() -> None:
+    assert len(BUNDLED) == 16
+
+
+def test_list_table_shows_every_app() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    assert "16 app(s)" in result.stdout
+    first_cells = re.findall(r"^│ ([a-z][a-z0-9-]+) +│", result.stdout, re.MULTILINE)
+    assert first_cells == sorted(BUNDLED)
+    assert result.stderr == ""
+
+
+def test_list_json() -> None:
+    apps = invoke_json("list", "--format", "json")
+    assert isinstance(apps, list)
+    assert len(apps) == 16
+    assert [a["name"] for a in apps] == sorted(BUNDLED)
+    for entry in apps:
+        assert entry.keys() >= LIST_KEYS
+        manifest = BUNDLED[entry["name"]]
+        assert entry["title"] == manifest["title"]
+        assert entry["category"] == manifest["category"]
+        assert entry["owner"] == manifest["owner"]["name"]
+        assert entry["version"] == manifest["version"]
+        assert entry["maturity"] == manifest["maturity"]
+
+
+@pytest.mark.parametrize("option", ["--category", "-c"])
+def test_list_filters_by_category(option: str) -> None:
+    expected = sorted(n for n, m in BUNDLED.items() if m["category"] == "employment")
+    assert expected  # the bundled catalogue has an employment app (lowongan-kerja)
+    apps = invoke_json("list", option, "employment", "--format", "json")
+    assert [a["name"] for a in apps] == expected
+    assert {a["category"] for a in apps} == {"employment"}
+
+
+def test_list_unknown_category_is_empty() -> None:
+    assert invoke_json("list", "--category", "no-such-category", "--format", "json") == []
+
+
+def _expected_search(needle: str) -> list[str]:
+    def texts(m: dict[str, Any]) -> list[str]:
+        return [
+            m["name"],
+            m["title"],
+            *m.get("tags", []),
+            *m["summary"].values(),
+            *(m.get("description") or {}).values(),
+        ]
+
+    return sorted(
+        n for n, m in BUNDLED.items() if any(needle.casefold() in t.casefold() for t in texts(m))
+    )
+
+
+@pytest.mark.parametrize("needle", ["kepegawaian", "KEPEGAWAIAN", "Kepegawaian"])
+def test_list_search_indonesian_summary(needle: str) -> None:
+    assert "kepegawaian" in BUNDLED["sikda"]["summary"]["id"].casefold()
+    apps = invoke_json("list", "--search", needle, "--format", "json")
+    names = [a["name"] for a in apps]
+    assert "sikda" in names
+    assert names == _expected_search(needle)
+
+
+def test_list_search_summary_only_word() -> None:
+    # "pemadam" (fire brigade) appears in the Indonesian summary of layanan-112, not in its tags.
+    manifest = BUNDLED["layanan-112"]
+    assert "pemadam" in manifest["summary"]["id"].casefold()
+    assert not any("pemadam" in t for t in manifest["tags"])
+    names = [a["name"] for a in invoke_json("list", "-s", "PEMADAM", "--format", "json")]
+    assert "layanan-112" in names
+    assert names == _expected_search("pemadam")
+
+
+@pytest.mark.parametrize("needle", ["pengaduan", "PENGADUAN", "staff-records"])
+def test_list_search_tags(needle: str) -> None:
+    apps = invoke_json("list", "--search", needle, "--format", "json")
+    names = [a["name"] for a in apps]
+    assert names == _expected_search(needle)
+    tagged = [n for n, m in BUNDLED.items() if needle.casefold() in map(str.casefold, m["tags"])]
+    assert tagged
+    assert set(tagged) <= set(names)
+
+
+def test_list_search_without_match() -> None:
+    result = invoke("list", "--search", "zzz-nothing-matches", "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == []
+
+
+def test_list_search_and_category_combine() -> None:
+    apps = invoke_json("list", "-s", "sikda", "-c", "government", "--format", "json")
+    assert [a["name"] for a in apps] == sorted(
+        n for n in _expected_search("sikda") if BUNDLED[n]["category"] == "government"
+    )
+
+
+def test_list_empty_catalogue_folder(tmp_path: Path) -> None:
+    result = invoke("list", "--catalog", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "error:" in result.stderr
+    assert str(tmp_path) in result.stderr
+    assert "hint:" in result.stderr
+    assert "--catalog" in result.stderr
+
+
+def test_list_catalogue_from_environment(tmp_path: Path) -> None:
+    result = invoke("list", env={"SMARTSHARE_CATALOG": str(tmp_path)})
+    assert result.exit_code == 1
+    assert str(tmp_path) in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_list_other_catalogue(tmp_path: Path) -> None:
+    (tmp_path / "manifests" / "apps").mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "templates" / "laksa", tmp_path / "templates" / "laksa")
+    shutil.copy(MANIFESTS / "apps" / "laksa.yaml", tmp_path / "manifests" / "apps")
+    apps = invoke_json("list", "--catalog", str(tmp_path), "--format", "json")
+    assert [a["name"] for a in apps] == ["laksa"]
+
+
+# -- show ---------------------------------------------------------------------------------
+
+
+def _table_row(text: str, first_cell: str) -> str:
+    rows = [line for line in text.splitlines() if re.match(rf"^│ {first_cell} +│", line)]
+    assert len(rows) == 1, f"no single row for {first_cell!r} in:\n{text}"
+    return rows[0]
+
+
+def test_show_laksa_text() -> None:
+    result = invoke("show", "laksa")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("LAKSA (laksa) 2.3.0, stable")
+    assert "Parameters" in out
+    assert "Required by: tangerang-live, tangerang-live-room" in out
+    parameters = BUNDLED["laksa"]["parameters"]
+    assert len(parameters) == 6
+    for parameter in parameters:
+        cells = [c.strip() for c in _table_row(out, parameter["name"]).split("│")]
+        # cells: "", name, type, required, default, secret, description, ""
+        assert cells[1] == parameter["name"]
+        assert cells[3] == ("required" if parameter.get("required") else "")
+        assert cells[5] == ("secret" if parameter.get("secret") else "")
+    assert _table_row(out, "support_email").split("│")[3].strip() == "required"
+    assert _table_row(out, "smtp_password").split("│")[5].strip() == "secret"
+    for template in BUNDLED["laksa"]["templates"]:
+        assert template["src"] in out
+
+
+def test_show_laksa_json() -> None:
+    data = invoke_json("show", "laksa", "--format", "json")
+    assert data["name"] == "laksa"
+    assert data["required_by"] == ["tangerang-live", "tangerang-live-room"]
+    parameters = {p["name"]: p for p in data["parameters"]}
+    assert list(parameters) == [p["name"] for p in BUNDLED["laksa"]["parameters"]]
+    assert parameters["support_email"]["required"] is True
+    assert parameters["site_title"]["required"] is False
+    assert parameters["smtp_password"]["secret"] is True
+    assert parameters["smtp_password"]["default"] is None
+    assert [name for name, p in parameters.items() if p["secret"]] == ["smtp_password"]
+    assert parameters["default_language"]["choices"] == ["id", "en"]
+    assert data["manifest_file"].endswith("laksa.yaml")
+
+
+def test_show_app_nobody_requires() -> None:
+    data = invoke_json("show", "sikda", "--format", "json")
+    expected = sorted(n for n, m in BUNDLED.items() if "sikda" in (m.get("requires") or []))
+    assert data["required_by"] == expected
+
+
+def test_show_unknown_app_is_usage() -> None:
+    result = invoke("show", "nope")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no app named 'nope'" in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_show_near_miss_suggests() -> None:
+    result = invoke("show", "laksaa")
+    assert result.exit_code == 2
+    assert "did you mean 'laksa'?" in result.stderr
+
+
+def test_show_without_name_is_usage() -> None:
+    result = invoke("show")
+    assert result.exit_code == 2
+
+
+# -- validate -----------------------------------------------------------------------------
+
+
+def test_validate_bundled_catalogue() -> None:
+    result = invoke("validate")
+    assert result.exit_code == 0, result.output
+    files = len(APP_FILES) + len(REGION_FILES)
+    assert f"{files} file(s) checked: valid, 0 error(s)" in result.stderr
+
+
+def test_validate_bundled_catalogue_json() -> None:
+    data = invoke_json("validate", "--format", "json")
+    assert data["valid"] is True
+    assert [p for p in data["problems"] if p["severity"] == "error"] == []
+
+
+def test_validate_one_good_file() -> None:
+    result = invoke("validate", "manifests/apps/laksa.yaml")
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) checked: valid" in result.stderr
+
+
+def _check_problems(problems: list[dict[str, Any]]) -> None:
+    assert problems
+    for problem in problems:
+        assert set(problem) == set(PROBLEM_KEYS), problem
+        for key, kind in PROBLEM_KEYS.items():
+            assert isinstance(problem[key], kind), (key, problem)
+        assert problem["severity"] in ("error", "warning")
+        assert problem["line"] >= 0
+        assert problem["column"] >= 0
+        assert problem["message"]
+
+
+@pytest.mark.skipif(not BROKEN.is_dir(), reason="tests/data/broken is not there")
+def test_validate_broken_files_json() -> None:
+    result = invoke("validate", "--format", "json", str(BROKEN))
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["valid"] is False
+    _check_problems(data["problems"])
+    assert any(p["severity"] == "error" for p in data["problems"])
+
+
+@pytest.fixture
+def wrong_manifest(tmp_path: Path) -> Path:
+    """laksa.yaml with one unknown key ('titel') on its own line."""
+    lines = (MANIFESTS / "apps" / "laksa.yaml").read_text(encoding="utf-8").splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("title:"))
+    lines.insert(index + 1, "titel: LAKSA")
+    path = tmp_path / "laksa.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_validate_unknown_key_json(wrong_manifest: Path) -> None:
+    result = invoke("validate", "--format", "json", str(wrong_manifest))
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["valid"] is False
+    _check_problems(data["problems"])
+    line = 1 + wrong_manifest.read_text(encoding="utf-8").splitlines().index("titel: LAKSA")
+    [problem] = [p for p in data["problems"] if p["severity"] == "error"]
+    assert problem["file"].endswith("laksa.yaml")
+    assert (problem["line"], problem["column"]) == (line, 1)
+    assert problem["field"] == "titel"
+    assert "unknown key 'titel'" in problem["message"]
+    assert "did you mean 'title'" in problem["message"]
+
+
+def test_validate_text_format(wrong_manifest: Path) -> None:
+    result = invoke("validate", str(wrong_manifest))
+    assert result.exit_code == 1
+    line = 1 + wrong_manifest.read_text(encoding="utf-8").splitlines().index("titel: LAKSA")
+    assert re.search(rf"laksa\.yaml:{line}:1: error: titel: unknown key 'titel'", result.stdout)
+    assert "1 file(s) checked: invalid, 1 error(s)" in result.stderr
+
+
+def test_validate_github_format(wrong_manifest: Path) -> None:
+    result = invoke("validate", "--format", "github", str(wrong_manifest))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines
+    for line in lines:
+        assert GITHUB_LINE.match(line), line
+    number = 1 + wrong_manifest.read_text(encoding="utf-8").splitlines().index("titel: LAKSA")
+    assert any(
+        line.startswith(f"::error file={result_file(line)},line={number},col=1::titel: ")
+        for line in lines
+    )
+
+
+def result_file(line: str) -> str:
+    return line.split("file=", 1)[1].split(",", 1)[0]
+
+
+@pytest.mark.skipif(not BROKEN.is_dir(), reason="tests/data/broken is not there")
+def test_validate_broken_files_github() -> None:
+    result = invoke("validate", "--format", "github", str(BROKEN))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("::error ") for line in lines)
+    for line in lines:
+        assert GITHUB_LINE.match(line), line
+
+
+def test_validate_missing_path_is_usage() -> None:
+    result = invoke("validate", "nonexistent.yaml")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "nonexistent.yaml" in result.stderr
+
+
+def test_validate_empty_catalogue(tmp_path: Path) -> None:
+    result = invoke("validate", "--catalog", str(tmp_path))
+    assert result.exit_code == 1
+    assert "hint:" in result.stderr
+
+
+# -- schema -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "required"), [("app", "parameters"), ("region", "branding")])
+def test_schema_prints_json(kind: str, required: str) -> None:
+    schema = invoke_json("schema", kind)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert required in schema["properties"]
+    assert schema["properties"]["kind"]
+
+
+def test_schema_unknown_kind_is_usage() -> None:
+    result = invoke("schema", "regions")
+    assert result.exit_code == 2
+
+
+def _write_schema(kind: str, folder: Path) -> Path:
+    result = invoke("schema", kind)
+    assert result.exit_code == 0, result.output
+    path = folder / f"{kind}.json"
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def _check_jsonschema(schema: Path, files: list[Path]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("check-jsonschema"), "--schemafile", str(schema), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=_subprocess_env(),
+    )
+
+
+@pytest.mark.parametrize(("kind", "files"), [("app", APP_FILES), ("region", REGION_FILES)])
+def test_schema_accepts_bundled_files(tmp_path: Path, kind: str, files: list[Path]) -> None:
+    assert files
+    done = _check_jsonschema(_write_schema(kind, tmp_path), files)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_rejects_unknown_key(tmp_path: Path, wrong_manifest: Path) -> None:
+    done = _check_jsonschema(_write_schema("app", tmp_path), [wrong_manifest])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "titel" in done.stdout + done.stderr
+
+
+def test_schema_rejects_unknown_region_key(tmp_path: Path) -> None:
+    text = (MANIFESTS / "regions" / "badung.yaml").read_text(encoding="utf-8")
+    wrong = tmp_path / "badung.yaml"
+    wrong.write_text(
+        text.replace("\nprovince:", "\nprovinsi: Bali\nprovince:", 1), encoding="utf-8"
+    )
+    done = _check_jsonschema(_write_schema("region", tmp_path), [wrong])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "provinsi" in done.stdout + done.stderr
+
+
+# -- real processes -----------------------------------------------------------------------
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO_ROOT,
+        env=_subprocess_env(),
+    )
+
+
+def test_python_m_smartshare_list_json() -> None:
+    done = _run([sys.executable, "-m", "smartshare", "list", "--format", "json"])
+    assert done.returncode == 0, done.stderr
+    assert [a["name"] for a in json.loads(done.stdout)] == sorted(BUNDLED)
+
+
+def test_console_script_help() -> None:
+    done = _run([_tool("smartshare"), "--help"])
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+    assert "validate" in done.stdout
+
+
+def test_console_script_error_exit_code(tmp_path: Path) -> None:
+    done = _run([_tool("smartshare"), "show", "laksaa"])
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "did you mean 'laksa'?" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+LAZY_PROBE = """
+import contextlib, io, json, sys
+argv, heavy = json.loads(sys.argv[1]), sys.argv[2]
+sys.argv = ["smartshare", *argv]
+from smartshare.cli import main
+code = None
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "loaded": [m for m in json.loads(heavy) if m in sys.modules]}))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["list"], ["list", "--format", "json"], ["show", "laksa"]]
+)
+def test_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
+    done = _run([sys.executable, "-c", LAZY_PROBE, json.dumps(argv), json.dumps(HEAVY_MODULES)])
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] in (None, 0)
+    assert report["loaded"] == [], (
+        f"'smartshare {' '.join(argv)}' imported {report['loaded']}; "
+        "see python -X importtime for the chain"
+    )
