@@ -608,6 +608,7 @@ import smartshare.validation as validation
 
 imported = time.perf_counter()
 steps = {}
+order = []
 guard = threading.Lock()
 
 
@@ -642,6 +643,7 @@ for owner, name, label in (
     (adopt, "write_lock", "write_lock"),
 ):
     timed(owner, name, label)
+    order.append(label)
 code = 0
 sys.argv = ["smartshare", *sys.argv[1:]]
 before = time.perf_counter()
@@ -651,7 +653,7 @@ except SystemExit as exc:
     code = exc.code or 0
 end = time.perf_counter()
 report = {"imports of smartshare.cli/adopt/gitsource/imagebuild/validation": (imported - start, 1)}
-report.update(steps)
+report.update((label, steps[label]) for label in order if label in steps)
 outer = sum(total for label, (total, _) in steps.items() if not label.startswith(" "))
 report["rest: typer, output, lock files, threads"] = (end - before - outer, 1)
 print(json.dumps({"total": end - start, "code": code, "steps": report}), file=sys.stderr)

@@ -81,8 +81,7 @@ def resolve_secret(reference: str, *, base_dir: Path, param: str, app: str) -> s
         return path.read_text(encoding="utf-8").rstrip("\n")
     except OSError as exc:
         raise SecretResolutionError(
-            f"{app}.{param}: secret reference '{reference}' cannot be read "
-            f"({exc.strerror or exc})",
+            f"{app}.{param}: secret reference '{reference}' cannot be read ({exc.strerror or exc})",
             hint="file: paths are relative to the region profile's folder",
         ) from None
 

@@ -28,7 +28,6 @@ from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
 docker = pytest.importorskip("docker")
 
 
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Own git cache, no user settings, the test secret in the environment."""

@@ -39,9 +39,7 @@ def test_source_rewrite_fetches_from_the_mirror_but_records_the_original(
     manifest.write_text(
         manifest.read_text().replace(catalog.repos["alpha"].file_url, forge_url + "alpha")
     )
-    _env.write_text(
-        f'source_rewrites:\n  "{forge_url}": "{(tmp_path / "forge").as_uri()}/"\n'
-    )
+    _env.write_text(f'source_rewrites:\n  "{forge_url}": "{(tmp_path / "forge").as_uri()}/"\n')
     result = adopt(
         apps=["alpha"],
         region_file=catalog.region_file,
