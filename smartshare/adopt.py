@@ -575,16 +575,18 @@ class _Runner:
         app = assessment.app
         entry = ctx.lock.apps.get(name)
         if entry is not None and ctx.build and not assessment.build and self.engine is not None:
-            # The lock says built; make sure the engine still has the images.
+            # The lock says built; make sure the engine still has those very images
+            # (a tag rebuilt or removed by hand since then is rebuilt).
+            recorded = {image.name: image.image_id for image in entry.images}
             present = all(
-                self.engine.image_id(tag) is not None
+                self.engine.image_id(tag) == recorded.get(image.name)
                 for image in assessment.images
                 for tag in image.tags
             )
             if not present:
                 assessment.build = True
                 assessment.sync = True
-                assessment.reasons.append("images missing from the Docker engine")
+                assessment.reasons.append("images missing from the Docker engine or retagged")
                 if ctx.push:
                     assessment.push = True
         if assessment.up_to_date:
@@ -766,6 +768,10 @@ class _Runner:
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel.set()
+                for name in running.values():
+                    self.on_event(
+                        Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
+                    )
                 for future in running:
                     future.cancel()
                 wait(list(running))
