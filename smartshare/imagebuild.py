@@ -14,8 +14,10 @@ stream at the same time instead of queueing behind a lock.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tarfile
 import tempfile
 import threading
 from collections import deque
@@ -170,12 +172,13 @@ class DockerEngine:
         with tempfile.TemporaryFile() as archive:
             _write_context(context, dockerfile_rel, archive)
             with self._errors(BuildError, f"building {name}", dockerfile=dockerfile_rel):
+                # Labels are applied afterwards in one step: the legacy builder turns
+                # the API's labels into one LABEL step (one container) per label.
                 chunks = api.build(
                     fileobj=archive,
                     custom_context=True,
                     dockerfile=dockerfile_rel,
-                    tag=tags[0] if tags else None,
-                    labels=dict(labels),
+                    tag=None if labels else (tags[0] if tags else None),
                     buildargs=dict(buildargs or {}),
                     target=target,
                     decode=True,
@@ -187,9 +190,45 @@ class DockerEngine:
                 image_id = _follow_build(chunks, name, dockerfile_rel, on_log)
                 if not image_id.startswith("sha256:"):
                     image_id = api.inspect_image(image_id)["Id"]
-                for tag in tags[1:]:
-                    self._tag(api, image_id, tag)
+        if labels:
+            image_id = self._label(api, image_id, labels, tags[0] if tags else None, name, on_log)
+        with self._errors(BuildError, f"tagging {name}"):
+            for tag in tags[1:]:
+                self._tag(api, image_id, tag)
         return BuiltImage(image_id=image_id, tags=tuple(tags))
+
+    def _label(
+        self,
+        api: Any,
+        base_id: str,
+        labels: Mapping[str, str],
+        tag: str | None,
+        name: str,
+        on_log: LogCallback | None,
+    ) -> str:
+        """A child of ``base_id`` carrying ``labels``, made by a one-step build."""
+        dockerfile = _label_dockerfile(base_id, labels).encode("utf-8")
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                info = tarfile.TarInfo("Dockerfile")
+                info.size = len(dockerfile)
+                tar.addfile(info, io.BytesIO(dockerfile))
+            archive.seek(0)
+            with self._errors(BuildError, f"labelling {name}", dockerfile="Dockerfile"):
+                chunks = api.build(
+                    fileobj=archive,
+                    custom_context=True,
+                    tag=tag,
+                    decode=True,
+                    rm=True,
+                    forcerm=True,
+                    pull=False,
+                    timeout=self._timeout,
+                )
+                image_id = _follow_build(chunks, name, "Dockerfile", on_log)
+                if not image_id.startswith("sha256:"):
+                    image_id = str(api.inspect_image(image_id)["Id"])
+        return image_id
 
     def image_id(self, reference: str) -> str | None:
         """The id (``sha256:...``) of a local image or tag, None when the engine has none."""
@@ -403,6 +442,21 @@ def _dockerignore_patterns(context: Path) -> list[str]:
         return []
     lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def _label_dockerfile(base_id: str, labels: Mapping[str, str]) -> str:
+    """``FROM base`` plus one LABEL instruction holding every label, quoted for the parser."""
+
+    def quote(text: str) -> str:
+        # The Dockerfile parser unescapes backslashes and expands $VARIABLES in
+        # LABEL values; a newline would end the instruction.
+        text = " ".join(text.splitlines())
+        for char in ("\\", '"', "$"):
+            text = text.replace(char, "\\" + char)
+        return f'"{text}"'
+
+    pairs = " ".join(f"{quote(k)}={quote(v)}" for k, v in sorted(labels.items()))
+    return f"FROM {base_id}\nLABEL {pairs}\n"
 
 
 def _write_context(context: Path, dockerfile_rel: str, archive: Any) -> None:

@@ -20,7 +20,12 @@ import pytest
 from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
 from smartshare.imagebuild import DockerEngine, connect, split_reference
 
-LABELS = {"org.smartshare.app": "demo-app", "org.smartshare.region": "kota-contoh"}
+LABELS = {
+    "org.smartshare.app": "demo-app",
+    "org.smartshare.region": "kota-contoh",
+    # Quotes, backslashes and $VARIABLES must reach the image as written.
+    "org.opencontainers.image.description": 'Aspirasi "warga" \\ $HOME ${PATH} ü',
+}
 
 
 # -- no engine needed -----------------------------------------------------
