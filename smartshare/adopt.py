@@ -845,7 +845,7 @@ def adopt(
     try:
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
-            ws.ensure_workspace(workspace)
+            ws.reset_scratch(workspace)
             ws.ensure_key(workspace)  # once, before workers hash runtime files with it
             ctx.lock = read_lock(workspace)
             region = ctx.region_model

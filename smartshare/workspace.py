@@ -56,13 +56,20 @@ def ensure_workspace(workspace: Path) -> None:
     try:
         (workspace / INTERNAL).mkdir(parents=True, exist_ok=True)
         (workspace / "apps").mkdir(exist_ok=True)
-        scratch = scratch_dir(workspace)
+    except OSError as exc:
+        raise _oserror("prepare the workspace", workspace, exc) from None
+
+
+def reset_scratch(workspace: Path) -> None:
+    """Empty the scratch space; call it only while holding :func:`run_lock`."""
+    scratch = scratch_dir(workspace)
+    try:
         # Leftovers of an interrupted run: never trusted, always redone.
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(mode=0o700)
     except OSError as exc:
-        raise _oserror("prepare the workspace", workspace, exc) from None
+        raise _oserror("prepare the workspace", scratch, exc) from None
 
 
 @contextlib.contextmanager

@@ -561,3 +561,32 @@ def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> N
     assert set(read_lock(workspace).apps) == {"alpha"}
     assert not (workspace / "apps/big").exists()
     assert list((workspace / ".smartshare/tmp").iterdir()) == []
+
+
+def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_path: Path) -> None:
+    from smartshare import workspace as ws
+
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    marker = ws.scratch_dir(workspace) / "other-run-in-progress"
+    with ws.run_lock(workspace):
+        marker.mkdir()
+        result = CliRunner().invoke(
+            cli_app,
+            [
+                "adopt",
+                "alpha",
+                "--region",
+                str(catalog.region_file),
+                "--workspace",
+                str(workspace),
+                "--catalog",
+                str(catalog.root),
+                "--no-build",
+                "--force",
+            ],
+        )
+        assert result.exit_code == 3
+        assert "another smartshare run" in result.stderr
+        assert marker.exists()  # the other run's scratch space is left alone
