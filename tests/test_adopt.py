@@ -590,3 +590,16 @@ def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_pat
         assert result.exit_code == 3
         assert "another smartshare run" in result.stderr
         assert marker.exists()  # the other run's scratch space is left alone
+
+
+def test_apps_others_wait_for_start_first(tmp_path: Path) -> None:
+    from smartshare.adopt import critical_path_first, dependency_order
+    from smartshare.catalog import load_catalog
+
+    catalog_files = make_catalog(
+        tmp_path, {"aaa": (), "bbb": (), "zzz": (), "needs-zzz": ("zzz",), "top": ("needs-zzz",)}
+    )
+    catalog = load_catalog(catalog_files.root)
+    order = dependency_order(catalog, ["aaa", "bbb", "top"])
+    assert order.index("zzz") < order.index("needs-zzz") < order.index("top")
+    assert critical_path_first(catalog, order) == ["zzz", "needs-zzz", "aaa", "bbb", "top"]
