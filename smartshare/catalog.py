@@ -84,10 +84,12 @@ def resolve_catalog_root(catalog: Path | None = None) -> Path:
 
 def display_path(path: Path) -> str:
     """The path as a user would type it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    # os.path, not Path.resolve(): this runs once per file of a large catalogue.
+    absolute = os.path.abspath(path)  # noqa: PTH100
+    cwd = os.getcwd()  # noqa: PTH109
+    if absolute.startswith(cwd.rstrip(os.sep) + os.sep):
+        return absolute[len(cwd.rstrip(os.sep)) + 1 :]
+    return str(path)
 
 
 def iter_yaml_files(paths: Iterable[Path]) -> list[Path]:

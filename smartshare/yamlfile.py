@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,24 @@ Loc = Sequence[str | int]
 
 @dataclass(frozen=True)
 class YamlDocument:
-    """A parsed YAML file: its data and the node graph it came from."""
+    """A parsed YAML file: its data, and its text to locate values in when needed."""
 
     path: Path
     display: str
     data: Any
-    root: yaml.Node
+    text: str
+
+    @cached_property
+    def root(self) -> yaml.Node:
+        """The node graph, composed again only when a location is asked for."""
+        loader = _Loader(self.text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+        if root is None:  # parse_yaml only makes documents of non-empty mappings
+            raise ValueError(f"{self.display} holds no YAML document")
+        return root
 
     def node_at(self, loc: Loc, *, key: bool = False) -> yaml.Node:
         """The deepest node along ``loc``; with ``key`` the mapping key node of the last part."""
@@ -145,9 +158,104 @@ def _check_nodes(root: yaml.Node, display: str) -> None:
     size(root)
 
 
+class _NeedsCarefulLoad(Exception):
+    """The fast loader met something it leaves to the careful one."""
+
+
+_PLAIN_STR = "tag:yaml.org,2002:str"
+
+
+def _fast_load(text: str) -> Any:
+    """Build the data straight from libyaml's events, for the common plain document.
+
+    Composing a node graph and constructing from it costs three times as much
+    in Python calls.  Anything unusual (anchors and aliases, explicit tags,
+    merge keys, complex or duplicate keys, a top level that is no mapping,
+    syntax errors) raises _NeedsCarefulLoad, and parse_yaml takes the careful
+    path, which checks and locates everything.
+    """
+    loader = _Loader(text)
+    resolvers = loader.yaml_implicit_resolvers
+    # A marker object: while a mapping waits for its next key.
+    no_key = object()
+    stack: list[tuple[Any, Any]] = []
+    result: Any = None
+    events = 0
+    try:
+        while True:
+            try:
+                event = loader.get_event()  # type: ignore[no-untyped-call]
+            except yaml.YAMLError:
+                raise _NeedsCarefulLoad from None
+            if event is None:
+                break
+            events += 1
+            if events > MAX_EXPANDED_NODES:
+                raise _NeedsCarefulLoad
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    raise _NeedsCarefulLoad
+                raw = event.value
+                plain = not event.style  # libyaml says "", the Python parser None
+                if plain and raw and raw[0] in resolvers:
+                    tag = loader.resolve(yaml.ScalarNode, raw, event.implicit)  # type: ignore[no-untyped-call]
+                    if tag == _PLAIN_STR:
+                        value: Any = raw
+                    else:
+                        value = loader.construct_object(yaml.ScalarNode(tag, raw), deep=True)
+                elif plain and not raw:
+                    value = None  # an empty plain scalar is null
+                else:
+                    value = raw
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.anchor is not None or event.tag not in (None, "!", "!!"):
+                    raise _NeedsCarefulLoad
+                value = {} if kind is yaml.MappingStartEvent else []
+                if not stack and kind is not yaml.MappingStartEvent:
+                    raise _NeedsCarefulLoad
+                _add_value(stack, value, no_key)
+                stack.append((value, no_key))
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                result = stack.pop()[0]
+                continue
+            elif kind is yaml.AliasEvent:
+                raise _NeedsCarefulLoad
+            else:  # stream and document boundaries
+                continue
+            if not stack:
+                raise _NeedsCarefulLoad  # a scalar document: not a mapping
+            _add_value(stack, value, no_key)
+    finally:
+        loader.dispose()
+    if not isinstance(result, dict):
+        raise _NeedsCarefulLoad
+    return result
+
+
+def _add_value(stack: list[tuple[Any, Any]], value: Any, no_key: object) -> None:
+    if not stack:
+        return
+    container, key = stack[-1]
+    if isinstance(container, list):
+        container.append(value)
+    elif key is no_key:
+        if not isinstance(value, str | int | float | bool) or value in container or value == "<<":
+            raise _NeedsCarefulLoad  # complex, duplicate or merge key
+        stack[-1] = (container, value)
+    else:
+        container[key] = value
+        stack[-1] = (container, no_key)
+
+
 def parse_yaml(text: str, *, path: Path, display: str | None = None) -> YamlDocument:
     """Parse ``text`` as one YAML document whose top level is a mapping."""
     shown = display if display is not None else str(path)
+    try:
+        return YamlDocument(path=path, display=shown, data=_fast_load(text), text=text)
+    except _NeedsCarefulLoad:
+        pass
     loader = _Loader(text)
     try:
         try:
@@ -178,7 +286,7 @@ def parse_yaml(text: str, *, path: Path, display: str | None = None) -> YamlDocu
             raise _file_problem(shown, f"YAML error: {exc.problem}", line, column) from None
     finally:
         loader.dispose()
-    return YamlDocument(path=path, display=shown, data=data, root=root)
+    return YamlDocument(path=path, display=shown, data=data, text=text)
 
 
 def load_yaml(path: Path, *, display: str | None = None) -> YamlDocument:
