@@ -49,6 +49,18 @@ def run_adopt(catalog: CatalogFixture, workspace: Path, *apps: str, **options: o
     return result, events
 
 
+def invoke(catalog: CatalogFixture, *args: str, region: Path | None = None):  # type: ignore[no-untyped-def]
+    """Run the CLI in-process on the test catalogue (``--region`` and ``--catalog`` added)."""
+    command = [
+        *args,
+        "--region",
+        str(region or catalog.region_file),
+        "--catalog",
+        str(catalog.root),
+    ]
+    return CliRunner().invoke(cli_app, command)
+
+
 def catalog_token() -> str:
     return os.urandom(6).hex()
 
@@ -96,19 +108,7 @@ def test_unreachable_engine_exits_3_and_leaves_workspace_unchanged(
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"
-    result = CliRunner().invoke(
-        cli_app,
-        [
-            "adopt",
-            "alpha",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
-        ],
-    )
+    result = invoke(catalog, "adopt", "alpha", "--workspace", str(workspace))
     assert result.exit_code == 3, result.output
     assert "unix:///nonexistent/docker.sock" in result.stderr
     assert "--no-build" in result.stderr
@@ -214,21 +214,8 @@ def test_plan_lists_work_in_dependency_order_then_nothing(tmp_path: Path) -> Non
     assert ("runtime.env", "runtime") in plan.entries[0].files
     assert not workspace.exists()  # plan does nothing
     run_adopt(catalog, workspace, "beta", build=False)
-    result = CliRunner().invoke(
-        cli_app,
-        [
-            "plan",
-            "beta",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
-            "--no-build",
-            "--format",
-            "json",
-        ],
+    result = invoke(
+        catalog, "plan", "beta", "--workspace", str(workspace), "--no-build", "--format", "json"
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -269,19 +256,8 @@ def test_workspace_of_another_region_is_refused(tmp_path: Path) -> None:
     other.write_text(
         catalog.region_file.read_text().replace(f"name: {catalog.region}", "name: otherland")
     )
-    result = CliRunner().invoke(
-        cli_app,
-        [
-            "adopt",
-            "alpha",
-            "--region",
-            str(other),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
-            "--no-build",
-        ],
+    result = invoke(
+        catalog, "adopt", "alpha", "--workspace", str(workspace), "--no-build", region=other
     )
     assert result.exit_code == 2
     assert catalog.region in result.stderr
@@ -331,20 +307,7 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
 def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_image: str) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"
-    result = CliRunner().invoke(
-        cli_app,
-        [
-            "-v",
-            "adopt",
-            "alpha",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
-        ],
-    )
+    result = invoke(catalog, "-v", "adopt", "alpha", "--workspace", str(workspace))
     assert result.exit_code == 0, result.output
     assert SECRET_VALUE not in result.output
     assert SECRET_VALUE not in (result.stderr or "")
@@ -383,21 +346,8 @@ def test_one_failing_build_does_not_stop_the_others(tmp_path: Path, busybox_imag
         dockerfiles={"broken": broken},
     )
     workspace = tmp_path / "ws"
-    result = CliRunner().invoke(
-        cli_app,
-        [
-            "adopt",
-            "alpha",
-            "needs-broken",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
-            "--format",
-            "json",
-        ],
+    result = invoke(
+        catalog, "adopt", "alpha", "needs-broken", "--workspace", str(workspace), "--format", "json"
     )
     assert result.exit_code == 3, result.output
     data = {a["app"]: a for a in json.loads(result.stdout)["apps"]}
@@ -572,20 +522,8 @@ def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_pat
     marker = ws.scratch_dir(workspace) / "other-run-in-progress"
     with ws.run_lock(workspace):
         marker.mkdir()
-        result = CliRunner().invoke(
-            cli_app,
-            [
-                "adopt",
-                "alpha",
-                "--region",
-                str(catalog.region_file),
-                "--workspace",
-                str(workspace),
-                "--catalog",
-                str(catalog.root),
-                "--no-build",
-                "--force",
-            ],
+        result = invoke(
+            catalog, "adopt", "alpha", "--workspace", str(workspace), "--no-build", "--force"
         )
         assert result.exit_code == 3
         assert "another smartshare run" in result.stderr
