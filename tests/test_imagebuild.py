@@ -232,10 +232,13 @@ def test_build_target_stage(
         context_dir=context,
         dockerfile="Dockerfile",
         tags=[f"{scratch_name}:first"],
-        labels={},
+        labels=LABELS,
         target="first",
     )
     assert run_in(api, built.image_id, ["cat", "/stage"]) == "first\n"
+    # Labels reach the target stage too (older engines dropped them with target).
+    labels = api.inspect_image(f"{scratch_name}:first")["Config"]["Labels"]
+    assert {k: labels.get(k) for k in LABELS} == LABELS
 
 
 @pytest.mark.requires_docker
