@@ -28,7 +28,6 @@ from smartshare import workspace as ws
 from smartshare.catalog import (
     Catalog,
     LoadedFile,
-    display_path,
     load_catalog,
     load_region_file,
     resolve_catalog_root,
@@ -37,7 +36,6 @@ from smartshare.errors import (
     InvalidInputError,
     SmartshareError,
     UsageError,
-    WorkspaceError,
 )
 from smartshare.giturl import is_local_url, redact_url
 from smartshare.lockfile import (
@@ -873,7 +871,7 @@ def adopt(
                 title=region.title,
                 code=region.code,
                 file=str(ctx.region.doc.path.resolve()),
-                digest=_file_sha(ctx.region.doc.path),
+                digest=ws.file_digest(ctx.region.doc.text.encode("utf-8")),
             )
             ctx.lock.catalog = str(ctx.catalog.root.resolve())
             if not ctx.lock.apps:
@@ -889,13 +887,6 @@ def adopt(
     finally:
         if engine is not None:
             engine.close()
-
-
-def _file_sha(path: Path) -> str:
-    try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise WorkspaceError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from None
 
 
 def manifest_digest(app: AppManifest) -> str:

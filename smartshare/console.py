@@ -56,16 +56,9 @@ class Console:
             table.add_row(*(escape(cell) for cell in row))
         self.out.print(table)
 
-    def render(self, renderable: Any) -> None:
-        self.out.print(renderable)
-
     # -- diagnostics -------------------------------------------------------
     def info(self, text: str) -> None:
         self.err.print(escape(text))
-
-    def detail(self, text: str) -> None:
-        if self.verbose:
-            self.err.print(f"[dim]{escape(text)}[/dim]")
 
     def warning(self, text: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {escape(text)}")

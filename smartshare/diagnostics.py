@@ -48,7 +48,3 @@ class Problem:
 
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
-
-
-def format_field(loc: tuple[str | int, ...]) -> str:
-    return ".".join(str(part) for part in loc)

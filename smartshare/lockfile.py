@@ -91,7 +91,6 @@ def read_lock(workspace: Path) -> Lock:
 
 
 def write_lock(workspace: Path, lock: Lock) -> None:
-    from smartshare.safefs import atomic_write
+    from smartshare.safefs import atomic_write_json
 
-    text = json.dumps(lock.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    atomic_write(workspace / LOCK_NAME, text, mode=0o644)
+    atomic_write_json(workspace / LOCK_NAME, lock.model_dump(mode="json"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +52,9 @@ class WorkspaceStatus:
         }
 
 
-def _sha(path: Path) -> str | None:
+def _file_digest(path: Path) -> str | None:
     try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        return ws.file_digest(path.read_bytes())
     except OSError:
         return None
 
@@ -69,7 +68,7 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
     lock = read_lock(workspace)
     region_drift: list[str] = []
     if lock.region is not None:
-        current = _sha(Path(lock.region.file))
+        current = _file_digest(Path(lock.region.file))
         if current is None:
             region_drift.append(f"region profile {lock.region.file} is gone")
         elif current != lock.region.digest:
