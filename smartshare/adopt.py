@@ -15,8 +15,8 @@ import json
 import os
 import threading
 import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -45,6 +45,7 @@ from smartshare.lockfile import (
     LockedImage,
     LockedRegion,
     LockedSource,
+    RenderInputs,
     read_lock,
     write_lock,
 )
@@ -90,7 +91,8 @@ EventSink = Callable[[Event], None]
 class RenderedFile:
     dest: str
     target: TemplateTarget
-    content: bytes
+    digest: str  # as in the lock: sha256, or for runtime files an HMAC with the workspace key
+    content: bytes | None  # None: not rendered, because the lock shows nothing changed
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Assessment:
     build_key: str
     manifest_digest: str
     config_digest: str
+    render_inputs: RenderInputs | None
     sync: bool = False
     build: bool = False
     push: bool = False
@@ -136,6 +139,7 @@ class Context:
     build: bool
     push: bool
     force: bool
+    key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
 
     @property
@@ -232,11 +236,16 @@ def prepare(
     region = load_region_file(region_file)
     names = sorted(catalog.apps) if all_apps else list(apps)
     order = dependency_order(catalog, names)
+    lock = read_lock(workspace)
     # Every file of the catalogue must load; templates are analysed for the apps
-    # being adopted (the others' templates play no part in this run).
+    # being adopted (the others' templates play no part in this run), unless
+    # this very manifest and these very template files passed when last adopted.
     problems = [p for p in catalog.problems if p.severity.value == "error"]
     for name in order:
-        problems += check_app_templates(app=catalog.apps[name], templates_dir=catalog.templates_dir)
+        if force or not _checked_before(catalog, lock.apps.get(name), name):
+            problems += check_app_templates(
+                app=catalog.apps[name], templates_dir=catalog.templates_dir
+            )
     problems = [p for p in problems if p.severity.value == "error"]
     if problems:
         raise InvalidInputError(
@@ -270,7 +279,6 @@ def prepare(
         )
         for name in order
     }
-    lock = read_lock(workspace)
     if lock.region is not None and lock.region.name != region.model.name:
         raise UsageError(
             f"workspace {workspace} holds apps adopted for '{lock.region.name}', "
@@ -292,23 +300,119 @@ def prepare(
     )
 
 
+def _checked_before(catalog: Catalog, entry: LockedApp | None, name: str) -> bool:
+    """Whether ``name``'s manifest and template files are those it was last adopted with.
+
+    An app is only recorded after its templates passed the check, with the
+    same smartshare version, so passing again is certain.
+    """
+    if entry is None or entry.render_inputs is None or entry.smartshare_version != __version__:
+        return False
+    if entry.manifest_digest != manifest_digest(catalog.app(name)):
+        return False
+    return _current_template_digests(catalog, entry.render_inputs.templates) == (
+        entry.render_inputs.templates
+    )
+
+
+def _current_template_digests(
+    catalog: Catalog, names: Iterable[str]
+) -> dict[str, str | None] | None:
+    """The digests of the template files ``names`` now; None when one cannot be read."""
+    from smartshare.templating import template_digests
+
+    try:
+        return template_digests(catalog.templates_dir, names)
+    except SmartshareError:
+        return None  # the full check says what is wrong
+
+
+def _render_inputs_digest(
+    ctx: Context, app: AppManifest, values: ResolvedValues, templates: Mapping[str, str | None]
+) -> str | None:
+    from smartshare.templating import render_context
+
+    if ctx.key is None:
+        return None
+    payload = {
+        "smartshare": __version__,
+        "context": render_context(region=ctx.region_model, app=app, params=values.params),
+        "specs": [[t.src, t.dest, t.target.value] for t in app.templates],
+        "templates": dict(templates),
+    }
+    # Keyed: the context holds the resolved secrets.
+    return ws.file_digest(json.dumps(payload, sort_keys=True, default=str).encode(), key=ctx.key)
+
+
+def _file_digest(ctx: Context, target: TemplateTarget, content: bytes) -> str:
+    return ws.file_digest(content, key=ctx.key if target is TemplateTarget.RUNTIME else None)
+
+
 def image_tags(app: AppManifest, region: RegionProfile, image_name: str) -> tuple[str, ...]:
     return (f"{region.image_namespace()}/{image_name}:{app.version}-{region.name}",)
 
 
-def render_files(ctx: Context, app: AppManifest, values: ResolvedValues) -> list[RenderedFile]:
-    from smartshare.templating import render, render_context
+def render_files(
+    ctx: Context, app: AppManifest, values: ResolvedValues
+) -> tuple[list[RenderedFile], RenderInputs | None]:
+    """Render ``app``'s templates; with what they were rendered from, for the lock."""
+    from smartshare.templating import analyse, render, render_context
 
     env = ctx.template_env()
+    # Digests before rendering: a file edited meanwhile then shows up as changed next time.
+    looked_up = (name for spec in app.templates for name in analyse(env, spec.src).looked_up)
+    templates = _current_template_digests(ctx.catalog, dict.fromkeys(looked_up))
     context = render_context(region=ctx.region_model, app=app, params=values.params)
-    return [
-        RenderedFile(
-            dest=spec.dest,
-            target=spec.target,
-            content=render(env, spec.src, context).encode("utf-8"),
+    files = []
+    for spec in app.templates:
+        content = render(env, spec.src, context).encode("utf-8")
+        files.append(
+            RenderedFile(
+                dest=spec.dest,
+                target=spec.target,
+                digest=_file_digest(ctx, spec.target, content),
+                content=content,
+            )
         )
-        for spec in app.templates
-    ]
+    digest = None if templates is None else _render_inputs_digest(ctx, app, values, templates)
+    inputs = (
+        None
+        if digest is None or templates is None
+        else RenderInputs(digest=digest, templates=templates)
+    )
+    return files, inputs
+
+
+def _unchanged_files(
+    ctx: Context, app: AppManifest, values: ResolvedValues
+) -> tuple[list[RenderedFile], RenderInputs] | None:
+    """The lock's record of ``app``'s rendered files, if rendering now would give the same."""
+    entry = ctx.lock.apps.get(app.name)
+    if ctx.force or entry is None or entry.render_inputs is None:
+        return None
+    inputs = entry.render_inputs
+    if _current_template_digests(ctx.catalog, inputs.templates) != inputs.templates:
+        return None
+    if _render_inputs_digest(ctx, app, values, inputs.templates) != inputs.digest:
+        return None
+    recorded = {(f.dest, f.target): f.digest for f in entry.files}
+    files = []
+    for spec in app.templates:
+        digest = recorded.get((spec.dest, spec.target.value))
+        if digest is None:
+            return None
+        files.append(RenderedFile(dest=spec.dest, target=spec.target, digest=digest, content=None))
+    return files, inputs
+
+
+def rendered_contents(ctx: Context, assessment: Assessment) -> list[RenderedFile]:
+    """The assessment's files with their contents, rendering them if that was skipped."""
+    if all(f.content is not None for f in assessment.files):
+        return assessment.files
+    assessment.files, assessment.render_inputs = render_files(
+        ctx, assessment.app, assessment.values
+    )
+    return assessment.files
 
 
 def _on_disk(path: Path) -> bytes | None:
@@ -318,24 +422,44 @@ def _on_disk(path: Path) -> bytes | None:
         return None
 
 
-def assess(ctx: Context, name: str, *, refresh: bool = True) -> Assessment:
-    """Work out the wanted state of ``name`` and compare it with the lock and the disk."""
+def resolve_source(ctx: Context, name: str) -> ResolvedRef:
+    """Bring ``name``'s ref into the git cache and resolve it to a commit."""
     from smartshare.gitsource import resolve_ref
 
     app = ctx.catalog.app(name)
-    values = ctx.values[name]
-    resolved = resolve_ref(
+    return resolve_ref(
         url=_resolve_source_url(ctx.catalog, app.source.repo),
         ref=app.source.ref,
         commit=app.source.commit,
         cache_dir=ctx.cache_dir,
         rewrites=ctx.rewrites,
-        refresh=refresh,
     )
-    files = render_files(ctx, app, values)
-    image_files = [
-        (f.dest, ws.file_digest(f.content)) for f in files if f.target is TemplateTarget.IMAGE
-    ]
+
+
+def resolve_sources(
+    ctx: Context, names: Sequence[str], pool: ThreadPoolExecutor
+) -> dict[str, Future[ResolvedRef]]:
+    """Start resolving every app's source at once.
+
+    Asking a forge whether a ref moved is mostly waiting on the network (on a
+    no-op run it is all there is to do), so this does not wait for ``--jobs``
+    workers; each app's failure surfaces in that app's own ``result()``.
+    """
+    return {name: pool.submit(resolve_source, ctx, name) for name in names}
+
+
+FETCH_WORKERS = 8
+
+
+def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> Assessment:
+    """Work out the wanted state of ``name`` and compare it with the lock and the disk."""
+    app = ctx.catalog.app(name)
+    values = ctx.values[name]
+    if resolved is None:
+        resolved = resolve_source(ctx, name)
+    unchanged = _unchanged_files(ctx, app, values)
+    files, inputs = unchanged if unchanged is not None else render_files(ctx, app, values)
+    image_files = [(f.dest, f.digest) for f in files if f.target is TemplateTarget.IMAGE]
     config_digest = _digest(image_files)
     images = [ImagePlan(i.name, image_tags(app, ctx.region_model, i.name)) for i in app.images]
     manifest = manifest_digest(app)
@@ -357,6 +481,7 @@ def assess(ctx: Context, name: str, *, refresh: bool = True) -> Assessment:
         build_key=build_key,
         manifest_digest=manifest,
         config_digest=config_digest,
+        render_inputs=inputs,
     )
     _compare_with_lock(ctx, result)
     return result
@@ -380,19 +505,14 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         reasons.append(f"source moved {entry.source.commit[:12]} -> {result.resolved.commit[:12]}")
     if entry.build_key != result.build_key and entry.source.commit == result.resolved.commit:
         reasons.append("image files, image spec or tags changed")
-    key = ws.read_key(ctx.workspace)
-    wanted = {
-        (f.dest, f.target.value): ws.file_digest(
-            f.content, key=key if f.target is TemplateTarget.RUNTIME else None
-        )
-        for f in result.files
-    }
+    wanted = {(f.dest, f.target.value): f.digest for f in result.files}
     recorded = {(f.dest, f.target): f.digest for f in entry.files}
     if wanted != recorded:
         reasons.append("rendered files changed")
     for f in result.files:
         folder = ws.src_dir if f.target is TemplateTarget.IMAGE else ws.runtime_dir
-        if _on_disk(folder(ctx.workspace, name) / f.dest) != f.content:
+        on_disk = _on_disk(folder(ctx.workspace, name) / f.dest)
+        if on_disk is None or _file_digest(ctx, f.target, on_disk) != f.digest:
             reasons.append(f"{f.dest} differs from its rendering (edited by hand or missing)")
             break
     if not ws.src_dir(ctx.workspace, name).is_dir():
@@ -504,9 +624,12 @@ def make_plan(
         force=force,
         cache_dir=cache_dir,
     )
+    ctx.key = ws.read_key(workspace)
     entries = []
-    for name in ctx.order:
-        result = assess(ctx, name)
+    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch") as fetchers:
+        sources = resolve_sources(ctx, ctx.order, fetchers)
+        assessments = [assess(ctx, name, resolved=sources[name].result()) for name in ctx.order]
+    for name, result in zip(ctx.order, assessments, strict=True):
         entries.append(
             PlanEntry(
                 app=name,
@@ -571,6 +694,7 @@ class _Runner:
         self.on_event = on_event
         self.cancel = threading.Event()
         self.lock_mutex = threading.Lock()
+        self.sources: dict[str, Future[ResolvedRef]] = {}
 
     def emit(self, app: str, phase: Phase, message: str = "", *, log: bool = False) -> None:
         if self.cancel.is_set() and not log:
@@ -588,7 +712,7 @@ class _Runner:
     def adopt_one(self, name: str) -> AppResult:
         ctx = self.ctx
         self.emit(name, Phase.CHECKING)
-        assessment = assess(ctx, name)
+        assessment = assess(ctx, name, resolved=self.sources[name].result())
         app = assessment.app
         entry = ctx.lock.apps.get(name)
         if entry is not None and ctx.build and not assessment.build and self.engine is not None:
@@ -609,6 +733,11 @@ class _Runner:
         if assessment.up_to_date:
             self.emit(name, Phase.UP_TO_DATE)
             assert entry is not None
+            if assessment.render_inputs is not None:
+                # Rendered the same from other inputs (an older lock, a template
+                # comment): remember them, so that the next run need not render.
+                with self.lock_mutex:
+                    entry.render_inputs = assessment.render_inputs
             return AppResult(
                 app=name,
                 outcome=Outcome.UP_TO_DATE,
@@ -650,7 +779,8 @@ class _Runner:
         self.emit(name, Phase.RENDERING)
         runtime = scratch / "runtime"
         runtime.mkdir(mode=0o700)
-        for rendered in assessment.files:
+        for rendered in rendered_contents(ctx, assessment):
+            assert rendered.content is not None
             if rendered.target is TemplateTarget.IMAGE:
                 path = confined_path(scratch / "src", rendered.dest)
                 mode = 0o644
@@ -707,7 +837,6 @@ class _Runner:
         self, assessment: Assessment, images: list[LockedImage], entry: LockedApp | None
     ) -> None:
         ctx = self.ctx
-        key = ws.read_key(ctx.workspace)
         built = ctx.build or bool(entry and entry.built and entry.build_key == assessment.build_key)
         if not ctx.build and entry is not None and entry.build_key == assessment.build_key:
             images = entry.images
@@ -721,15 +850,10 @@ class _Runner:
             ),
             values=assessment.values.recorded,
             files=[
-                LockedFile(
-                    dest=f.dest,
-                    target=f.target.value,
-                    digest=ws.file_digest(
-                        f.content, key=key if f.target is TemplateTarget.RUNTIME else None
-                    ),
-                )
+                LockedFile(dest=f.dest, target=f.target.value, digest=f.digest)
                 for f in assessment.files
             ],
+            render_inputs=assessment.render_inputs,
             build_key=assessment.build_key,
             built=built,
             images=images,
@@ -749,7 +873,9 @@ class _Runner:
         interrupted = False
         for name in pending:
             self.on_event(Event(app=name, phase=Phase.WAITING))
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="adopt") as pool:
+        fetchers = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch")
+        with fetchers, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="adopt") as pool:
+            self.sources = resolve_sources(ctx, pending, fetchers)
             try:
                 while pending or running:
                     for name in list(pending):
@@ -785,6 +911,7 @@ class _Runner:
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel.set()
+                fetchers.shutdown(wait=False, cancel_futures=True)
                 for name in running.values():
                     self.on_event(
                         Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
@@ -806,7 +933,7 @@ class _Runner:
     def _guarded(self, name: str) -> AppResult:
         try:
             return self.adopt_one(name)
-        except _Cancelled:
+        except (_Cancelled, CancelledError):  # CancelledError: its fetch was called off
             return AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
         except SmartshareError as exc:
             self.on_event(Event(app=name, phase=Phase.FAILED, message=exc.message))
@@ -863,7 +990,7 @@ def adopt(
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
             ws.reset_scratch(workspace)
-            ws.ensure_key(workspace)  # once, before workers hash runtime files with it
+            ctx.key = ws.ensure_key(workspace)  # once, before workers hash runtime files with it
             ctx.lock = read_lock(workspace)
             region = ctx.region_model
             ctx.lock.region = LockedRegion(

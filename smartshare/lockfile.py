@@ -45,6 +45,16 @@ class LockedImage(_LockModel):
     pushed: list[str] = Field(default_factory=list)
 
 
+class RenderInputs(_LockModel):
+    """What the rendered files were made from, to skip rendering when nothing changed."""
+
+    # HMAC (workspace key) of the render context, secrets included, and the
+    # template specs and files below: equal digests mean equal renderings.
+    digest: str
+    # Every template file the rendering read or looked for: name -> sha256 (None: missing).
+    templates: dict[str, str | None]
+
+
 class LockedApp(_LockModel):
     version: str
     manifest_digest: str
@@ -56,6 +66,7 @@ class LockedApp(_LockModel):
     images: list[LockedImage]
     adopted_at: str
     smartshare_version: str
+    render_inputs: RenderInputs | None = None
 
 
 class LockedRegion(_LockModel):

@@ -14,10 +14,11 @@ Jinja is imported lazily: ``smartshare --help`` and ``list`` never need it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -119,6 +120,25 @@ class TemplateSource:
                 return False
 
         return source, filename, uptodate
+
+
+def template_digests(templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:
+    """sha256 of each named template file, None for a missing one.
+
+    Files are read through the same confinement as rendering, so a template
+    swapped for a link that leaves the folder is refused here too.
+    """
+    source = TemplateSource(templates_dir.absolute())
+    digests: dict[str, str | None] = {}
+    for name in names:
+        path = source.path_of(name)
+        try:
+            text = source.read(path, name)
+        except FileNotFoundError:
+            digests[name] = None
+            continue
+        digests[name] = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digests
 
 
 def _tojson(value: Any) -> str:
@@ -329,6 +349,9 @@ class TemplateUsage:
     undeclared: tuple[Use, ...] = ()
     issues: tuple[TemplateIssue, ...] = ()
     templates: tuple[str, ...] = ()
+    # Every name looked up on the way, found or not: a file appearing under a
+    # name that was missing (the first of an include list) changes the output.
+    looked_up: tuple[str, ...] = ()
     complete: bool = True
 
     @property
@@ -545,6 +568,7 @@ class _Collector:
     undeclared: list[Use] = field(default_factory=list)
     issues: list[TemplateIssue] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)
+    looked_up: list[str] = field(default_factory=list)
     complete: bool = True
 
 
@@ -573,6 +597,7 @@ def analyse(env: ImmutableSandboxedEnvironment, src: str) -> TemplateUsage:
         undeclared=tuple(out.undeclared),
         issues=tuple(sorted(set(out.issues))),
         templates=tuple(out.visited),
+        looked_up=tuple(dict.fromkeys([src, *out.looked_up])),
         complete=out.complete,
     )
 
@@ -616,6 +641,7 @@ def _follow(
             out.complete = False
         found = False
         for target in ref.names:
+            out.looked_up.append(target)
             try:
                 child = _parse_cached(env, source, target)
             except InvalidInputError as exc:

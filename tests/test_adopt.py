@@ -184,6 +184,101 @@ def test_value_change_rerenders_only_that_app(tmp_path: Path) -> None:
     assert "Om Swastiastu" in (workspace / "apps/beta/src/www/index.html").read_text()
 
 
+def test_included_template_edit_rerenders(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    catalog.write("templates/page/footer.j2", "<footer>v1</footer>\n")
+    catalog.write(
+        "templates/page/index.html.j2",
+        "<h1>{{ params.greeting | e }}</h1>\n{% include ['page/custom.j2', 'page/footer.j2'] %}",
+    )
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    page = workspace / "apps/alpha/src/www/index.html"
+    assert "<footer>v1</footer>" in page.read_text()
+    recorded = read_lock(workspace).apps["alpha"].render_inputs
+    assert recorded is not None
+    assert set(recorded.templates) == {
+        "page/index.html.j2",
+        "page/custom.j2",
+        "page/footer.j2",
+        "page/runtime.env.j2",
+    }
+    assert recorded.templates["page/custom.j2"] is None
+    again, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(again) == {"alpha": Outcome.UP_TO_DATE}
+
+    # An included file changes: the page is rendered again.
+    catalog.write("templates/page/footer.j2", "<footer>v2</footer>\n")
+    result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+    assert "rendered files changed" in result.results[0].message
+    assert "<footer>v2</footer>" in page.read_text()
+
+    # A file appears under a name that was missing, and now takes precedence.
+    catalog.write("templates/page/custom.j2", "<footer>custom</footer>\n")
+    result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+    assert "<footer>custom</footer>" in page.read_text()
+
+
+def test_changed_secret_rerenders_the_runtime_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    monkeypatch.setenv("TESTLAND_TOKEN", "rotated-" + SECRET_VALUE)
+    result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+    runtime = (workspace / "apps/alpha/runtime/runtime.env").read_text()
+    assert "rotated-" + SECRET_VALUE in runtime
+    lock_text = (workspace / "smartshare.lock").read_text()
+    assert SECRET_VALUE not in lock_text
+
+
+def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    runtime = workspace / "apps/alpha/runtime/runtime.env"
+    original = runtime.read_text()
+    runtime.write_text("API_TOKEN=other\n")
+    result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert "runtime.env differs from its rendering" in result.results[0].message
+    assert runtime.read_text() == original
+
+
+def test_noop_rerun_neither_renders_nor_imports_jinja(tmp_path: Path) -> None:
+    """Nothing changed: the lock's record stands in for rendering and checking templates."""
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", "beta", build=False)
+    script = (
+        "import sys\n"
+        "from smartshare.cli import app\n"
+        "try:\n"
+        "    app(prog_name='smartshare')\n"
+        "finally:\n"
+        "    print('JINJA', 'jinja2' in sys.modules, file=sys.stderr)\n"
+    )
+    args = ["adopt", "alpha", "beta", "--no-build", "--workspace", str(workspace)]
+    args += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout
+    assert "JINJA False" in done.stderr
+    # With a template changed, the same command renders (and checks) again.
+    catalog.write("templates/page/index.html.j2", "<h1>{{ params.greeting | e }}!</h1>\n")
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "JINJA True" in done.stderr
+    assert "<h1>Selamat datang!</h1>" in (workspace / "apps/beta/src/www/index.html").read_text()
+
+
 def test_moved_tag_is_followed(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"

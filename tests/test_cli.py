@@ -533,11 +533,11 @@ LAZY_PROBE = """
 import contextlib, io, json, sys
 argv, heavy = json.loads(sys.argv[1]), sys.argv[2]
 sys.argv = ["smartshare", *argv]
-from smartshare.cli import main
+from smartshare.cli import app
 code = None
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     try:
-        main()
+        app(prog_name="smartshare")
     except SystemExit as exc:
         code = exc.code
 print(json.dumps({"code": code, "loaded": [m for m in json.loads(heavy) if m in sys.modules]}))
