@@ -14,7 +14,9 @@ stream at the same time instead of queueing behind a lock.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import tarfile
@@ -24,9 +26,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from smartshare.enginesocket import ENGINE_HINT, PERMISSION_HINT, EngineSocket, socket_path
 from smartshare.errors import (
     BuildError,
     EngineUnavailableError,
@@ -35,6 +39,9 @@ from smartshare.errors import (
     PushError,
 )
 from smartshare.giturl import redact_url
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 LogCallback = Callable[[str], None]
 
@@ -48,12 +55,9 @@ _PROBE_TIMEOUT_S = 30
 _STEP_OUTPUT_LINES = 12
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
-
-_ENGINE_HINT = (
-    "start a Docker engine (`sudo systemctl start docker`), or from a smartshare checkout run "
-    "`scripts/docker-sandbox start` and load its environment (`. .sandbox/env`) so DOCKER_HOST "
-    "points at it; or pass --no-build to skip image builds"
-)
+_LOADED = re.compile(r"Loaded image ID: (sha256:[0-9a-f]{64})")
+_SAVE_CHUNK = 1 << 16
+_HISTORY_TEXT_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,23 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
     ``timeout`` bounds every request, including the wait for the next line of a
     build's log. Raises :class:`EngineUnavailableError` if the engine does not answer.
     """
+    path = socket_path(docker_host)
+    if path is not None:
+        # A local socket: probe it without docker-py, which is then imported
+        # only if something is built or pushed.
+        endpoint = redact_url(docker_host or os.environ.get("DOCKER_HOST") or f"unix://{path}")
+        probe = EngineSocket(
+            path, endpoint=endpoint, hint=ENGINE_HINT, timeout=min(timeout, _PROBE_TIMEOUT_S)
+        )
+        version = probe.ping()
+        return DockerEngine(
+            api=None,
+            params={"base_url": f"unix://{path}"},
+            endpoint=endpoint,
+            timeout=timeout,
+            version=version,
+            probe=probe,
+        )
     import docker
 
     params, endpoint = _client_params(docker_host)
@@ -107,7 +128,9 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
             hint=_engine_hint(str(exc)),
         ) from exc
     api.timeout = timeout
-    return DockerEngine(api=api, params=params, endpoint=endpoint, timeout=timeout)
+    return DockerEngine(
+        api=api, params=params, endpoint=endpoint, timeout=timeout, version=api.api_version
+    )
 
 
 class DockerEngine:
@@ -115,14 +138,24 @@ class DockerEngine:
 
     endpoint: str
 
-    def __init__(self, *, api: Any, params: Mapping[str, Any], endpoint: str, timeout: int) -> None:
+    def __init__(
+        self,
+        *,
+        api: Any,
+        params: Mapping[str, Any],
+        endpoint: str,
+        timeout: int,
+        version: str,
+        probe: EngineSocket | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self._params = dict(params)
-        self._version: str = api.api_version
+        self._version = version
         self._timeout = timeout
+        self._probe = probe
         self._local = threading.local()
         self._local.api = api
-        self._clients: list[Any] = [api]
+        self._clients: list[Any] = [api] if api is not None else []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -172,8 +205,8 @@ class DockerEngine:
         with tempfile.TemporaryFile() as archive:
             _write_context(context, dockerfile_rel, archive)
             with self._errors(BuildError, f"building {name}", dockerfile=dockerfile_rel):
-                # Labels are applied afterwards in one step: the legacy builder turns
-                # the API's labels into one LABEL step (one container) per label.
+                # Labels are applied afterwards (see _labelled): the legacy builder
+                # turns the API's labels into one LABEL step (one container) per label.
                 chunks = api.build(
                     fileobj=archive,
                     custom_context=True,
@@ -191,18 +224,43 @@ class DockerEngine:
                 if not image_id.startswith("sha256:"):
                     image_id = api.inspect_image(image_id)["Id"]
         if labels:
-            image_id = self._label(api, image_id, labels, tags[0] if tags else None, name, on_log)
+            image_id = self._labelled(api, image_id, labels, name, on_log)
         with self._errors(BuildError, f"tagging {name}"):
-            for tag in tags[1:]:
+            # Labelling leaves its result untagged: no name ever points at an
+            # image that might still be replaced.
+            for tag in tags if labels else tags[1:]:
                 self._tag(api, image_id, tag)
         return BuiltImage(image_id=image_id, tags=tuple(tags))
+
+    def _labelled(
+        self,
+        api: Any,
+        base_id: str,
+        labels: Mapping[str, str],
+        name: str,
+        on_log: LogCallback | None,
+    ) -> str:
+        """A child of ``base_id`` carrying ``labels``, untagged.
+
+        Writing the labels into a copy of the image's config and loading that
+        needs no container, which on some storage drivers (vfs) is what a
+        build step costs; an engine that refuses gets the one-step build.
+        """
+        try:
+            image_id = _load_with_labels(api, base_id, labels)
+        except _NoShortcut as exc:
+            if on_log is not None:
+                on_log(f"smartshare: labelling with a build step ({exc})")
+            return self._label(api, base_id, labels, name, on_log)
+        if on_log is not None:
+            on_log(f"smartshare: labels written into the image config ({image_id[7:19]})")
+        return image_id
 
     def _label(
         self,
         api: Any,
         base_id: str,
         labels: Mapping[str, str],
-        tag: str | None,
         name: str,
         on_log: LogCallback | None,
     ) -> str:
@@ -218,7 +276,6 @@ class DockerEngine:
                 chunks = api.build(
                     fileobj=archive,
                     custom_context=True,
-                    tag=tag,
                     decode=True,
                     rm=True,
                     forcerm=True,
@@ -232,6 +289,8 @@ class DockerEngine:
 
     def image_id(self, reference: str) -> str | None:
         """The id (``sha256:...``) of a local image or tag, None when the engine has none."""
+        if self._probe is not None:
+            return self._probe.image_id(reference)
         import docker
 
         api = self._api()
@@ -336,7 +395,7 @@ class DockerEngine:
     def _lost(self, doing: str, exc: BaseException) -> EngineUnavailableError:
         return EngineUnavailableError(
             f"lost the Docker engine at {self.endpoint} while {doing}: {_reason(exc)}",
-            hint=_ENGINE_HINT,
+            hint=ENGINE_HINT,
         )
 
 
@@ -391,11 +450,8 @@ def _reason(exc: BaseException) -> str:
 
 def _engine_hint(detail: str) -> str:
     if "Permission denied" in detail or "PermissionError" in detail:
-        return (
-            "the engine's socket is not yours to use: run as a member of the `docker` group "
-            "(`sudo usermod -aG docker $USER`, then log in again); or pass --no-build"
-        )
-    return _ENGINE_HINT
+        return PERMISSION_HINT
+    return ENGINE_HINT
 
 
 # -- build helpers --------------------------------------------------------
@@ -457,6 +513,175 @@ def _label_dockerfile(base_id: str, labels: Mapping[str, str]) -> str:
 
     pairs = " ".join(f"{quote(k)}={quote(v)}" for k, v in sorted(labels.items()))
     return f"FROM {base_id}\nLABEL {pairs}\n"
+
+
+class _NoShortcut(Exception):
+    """The engine would not label an image without a build step; the message says why."""
+
+
+def _load_with_labels(api: Any, base_id: str, labels: Mapping[str, str]) -> str:
+    """Load a copy of ``base_id``'s config carrying ``labels``; return the new image's id.
+
+    Raises :class:`_NoShortcut` for any failure: the caller then labels by a
+    build step, which reports engine failures properly.
+    """
+    import docker
+    import requests
+    import urllib3
+
+    try:
+        base_config = _saved_config(api, base_id)
+        if base_config is None:
+            raise _NoShortcut("the engine's saved image holds no config matching its id")
+        config, diff_ids = _labelled_config(base_config, labels)
+        return _load_config(api, config, diff_ids, base_id=base_id, base_config=base_config)
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        tarfile.TarError,
+        OSError,
+        ValueError,  # also JSON and UTF-8 decoding errors
+    ) as exc:
+        raise _NoShortcut(f"{type(exc).__name__}: {exc}".strip()) from exc
+
+
+def _saved_config(api: Any, image_id: str) -> bytes | None:
+    """The config of ``image_id`` byte for byte as the engine stores it, else None.
+
+    Only ``docker save`` hands out the stored bytes. The engine writes the whole
+    archive (every layer of the image) before it sends anything, so this costs
+    what tarring the image costs; stopping at the config spares only the transfer.
+    """
+    digest = image_id.removeprefix("sha256:")
+    # The legacy layout (up to Docker 24) and the OCI layout (Docker 25+).
+    wanted = {f"{digest}.json", f"blobs/sha256/{digest}"}
+    # Not api.get_image(): it switches the read timeout off, and a wedged
+    # engine would hang the run here.
+    response = api._get(api._url("/images/{0}/get", image_id), stream=True)
+    api._raise_for_status(response)
+    chunks = response.iter_content(chunk_size=_SAVE_CHUNK)
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks)), mode="r|") as tar:
+            for member in tar:
+                if member.isfile() and member.name.removeprefix("./") in wanted:
+                    handle = tar.extractfile(member)
+                    data = handle.read() if handle is not None else b""
+                    break
+            else:
+                return None
+    finally:
+        # The rest stays unread: closing the response closes its socket.
+        response.close()
+    # With the containerd image store the id names a manifest, not a config.
+    return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable raw stream over an iterator of byte chunks (an HTTP body)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        target = memoryview(buffer).cast("B")
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _labelled_config(config: bytes, labels: Mapping[str, str]) -> tuple[bytes, list[str]]:
+    """``config`` with ``labels`` over its own and a history entry naming them; and its
+    layers' diff ids. Everything else is kept as it was."""
+    image = json.loads(config)
+    if not isinstance(image, dict):
+        raise _NoShortcut("the image config is not a JSON object")
+    rootfs = image.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if (
+        not isinstance(diff_ids, list)
+        or not diff_ids
+        or not all(isinstance(d, str) and d.startswith("sha256:") for d in diff_ids)
+    ):
+        raise _NoShortcut("the image config lists no layers")
+    run_config = image.get("config") or {}
+    own_labels = run_config.get("Labels") if isinstance(run_config, dict) else None
+    history = image.get("history") or []
+    if not isinstance(run_config, dict) or not isinstance(own_labels, dict | None):
+        raise _NoShortcut("the image config has no usable Labels")
+    if not isinstance(history, list):
+        raise _NoShortcut("the image config has no usable history")
+    run_config["Labels"] = {**(own_labels or {}), **labels}
+    image["config"] = run_config
+    keys = ",".join(sorted(labels))
+    if len(keys) > _HISTORY_TEXT_MAX:
+        keys = keys[: _HISTORY_TEXT_MAX - 3] + "..."
+    # `docker history` then says where the labels came from.
+    history.append(
+        {
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "created_by": f"smartshare: LABEL {keys}",
+            "empty_layer": True,
+        }
+    )
+    image["history"] = history
+    text = json.dumps(image, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8"), diff_ids
+
+
+def _load_config(
+    api: Any, config: bytes, diff_ids: Sequence[str], *, base_id: str, base_config: bytes
+) -> str:
+    """Load ``config`` as an image over the layers the engine already has; return its id."""
+    new_hex = hashlib.sha256(config).hexdigest()
+    base_hex = base_id.removeprefix("sha256:")
+    # No layer files: `docker load` opens one only for a layer its store lacks,
+    # and the build just made these. If one went missing, the load fails.
+    layers = [f"{diff_id.removeprefix('sha256:')}/layer.tar" for diff_id in diff_ids]
+    manifest = [
+        # The unlabelled image stays the parent, as under a build step: an
+        # intermediate image rather than a dangling one, removed along with this.
+        {"Config": f"{new_hex}.json", "RepoTags": [], "Layers": layers, "Parent": base_id},
+        # The engine links only a parent loaded in the same archive; loading an
+        # image it already has changes nothing.
+        {"Config": f"{base_hex}.json", "RepoTags": [], "Layers": layers},
+    ]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in (
+            (f"{new_hex}.json", config),
+            (f"{base_hex}.json", base_config),
+            ("manifest.json", json.dumps(manifest).encode("utf-8")),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    chunks = api.load_image(archive.getvalue(), quiet=True)
+    if chunks is None:  # API < 1.23 reports nothing to check
+        raise _NoShortcut("the engine does not report what it loaded")
+    # The engine answers 200 and reports a failure inside the stream.
+    output = []
+    for chunk in chunks:
+        if "error" in chunk or "errorDetail" in chunk:
+            detail = chunk.get("errorDetail") or {}
+            message = str(detail.get("message") or chunk.get("error") or "unknown error")
+            raise _NoShortcut(f"the engine did not load the labelled config: {message.strip()}")
+        output.append(str(chunk.get("stream") or ""))
+    new_id = f"sha256:{new_hex}"
+    if new_id not in _LOADED.findall("".join(output)):
+        raise _NoShortcut(f"the engine did not report loading {new_id}")
+    return new_id
 
 
 def _write_context(context: Path, dockerfile_rel: str, archive: Any) -> None:

@@ -399,6 +399,41 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
 
 
 @pytest.mark.requires_docker
+def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    first, _ = run_adopt(catalog, workspace, "alpha")
+    assert outcomes(first) == {"alpha": Outcome.ADOPTED}
+    script = (
+        "import sys\n"
+        "from smartshare.cli import app\n"
+        "try:\n"
+        "    app(prog_name='smartshare')\n"
+        "finally:\n"
+        "    loaded = [m for m in ('docker', 'requests', 'jinja2') if m in sys.modules]\n"
+        "    print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    args = ["adopt", "alpha", "--workspace", str(workspace)]
+    args += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "All 1 app(s) up to date" in done.stdout
+    assert "LOADED []" in done.stderr
+    # The engine is still asked: a removed image is noticed and rebuilt.
+    docker_client().images.remove(catalog.tag("alpha"), force=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "images missing" in done.stdout
+    assert docker_client().images.get(catalog.tag("alpha"))
+
+
+@pytest.mark.requires_docker
 def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_image: str) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import tarfile
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from smartshare import imagebuild
 from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
 from smartshare.imagebuild import DockerEngine, connect, split_reference
 
@@ -73,7 +75,9 @@ def unreachable_engine() -> Iterator[DockerEngine]:
     endpoint = "unix:///nonexistent/docker.sock"
     # An explicit API version makes docker-py skip its probe, so nothing is contacted here.
     api = docker.APIClient(base_url=endpoint, version="1.41")
-    engine = DockerEngine(api=api, params={"base_url": endpoint}, endpoint=endpoint, timeout=5)
+    engine = DockerEngine(
+        api=api, params={"base_url": endpoint}, endpoint=endpoint, timeout=5, version="1.41"
+    )
     yield engine
     engine.close()
 
@@ -239,6 +243,142 @@ def test_build_target_stage(
     # Labels reach the target stage too (older engines dropped them with target).
     labels = api.inspect_image(f"{scratch_name}:first")["Config"]["Labels"]
     assert {k: labels.get(k) for k in LABELS} == LABELS
+
+
+def _labelled_app(folder: Path, busybox_image: str) -> tuple[Path, str]:
+    """A context whose Dockerfile sets labels of its own, one of which LABELS overrides."""
+    content = f"app {uuid.uuid4().hex}\n"  # unique, so no build comes from the cache
+    context = write_context(
+        folder,
+        f"FROM {busybox_image}\n"
+        'LABEL org.example.own="kept" org.smartshare.app="from-dockerfile"\n'
+        "COPY app.txt /app.txt\n"
+        'CMD ["cat", "/app.txt"]\n',
+        {"app.txt": content},
+    )
+    return context, content
+
+
+@pytest.mark.requires_docker
+def test_labels_are_written_into_the_config_without_a_build_step(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    context, content = _labelled_app(tmp_path / "app", busybox_image)
+    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
+    lines: list[str] = []
+
+    built = engine.build(
+        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
+    )
+
+    assert any(line.startswith("smartshare: labels written into the image") for line in lines)
+    for tag in tags:
+        assert engine.image_id(tag) == built.image_id
+    image = api.inspect_image(built.image_id)
+    assert image["Config"]["Labels"] == {"org.example.own": "kept", **LABELS}
+    assert image["Config"]["Cmd"] == ["cat", "/app.txt"]
+    newest = api.history(built.image_id)[0]
+    assert newest["CreatedBy"].startswith("smartshare: LABEL ")
+    assert "org.smartshare.region" in newest["CreatedBy"]
+    assert newest["Size"] == 0
+    # The unlabelled build is the parent, as under a build step: not left dangling.
+    parent = image["Parent"]
+    assert parent
+    assert "org.smartshare.region" not in (api.inspect_image(parent)["Config"]["Labels"] or {})
+    assert parent not in api.images(filters={"dangling": True}, quiet=True)
+    assert run_in(api, tags[0], ["cat", "/app.txt"]) == content
+
+
+@pytest.mark.requires_docker
+def test_labelling_falls_back_to_a_build_step(
+    engine: DockerEngine,
+    api: Any,
+    busybox_image: str,
+    scratch_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As from an engine whose saved images hold no config the shortcut can use.
+    monkeypatch.setattr(imagebuild, "_saved_config", lambda api, image_id: None)
+    context, content = _labelled_app(tmp_path / "app", busybox_image)
+    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
+    lines: list[str] = []
+
+    built = engine.build(
+        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
+    )
+
+    assert any(line.startswith("smartshare: labelling with a build step") for line in lines)
+    for tag in tags:
+        assert engine.image_id(tag) == built.image_id
+    image = api.inspect_image(built.image_id)
+    assert image["Config"]["Labels"] == {"org.example.own": "kept", **LABELS}
+    newest = api.history(built.image_id)[0]
+    assert "LABEL" in newest["CreatedBy"]
+    assert not newest["CreatedBy"].startswith("smartshare:")
+    assert run_in(api, tags[0], ["cat", "/app.txt"]) == content
+
+
+@pytest.mark.requires_docker
+def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
+    engine: DockerEngine,
+    api: Any,
+    busybox_image: str,
+    scratch_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved_config = imagebuild._saved_config
+
+    def naming_a_missing_layer(api: Any, image_id: str) -> bytes | None:
+        # As if a layer had been pruned since the build: the real engine must
+        # refuse the load, and the build must not fail for it.
+        raw = saved_config(api, image_id)
+        assert raw is not None
+        config = json.loads(raw)
+        config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
+        return json.dumps(config).encode()
+
+    monkeypatch.setattr(imagebuild, "_saved_config", naming_a_missing_layer)
+    context, _ = _labelled_app(tmp_path / "app", busybox_image)
+    lines: list[str] = []
+
+    built = engine.build(
+        context_dir=context,
+        dockerfile="Dockerfile",
+        tags=[f"{scratch_name}:1.0"],
+        labels=LABELS,
+        on_log=lines.append,
+    )
+
+    fallback = [line for line in lines if line.startswith("smartshare: labelling with a build")]
+    assert fallback
+    assert "0" * 64 in fallback[0]  # the engine's own complaint, naming the layer file
+    assert engine.image_id(f"{scratch_name}:1.0") == built.image_id
+    labels = api.inspect_image(built.image_id)["Config"]["Labels"]
+    assert labels == {"org.example.own": "kept", **LABELS}
+
+
+def test_labelled_config_keeps_everything_but_labels_and_history() -> None:
+    config = {
+        "architecture": "amd64",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Labels": None},
+        "created": "2026-01-01T00:00:00Z",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64]},
+    }
+    raw, diff_ids = imagebuild._labelled_config(json.dumps(config).encode(), {"b": "2", "a": "1"})
+
+    assert diff_ids == ["sha256:" + "a" * 64]
+    assert b'", ' not in raw and b'": ' not in raw  # compact
+    labelled = json.loads(raw)
+    (entry,) = labelled.pop("history")
+    assert entry["created_by"] == "smartshare: LABEL a,b"
+    assert entry["empty_layer"] is True
+    assert entry["created"].endswith("Z")
+    assert labelled["config"].pop("Labels") == {"a": "1", "b": "2"}
+    del config["config"]["Labels"]  # type: ignore[attr-defined]
+    assert labelled == config
 
 
 @pytest.mark.requires_docker

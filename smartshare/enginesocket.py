@@ -1,0 +1,156 @@
+"""Read-only Docker Engine API calls over the engine's unix socket, without docker-py.
+
+A no-op ``adopt`` only asks the engine whether it answers and which image each
+tag names.  Importing docker-py for that (with requests and urllib3) costs more
+than the rest of such a run, so those two calls are made here with the
+standard library; builds and pushes go through docker-py (:mod:`imagebuild`).
+Endpoints this module cannot reach the same way docker-py would (TCP, TLS,
+SSH, docker contexts) are left to docker-py entirely.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from smartshare.errors import EngineUnavailableError
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+ENGINE_HINT = (
+    "start a Docker engine (`sudo systemctl start docker`), or from a smartshare checkout run "
+    "`scripts/docker-sandbox start` and load its environment (`. .sandbox/env`) so DOCKER_HOST "
+    "points at it; or pass --no-build to skip image builds"
+)
+PERMISSION_HINT = (
+    "the engine's socket is not yours to use: run as a member of the `docker` group "
+    "(`sudo usermod -aG docker $USER`, then log in again); or pass --no-build"
+)
+
+
+def socket_path(docker_host: str | None = None) -> str | None:
+    """The engine's unix socket, resolved as the docker CLI does; None when not a local socket.
+
+    ``docker_host`` wins, then DOCKER_HOST; without either, a current docker
+    context other than ``default`` (DOCKER_CONTEXT or the CLI's config) means
+    "ask docker-py", and otherwise the default socket is used.
+    """
+    host = docker_host or os.environ.get("DOCKER_HOST")
+    if host:
+        if host.startswith("unix://") and len(host) > len("unix://"):
+            return host[len("unix://") :]
+        return None
+    if os.environ.get("DOCKER_CONTEXT", "default") != "default":
+        return None
+    config_dir = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    try:
+        config = json.loads(Path(config_dir, "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_SOCKET
+    except (OSError, ValueError):
+        return None  # let docker-py read it and report
+    current = config.get("currentContext") if isinstance(config, dict) else None
+    return DEFAULT_SOCKET if current in (None, "", "default") else None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class EngineSocket:
+    """An engine on a unix socket; each call opens its own connection, so threads may share it."""
+
+    def __init__(self, path: str, *, endpoint: str, hint: str, timeout: float) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self._hint = hint
+        self._timeout = timeout
+        self.api_version: str | None = None
+
+    def ping(self) -> str:
+        """The engine's API version; raises EngineUnavailableError when it does not answer."""
+        status, headers, _body = self._get("/_ping")
+        version = headers.get("api-version")
+        if status != 200 or not version:
+            raise EngineUnavailableError(
+                f"no Docker engine answers at {self.endpoint}: GET /_ping returned HTTP {status}",
+                hint=self._hint,
+            )
+        self.api_version = version
+        return version
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image or tag, None when the engine has none."""
+        prefix = f"/v{self.api_version}" if self.api_version else ""
+        status, _headers, body = self._get(f"{prefix}/images/{quote(reference, safe='/:')}/json")
+        if status == 404:
+            return None
+        if status != 200:
+            raise EngineUnavailableError(
+                f"the Docker engine at {self.endpoint} could not look up image {reference}: "
+                f"HTTP {status} {_message(body)}",
+                hint=self._hint,
+            )
+        image_id = json.loads(body).get("Id")
+        if not isinstance(image_id, str):
+            raise EngineUnavailableError(
+                f"the Docker engine at {self.endpoint} sent no id for image {reference}"
+            )
+        return image_id
+
+    def _get(self, url: str) -> tuple[int, dict[str, str], bytes]:
+        connection = _UnixConnection(self.path, self._timeout)
+        try:
+            connection.request("GET", url, headers={"Host": "docker"})
+            response = connection.getresponse()
+            body = response.read()
+            headers = {name.lower(): value for name, value in response.getheaders()}
+            return response.status, headers, body
+        except OSError as exc:
+            raise EngineUnavailableError(
+                f"no Docker engine answers at {self.endpoint}: {_reason(exc)}",
+                hint=PERMISSION_HINT if isinstance(exc, PermissionError) else self._hint,
+            ) from exc
+        except http.client.HTTPException as exc:
+            raise EngineUnavailableError(
+                f"no Docker engine answers at {self.endpoint}: not an engine's answer ({exc!r})",
+                hint=self._hint,
+            ) from exc
+        finally:
+            connection.close()
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "the socket does not exist"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return exc.strerror or str(exc)
+
+
+def _message(body: bytes) -> str:
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")[:200]
+    return str(data.get("message", "")) if isinstance(data, dict) else ""
