@@ -1003,8 +1003,8 @@ def mirror_case(tmp: Path, env: dict[str, str], *, runs: int) -> tuple[dict[str,
     description += (
         f"; in the whole-process fetch: importing smartshare.gitsource {startup:.3f} s, "
         f"resolve_ref+export_tree {work:.3f} s (best); in-process, the best run: resolve_ref "
-        f"(git fetch + rev-parse) {best[0]:.3f} s, export_tree (git archive + Python tar "
-        f"extraction) {best[1]:.3f} s"
+        f"(git fetch + rev-parse) {best[0]:.3f} s, export_tree (read-tree + checkout-index) "
+        f"{best[1]:.3f} s"
     )
     for key in timings:
         remove(tmp / "big" / f"dest-{key}")

@@ -2,9 +2,10 @@
 
 Each repository gets one bare mirror in the cache, keyed by a hash of its URL.
 Only the requested ref is fetched, shallow, so a refresh that finds nothing new
-costs one round trip.  The tree of the resolved commit is then exported with
-``git archive``: the build context never contains ``.git`` (no history, no
-remote configuration, nothing a Dockerfile could leak into an image).
+costs one round trip.  The tree of the resolved commit is then written out by
+git's own checkout through a throwaway index: the build context never contains
+``.git`` (no history, no remote configuration, nothing a Dockerfile could leak
+into an image).
 
 Manifests are untrusted, so URLs are checked again here, git never prompts,
 never runs unsafe transports, and credentials only travel in the environment of
@@ -19,13 +20,12 @@ import hashlib
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from smartshare.errors import (
@@ -55,6 +55,21 @@ _FAITHFUL_ATTRIBUTES = (
     "* -export-ignore -export-subst -filter -text -crlf -eol -ident -working-tree-encoding\n"
 )
 _LOCK_POLL_SECONDS = 0.05
+# Writing the files is nearly all the cost of an export; git's parallel
+# checkout spreads it over the cores.  Capped: each worker is a process.
+_CHECKOUT_WORKERS = max(1, min(os.cpu_count() or 1, 8))
+# The export runs with none of the user's or the system's git settings: a
+# core.symlinks=false, core.splitIndex (shared index files in the mirror),
+# submodule.recurse or sparse checkout setting would change what is written.
+_ISOLATED_CONFIG = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_PARAMETERS": "",
+    "GIT_CONFIG_COUNT": "0",
+}
+# Modes as git records them (0644, 0755 for executables, folders 0755),
+# whatever the caller's umask: git creates files with 0666/0777 & ~umask.
+_EXPORT_UMASK = 0o022
 
 _UNREACHABLE_HINT = (
     "check the URL and your network; for private repositories set SMARTSHARE_GIT_TOKEN "
@@ -162,7 +177,12 @@ def export_tree(
 
     ``dest`` must not exist or be an empty folder.  The tree is assembled in a
     hidden sibling and renamed into place, so a failure leaves ``dest`` as it
-    was.  Executable bits and symlinks are reproduced as git stores them.
+    was.  Executable bits and symlinks are reproduced as git stores them;
+    submodules (gitlinks) become empty folders.  Files get the time of the
+    export, as with ``git clone``.
+
+    Raises UnsafePathError when the tree holds a path that must not be written
+    (``..``, ``.git``, one path listed twice, a file that is also a folder).
     """
     if not _SHA1.match(resolved.commit):
         raise GitError(
@@ -176,26 +196,9 @@ def export_tree(
     except OSError as exc:
         raise _workspace_error(f"cannot create {dest.parent}", exc) from exc
     try:
-        archive = staging / "tree.tar"
-        status, _out, err = _run_git(
-            ["archive", "--format=tar", "-o", str(archive.absolute()), resolved.commit],
-            git_dir=resolved.mirror,
-            env=_base_env(),
-            timeout=timeout,
-        )
-        if status != 0:
-            raise GitError(
-                f"cannot export commit {resolved.commit} (ref '{resolved.ref}' of "
-                f"{resolved.url}): {_reason(err, resolved.url)}",
-                hint=(
-                    f"the cached mirror {resolved.mirror} may be damaged: delete it and run "
-                    "again to fetch the repository afresh"
-                ),
-            )
         tree = staging / "tree"
         tree.mkdir()
-        _extract_tar(archive, tree)
-        archive.unlink()
+        _checkout(resolved, index=staging / "index", tree=tree, dest=dest, timeout=timeout)
         # Renaming onto an empty folder replaces it atomically on POSIX.
         tree.rename(dest)
     except OSError as exc:
@@ -559,13 +562,19 @@ def _fetch_env(remote: str) -> dict[str, str]:
 
 
 def _run_git(
-    args: Sequence[str], *, git_dir: Path, env: Mapping[str, str], timeout: float
+    args: Sequence[str],
+    *,
+    git_dir: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    umask: int = -1,
 ) -> tuple[int, str, str]:
     """Run git on the repository ``git_dir``; return (status, stdout, stderr).
 
     A timeout kills git and its children.  The repository is named explicitly:
     run from a git hook, the inherited GIT_DIR (or object directory) would
-    otherwise point git at another repository.
+    otherwise point git at another repository.  ``umask`` is set in the child
+    only (-1: inherited): the process-wide one is shared with other threads.
     """
     try:
         import git
@@ -597,6 +606,7 @@ def _run_git(
             kill_after_timeout=timeout,
             with_extended_output=True,
             with_exceptions=False,
+            umask=umask,
         )
     except git.exc.GitCommandNotFound as exc:
         raise GitError(
@@ -644,90 +654,109 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-# --- extracting git archive output -------------------------------------------
+# --- writing the tree out -----------------------------------------------------
+
+_MALFORMED_TREE_HINT = "the repository's tree is malformed; ask its publisher to fix it"
 
 
-def _extract_tar(archive: Path, root: Path) -> None:
-    """Unpack ``archive`` (from git archive) into the empty folder ``root``.
+def _checkout(
+    resolved: ResolvedRef, *, index: Path, tree: Path, dest: Path, timeout: float
+) -> None:
+    """Write the tree of ``resolved.commit`` into the empty folder ``tree``.
 
-    Only folders, regular files and symlinks are accepted; names must stay
-    inside ``root`` and nothing is ever written through a symlink, even when a
-    crafted tree lists a symlink and a folder under the same name.
+    git's own checkout writes the files, in C and in parallel, from a throwaway
+    ``index``: the mirror stays bare, and an inherited GIT_INDEX_FILE (a git
+    hook running smartshare) is never touched.  git refuses ``..`` and
+    ``.git`` itself, creates every file with O_EXCL and never writes through a
+    symlink; but reading a tree into an index silently keeps only one of two
+    entries with one name, or of a file and a folder with one name, so the
+    listing is checked first: such a tree is refused, not exported in part.
     """
-    with tarfile.open(archive, mode="r:") as tar:
-        for member in tar:
-            parts = _member_parts(member.name)
-            if not parts:
-                continue
-            parent = _ensure_dirs(root, parts[:-1], member.name)
-            target = parent / parts[-1]
-            if member.isdir():
-                _ensure_dirs(root, parts, member.name)
-            elif member.isreg():
-                _write_file(tar, member, target)
-            elif member.issym():
-                try:
-                    target.symlink_to(member.linkname)
-                except FileExistsError:
-                    raise _duplicate(member.name) from None
-            else:
-                raise UnsafePathError(
-                    f"the source tree holds {member.name!r}, which is neither a file, "
-                    "a folder nor a symlink",
-                    hint="git trees only hold those; the archive was not made by git",
-                )
-
-
-def _member_parts(name: str) -> tuple[str, ...]:
-    if name.startswith("/") or (name and PurePosixPath(name).is_absolute()):
-        raise UnsafePathError(
-            f"refusing archive entry {name!r}: absolute path",
-            hint="the repository's tree is malformed; ask its publisher to fix it",
+    env = {
+        **_base_env(),
+        **_ISOLATED_CONFIG,
+        "GIT_INDEX_FILE": str(index.absolute()),
+        "GIT_WORK_TREE": str(tree.absolute()),
+    }
+    status, listing, err = _run_git(
+        ["ls-tree", "-r", "-z", "--full-tree", resolved.commit],
+        git_dir=resolved.mirror,
+        env=env,
+        timeout=timeout,
+    )
+    if status != 0:
+        raise _export_error(resolved, err)
+    _check_tree(listing)
+    status, _out, err = _run_git(
+        ["read-tree", resolved.commit], git_dir=resolved.mirror, env=env, timeout=timeout
+    )
+    if status != 0:
+        if "invalid path" in err:
+            # What git refuses beyond _check_tree, e.g. NTFS aliases of .git (git~1).
+            raise UnsafePathError(
+                f"refusing the tree of commit {resolved.commit} (ref '{resolved.ref}' of "
+                f"{resolved.url}): {_reason(err, resolved.url)}",
+                hint=_MALFORMED_TREE_HINT,
+            )
+        raise _export_error(resolved, err)
+    status, _out, err = _run_git(
+        ["-c", f"checkout.workers={_CHECKOUT_WORKERS}", "checkout-index", "--all"],
+        git_dir=resolved.mirror,
+        env=env,
+        timeout=timeout,
+        umask=_EXPORT_UMASK,
+    )
+    if status != 0:
+        # git's wording cannot tell a full disk from a missing object reliably
+        # (file names may hold any word): the hint names both causes.
+        raise WorkspaceError(
+            f"cannot write the tree of commit {resolved.commit} (ref '{resolved.ref}' of "
+            f"{resolved.url}) into {dest}: {_reason(err, resolved.url)}",
+            hint=(
+                f"check free disk space and the permissions of {dest.parent}; if they are "
+                f"fine, the cached mirror {resolved.mirror} may be damaged: delete it and "
+                "run again to fetch the repository afresh"
+            ),
         )
-    parts = tuple(part for part in name.split("/") if part not in ("", "."))
-    if ".." in parts:
-        raise UnsafePathError(
-            f"refusing archive entry {name!r}: it climbs out of the folder with '..'",
-            hint="the repository's tree is malformed; ask its publisher to fix it",
-        )
-    return parts
 
 
-def _ensure_dirs(root: Path, parts: Sequence[str], name: str) -> Path:
-    """Create the folders ``parts`` under ``root``, refusing to pass through a symlink."""
-    current = root
-    for part in parts:
-        current = current / part
-        try:
-            current.mkdir(mode=0o755)
-        except FileExistsError:
-            if current.is_symlink() or not current.is_dir():
-                raise UnsafePathError(
-                    f"refusing archive entry {name!r}: {part!r} is already a file or symlink",
-                    hint="the repository's tree is malformed; ask its publisher to fix it",
-                ) from None
-    return current
+def _check_tree(listing: str) -> None:
+    """Refuse a tree (``git ls-tree -r -z`` output) that cannot be written out as it is."""
+    paths: set[str] = set()
+    folders: set[str] = set()
+    for record in listing.split("\0"):
+        if not record:
+            continue
+        path = record.partition("\t")[2]
+        for part in path.split("/"):
+            if part in ("", ".", ".."):
+                raise _refused(path, f"it holds the path component {part!r}")
+            if part.lower() == ".git":
+                raise _refused(path, "a '.git' file or folder never enters the source")
+        if path in paths:
+            raise _refused(path, "the tree lists that path twice")
+        paths.add(path)
+        parent = path.rpartition("/")[0]
+        while parent and parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    # A file or symlink that is also a folder: git would keep only one of the two,
+    # and a symlink taken for a folder could lead a write out of the tree.
+    clashes = paths & folders
+    if clashes:
+        raise _refused(min(clashes), "it is a file or symlink and also a folder")
 
 
-def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
-    mode = 0o755 if member.mode & 0o111 else 0o644
-    source = tar.extractfile(member)
-    if source is None:  # pragma: no cover - isreg() members always have data
-        raise UnsafePathError(f"archive entry {member.name!r} has no data")
-    try:
-        # O_EXCL|O_NOFOLLOW: never overwrite or write through what is already there.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    except FileExistsError:
-        raise _duplicate(member.name) from None
-    with source, os.fdopen(fd, "wb") as sink:
-        shutil.copyfileobj(source, sink)
-        # The umask must not decide the modes git recorded.
-        os.fchmod(sink.fileno(), mode)
-    os.utime(target, (member.mtime, member.mtime))
+def _refused(path: str, why: str) -> UnsafePathError:
+    return UnsafePathError(f"refusing tree entry {path!r}: {why}", hint=_MALFORMED_TREE_HINT)
 
 
-def _duplicate(name: str) -> UnsafePathError:
-    return UnsafePathError(
-        f"refusing archive entry {name!r}: the tree lists that path twice",
-        hint="the repository's tree is malformed; ask its publisher to fix it",
+def _export_error(resolved: ResolvedRef, err: str) -> GitError:
+    return GitError(
+        f"cannot export commit {resolved.commit} (ref '{resolved.ref}' of "
+        f"{resolved.url}): {_reason(err, resolved.url)}",
+        hint=(
+            f"the cached mirror {resolved.mirror} may be damaged: delete it and run "
+            "again to fetch the repository afresh"
+        ),
     )

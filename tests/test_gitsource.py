@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -353,6 +351,7 @@ def test_inherited_git_location_variables_are_ignored(
     bystander = init_repo(tmp_path / "bystander")
     bystander.commit("untouched")
     before = bystander.git("for-each-ref")
+    index = (bystander.path / ".git" / "index").read_bytes()  # the export uses its own
     monkeypatch.setenv("GIT_DIR", str(bystander.path / ".git"))
     monkeypatch.setenv("GIT_WORK_TREE", str(bystander.path))
     monkeypatch.setenv("GIT_INDEX_FILE", str(bystander.path / ".git" / "index"))
@@ -362,6 +361,8 @@ def test_inherited_git_location_variables_are_ignored(
         url=app.url, ref="v2", commit=None, dest=tmp_path / "src", cache_dir=cache
     )
     assert fetched.commit == app.v2
+    assert (bystander.path / ".git" / "index").read_bytes() == index
+    assert not (bystander.path / "app.py").exists()
     for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
         monkeypatch.delenv(name)
     assert bystander.git("for-each-ref") == before
@@ -411,6 +412,7 @@ def test_modes_do_not_depend_on_the_umask(app: AppRepo, cache: Path, tmp_path: P
         os.umask(previous)
     assert (tmp_path / "src" / "run.sh").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "src" / "Dockerfile").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "src" / "config").stat().st_mode & 0o777 == 0o755
 
 
 def test_export_ignores_gitattributes_of_the_tree(cache: Path, tmp_path: Path) -> None:
@@ -458,6 +460,25 @@ def test_failing_export_leaves_dest_absent(app: AppRepo, cache: Path, tmp_path: 
     assert list(out.iterdir()) == []
 
 
+def test_a_blob_missing_from_the_mirror_is_reported(
+    app: AppRepo, cache: Path, tmp_path: Path
+) -> None:
+    resolved = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    blob = app.repo.git("rev-parse", f"{app.v1}:app.py")
+    loose = resolved.mirror / "objects" / blob[:2] / blob[2:]
+    assert loose.is_file()  # a fetch this small is stored as loose objects
+    loose.unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with pytest.raises(WorkspaceError) as err:
+        export_tree(resolved=resolved, dest=out / "src")
+    assert app.v1 in err.value.message
+    assert "app.py" in err.value.message
+    assert str(resolved.mirror) in (err.value.hint or "")
+    assert list(out.iterdir()) == []
+
+
 def test_symlink_and_folder_with_one_name_cannot_escape(cache: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -490,47 +511,90 @@ def test_symlinks_pointing_outside_are_reproduced_not_followed(cache: Path, tmp_
     assert os.readlink(dest / "up") == "../../.."
 
 
-def _tar_with(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data else None)
-    return buffer.getvalue()
-
-
-def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.mode = 0o644
-    return info
-
-
+# A git tree cannot name an absolute path (no '/' in an entry), a hard link or
+# a device: what a hand-made tree can hold that a checkout must not write.
 @pytest.mark.parametrize(
-    ("members", "fragment"),
+    ("entries", "fragment"),
     [
-        ([(_member("/etc/evil"), b"x")], "absolute"),
-        ([(_member("../evil"), b"x")], "'..'"),
-        ([(_member("sub/../../evil"), b"x")], "'..'"),
-        ([(_member("f"), b"x"), (_member("f"), b"y")], "twice"),
-        ([(_member("l", tarfile.SYMTYPE, "/tmp"), b""), (_member("l/x"), b"y")], "symlink"),
-        ([(_member("f"), b"x"), (_member("h", tarfile.LNKTYPE, "f"), b"")], "neither"),
-        ([(_member("dev", tarfile.CHRTYPE), b"")], "neither"),
+        ([("040000", "..", "")], "'..'"),
+        ([("040000", ".", "")], "'.'"),
+        ([("040000", ".git", "")], "'.git'"),
+        ([("040000", ".GIT", "")], "'.git'"),
+        ([("100644", ".git", "[core]\n")], "'.git'"),
+        ([("100644", "f", "x\n"), ("100644", "f", "y\n")], "twice"),
+        ([("100644", "a", "x\n"), ("040000", "a", "")], "also a folder"),
+        ([("040000", "git~1", "")], "invalid path"),  # an NTFS alias of .git, refused by git
+        ([("120000", ".gitmodules", "/etc/passwd")], "invalid path"),
     ],
 )
-def test_unsafe_archive_members_are_refused(
-    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], fragment: str
+def test_unsafe_trees_are_refused(
+    cache: Path, tmp_path: Path, entries: list[tuple[str, str, str]], fragment: str
 ) -> None:
-    archive = tmp_path / "a.tar"
-    archive.write_bytes(_tar_with(*members))
-    root = tmp_path / "root"
-    root.mkdir()
+    repo = init_repo(tmp_path / "origin" / "hostile")
+    repo.commit("base")
+    evil = make_tree_commit(repo, [*entries, ("100644", "ok.txt", "fine\n")], "hostile")
+    repo.branch("evil", at=evil)
+    resolved = resolve_ref(url=repo.url, ref="evil", commit=None, cache_dir=cache)
+    out = tmp_path / "out"
+    out.mkdir()
+
     with pytest.raises(UnsafePathError) as err:
-        gitsource._extract_tar(archive, root)
+        export_tree(resolved=resolved, dest=out / "src")
     assert fragment in err.value.message
-    assert not (tmp_path / "evil").exists()
-    assert not Path("/etc/evil").exists()
+    assert list(out.iterdir()) == []  # nothing left, not even "../x" beside the destination
+
+
+def test_a_submodule_becomes_an_empty_folder(cache: Path, tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "origin" / "super")
+    other = repo.commit("base")
+    blob = repo.git("hash-object", "-w", "--stdin", stdin="fine\n")
+    tree = repo.git("mktree", stdin=f"160000 commit {other}\tvendor\n100644 blob {blob}\tok.txt\n")
+    repo.branch("sub", at=repo.git("commit-tree", tree, "-m", "with a submodule"))
+    dest = tmp_path / "src"
+    fetch_source(url=repo.url, ref="sub", commit=None, dest=dest, cache_dir=cache)
+    assert (dest / "vendor").is_dir()
+    assert list((dest / "vendor").iterdir()) == []
+    assert (dest / "ok.txt").read_text() == "fine\n"
+
+
+def test_export_ignores_the_users_git_config(
+    app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        "[core]\n\tsymlinks = false\n\tsplitIndex = true\n\tsparseCheckout = true\n"
+        "[submodule]\n\trecurse = true\n"
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    dest = tmp_path / "src"
+    resolved = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    before = sorted(p.relative_to(resolved.mirror) for p in resolved.mirror.rglob("*"))
+    export_tree(resolved=resolved, dest=dest)
+    assert os.readlink(dest / "current-config") == "config/settings.toml.j2"
+    assert (dest / "app.py").is_file()
+    # No index, shared index or lock file lands in the mirror.
+    assert sorted(p.relative_to(resolved.mirror) for p in resolved.mirror.rglob("*")) == before
+
+
+def test_concurrent_exports_of_one_commit(app: AppRepo, cache: Path, tmp_path: Path) -> None:
+    resolved = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    dests = [tmp_path / f"src{n}" for n in range(4)]
+    errors: list[BaseException] = []
+
+    def work(dest: Path) -> None:
+        try:
+            export_tree(resolved=resolved, dest=dest)
+        except BaseException as exc:  # collected, re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(dest,)) for dest in dests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    for dest in dests:
+        assert "halo v1" in (dest / "app.py").read_text()
 
 
 # --- the cache ----------------------------------------------------------------
