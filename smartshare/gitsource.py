@@ -152,7 +152,10 @@ def resolve_ref(
                 # A stale cache must not turn into a false mismatch: look again.
                 actual = None
         if actual is None:
-            _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
+            if not _remote_unchanged(
+                mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout
+            ):
+                _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
             actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
         if actual is None:
             raise _ref_not_found(ref, shown)
@@ -467,6 +470,59 @@ def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str 
     return None
 
 
+# How git expands a short ref name, in order (refs.c: ref_rev_parse_rules); a
+# fetch takes the first rule that names one of the remote's refs.
+_REF_RULES = (
+    "{}",
+    "refs/{}",
+    "refs/tags/{}",
+    "refs/heads/{}",
+    "refs/remotes/{}",
+    "refs/remotes/{}/HEAD",
+)
+
+
+def _remote_unchanged(
+    mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float
+) -> bool:
+    """Whether the mirror's copy of ``ref`` is what the remote has now.
+
+    A shallow fetch sends the whole tree of the commit again even when the
+    mirror holds it, so asking first (``ls-remote``: the ref list only) is what
+    makes a re-run fetch nothing.  Any doubt (no local copy, the remote not
+    answering, a ref it does not list) means False: the fetch then runs, and
+    reports failures as it always does.
+    """
+    status, out, _err = _run_git(
+        ["rev-parse", "--verify", "--quiet", _local_ref(ref)],
+        git_dir=mirror,
+        env=_base_env(),
+        timeout=timeout,
+    )
+    have = out.strip()
+    if status != 0 or not _SHA1.match(have):
+        return False
+    status, out, err = _run_git(
+        ["ls-remote", "--", remote, ref],
+        git_dir=mirror,
+        env=_fetch_env(remote),
+        timeout=timeout,
+    )
+    if status != 0 and err.startswith("Timeout:"):
+        raise _timed_out(ref, shown, remote, url, timeout)  # a fetch would stall as long
+    if status != 0:
+        return False
+    advertised = {}
+    for line in out.splitlines():
+        object_id, _, name = line.partition("\t")
+        advertised[name.strip()] = object_id.strip()
+    for rule in _REF_RULES:
+        name = rule.format(ref)
+        if name in advertised:
+            return advertised[name] == have
+    return False
+
+
 def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float) -> None:
     """Fetch only ``ref`` (depth 1), force-updating its local copy."""
     refspec = f"+{ref}:{_local_ref(ref)}"
@@ -480,16 +536,21 @@ def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout
     if err.startswith("Timeout:"):
         # A killed fetch can leave git's own lock files behind: start afresh next time.
         shutil.rmtree(mirror, ignore_errors=True)
-        raise GitError(
-            f"fetching ref '{ref}' from {shown}{via} timed out after {timeout:g} s",
-            hint="check your network, or raise the timeout for slow links",
-        )
+        raise _timed_out(ref, shown, remote, url, timeout)
     if "couldn't find remote ref" in err:
         raise _ref_not_found(ref, shown)
     reason = _reason(err, url, remote)
     raise GitError(
         f"cannot fetch ref '{ref}' from {shown}{via}: {reason}",
         hint=_AUTH_HINT if _looks_like_auth(err) else _UNREACHABLE_HINT,
+    )
+
+
+def _timed_out(ref: str, shown: str, remote: str, url: str, timeout: float) -> GitError:
+    via = f" (via {_shown(remote)})" if remote != url else ""
+    return GitError(
+        f"fetching ref '{ref}' from {shown}{via} timed out after {timeout:g} s",
+        hint="check your network, or raise the timeout for slow links",
     )
 
 

@@ -143,6 +143,41 @@ def test_moved_tag_is_followed_on_refresh(app: AppRepo, cache: Path) -> None:
     assert moved in err.value.message
 
 
+def _fetch_head_stamp(cache: Path) -> int | None:
+    """When the mirror last fetched (git writes FETCH_HEAD on every fetch)."""
+    heads = list((cache / "git").glob("*.git/FETCH_HEAD"))
+    return heads[0].stat().st_mtime_ns if heads else None
+
+
+def test_an_unchanged_ref_is_not_fetched_again(app: AppRepo, cache: Path) -> None:
+    first = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    fetched = _fetch_head_stamp(cache)
+    assert fetched is not None
+    time.sleep(0.01)  # a second fetch would leave a newer stamp
+    again = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    assert again == first
+    assert _fetch_head_stamp(cache) == fetched, "nothing moved: the ref list was enough"
+
+    app.repo.move_tag("v1", to=app.repo.commit("behind the tag"), annotated=True)
+    moved = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    assert moved.commit == app.repo.rev("v1^{commit}")
+    assert _fetch_head_stamp(cache) != fetched
+
+
+def test_the_ref_a_fetch_would_take_is_the_one_compared(app: AppRepo, cache: Path) -> None:
+    """A tag and a branch with one name: git (and so the check) takes the tag."""
+    app.repo.tag("release", at=app.v1)
+    app.repo.branch("release", at=app.v1)
+    assert resolve_ref(url=app.url, ref="release", commit=None, cache_dir=cache).commit == app.v1
+    fetched = _fetch_head_stamp(cache)
+    app.repo.rewind("release", app.v2)  # the branch moves, the tag does not
+    time.sleep(0.01)
+    assert resolve_ref(url=app.url, ref="release", commit=None, cache_dir=cache).commit == app.v1
+    assert _fetch_head_stamp(cache) == fetched
+    app.repo.move_tag("release", to=app.v2)
+    assert resolve_ref(url=app.url, ref="release", commit=None, cache_dir=cache).commit == app.v2
+
+
 def test_refresh_false_refetches_when_the_cache_contradicts_the_pin(
     app: AppRepo, cache: Path
 ) -> None:
@@ -306,6 +341,30 @@ def test_a_hanging_fetch_is_killed_after_the_timeout(
     assert url in err.value.message
     # A killed fetch may leave git's lock files: the mirror is dropped, next run starts afresh.
     assert not mirror_path(cache_dir=cache, url=url).exists()
+
+
+def test_a_hanging_remote_is_given_up_on_when_asking_for_its_refs(
+    app: AppRepo, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = app.url.rstrip("/").rpartition("/")[2]
+    url = f"https://git.example.invalid/apps/{name}"
+    local = {"https://git.example.invalid/apps/": app.url.removesuffix(name)}
+    resolve_ref(url=url, ref="v1", commit=None, cache_dir=cache, rewrites=local)
+    mirror = mirror_path(cache_dir=cache, url=url)
+    # The same repository, now behind a link that never answers.
+    monkeypatch.setenv("GIT_SSH_COMMAND", "sleep 30 #")
+    stalled = {"https://git.example.invalid/apps/": "git@forge.example.invalid:apps/"}
+    started = time.monotonic()
+    with pytest.raises(GitError) as err:
+        resolve_ref(url=url, ref="v1", commit=None, cache_dir=cache, timeout=1.0, rewrites=stalled)
+    assert time.monotonic() - started < 15
+    assert "timed out after 1 s" in err.value.message
+    # Only the ref list was asked for: nothing was half-fetched, the mirror stays.
+    assert mirror.is_dir()
+    assert (
+        resolve_ref(url=url, ref="v1", commit=None, cache_dir=cache, rewrites=local).commit
+        == app.v1
+    )
 
 
 def test_git_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
