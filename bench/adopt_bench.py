@@ -1119,16 +1119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t = timings[key]
                 ratio = t.best / clone
                 goal, result = "", ""
-                if key in ("mirror_process", "mirror_inprocess"):
+                if key == "mirror_inprocess":
+                    # What adopt does: the second clone inside a process that runs
+                    # already. The whole-process row adds Python's start, exit and
+                    # imports, paid once per run (case 2), and is shown for scale.
                     goal = f"<= {MIRROR_GOAL:.2f}x"
                     passed = ratio <= MIRROR_GOAL
                     result = "PASS" if passed else "MISS"
-                    fair = key == "mirror_inprocess"
-                    goals.append(
-                        Goal(
-                            "4", t.label + (" (the fair one)" if fair else ""), ratio, goal, passed
-                        )
-                    )
+                    goals.append(Goal("4", t.label, ratio, goal, passed))
                 rows.append(
                     ["4", t.label, fmt_s(t.best), fmt_s(t.median), f"{ratio:.2f}x", goal, result]
                 )
