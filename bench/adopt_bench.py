@@ -550,7 +550,7 @@ VARIANTS = (
     Variant("jobs2", "smartshare --jobs 2", lambda s: s.adopt_argv("--jobs", "2"), smartshare=True),
     Variant(
         "labels",
-        "script + one LABEL step (as smartshare)",
+        "script + one LABEL build step per image",
         lambda s: ["bash", s.script_labels, s.script_work],
         smartshare=False,
     ),
