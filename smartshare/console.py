@@ -49,11 +49,19 @@ class Console:
         title: str | None = None,
     ) -> None:
         table = Table(title=title, show_lines=False, header_style="bold")
-        for index, column in enumerate(columns):
+        rows = [list(row) for row in rows]
+        # A column empty in every row says nothing; on a narrow terminal its
+        # width is better spent on the others (image names, hints).
+        shown = [
+            index
+            for index in range(len(columns))
+            if not rows or index == 0 or any(row[index] for row in rows)
+        ]
+        for index in shown:
             # The first column names the row: never break it mid-word.
-            table.add_column(column, overflow="fold", no_wrap=index == 0)
+            table.add_column(columns[index], overflow="fold", no_wrap=index == 0)
         for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
+            table.add_row(*(escape(row[index]) for index in shown))
         self.out.print(table)
 
     # -- diagnostics -------------------------------------------------------

@@ -556,3 +556,22 @@ def test_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
         f"'smartshare {' '.join(argv)}' imported {report['loaded']}; "
         "see python -X importtime for the chain"
     )
+
+
+def test_tables_leave_out_columns_empty_in_every_row() -> None:
+    from rich.console import Console as RichConsole
+
+    from smartshare.console import Console
+
+    console = Console()
+    console.out = RichConsole(record=True, width=80, color_system=None)
+    console.table(["App", "Result", "Note"], [["laksa", "up to date", ""], ["sikda", "ok", ""]])
+    shown = console.out.export_text()
+    assert "Result" in shown and "up to date" in shown
+    assert "Note" not in shown
+    console.table(
+        ["App", "Result", "Note"], [["laksa", "failed", "no engine"], ["sikda", "ok", ""]]
+    )
+    assert "Note" in console.out.export_text()
+    console.table(["App", "Note"], [])  # nothing to show: the headers still say what would be
+    assert "Note" in console.out.export_text()
