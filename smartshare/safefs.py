@@ -104,7 +104,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: Path, obj: object, *, mode: int = 0o644) -> None:
-    """:func:`atomic_write` of ``obj`` as indented JSON with sorted keys."""
+def atomic_write_json(
+    path: Path, obj: object, *, mode: int = 0o644, unless_unchanged: bool = False
+) -> None:
+    """:func:`atomic_write` of ``obj`` as indented JSON with sorted keys.
+
+    With ``unless_unchanged``, a file that already holds exactly that text is
+    left alone: no rewrite, no flush to disk (which a slow disk makes costly).
+    """
     text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if unless_unchanged:
+        try:
+            if path.read_bytes() == text.encode("utf-8"):
+                return
+        except OSError:
+            pass  # missing or unreadable: write it, and report a real failure there
     atomic_write(path, text, mode=mode)

@@ -248,6 +248,24 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     assert runtime.read_text() == original
 
 
+def test_noop_rerun_leaves_the_lock_untouched(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    lock = workspace / "smartshare.lock"
+    before = (lock.read_bytes(), lock.stat().st_mtime_ns, lock.stat().st_ino)
+    time.sleep(0.01)
+    again, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(again) == {"alpha": Outcome.UP_TO_DATE}
+    assert (lock.read_bytes(), lock.stat().st_mtime_ns, lock.stat().st_ino) == before
+    # A change is still written.
+    changed, _ = run_adopt(
+        catalog, workspace, "alpha", build=False, overrides=["alpha.greeting=Om"]
+    )
+    assert outcomes(changed) == {"alpha": Outcome.ADOPTED}
+    assert lock.read_bytes() != before[0]
+
+
 def test_noop_rerun_neither_renders_nor_imports_jinja(tmp_path: Path) -> None:
     """Nothing changed: the lock's record stands in for rendering and checking templates."""
     catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
