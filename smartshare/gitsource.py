@@ -152,10 +152,11 @@ def resolve_ref(
                 # A stale cache must not turn into a false mismatch: look again.
                 actual = None
         if actual is None:
-            if not _remote_unchanged(
+            actual = _commit_if_current(
                 mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout
-            ):
-                _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
+            )
+        if actual is None:
+            _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
             actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
         if actual is None:
             raise _ref_not_found(ref, shown)
@@ -482,26 +483,29 @@ _REF_RULES = (
 )
 
 
-def _remote_unchanged(
+def _commit_if_current(
     mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float
-) -> bool:
-    """Whether the mirror's copy of ``ref`` is what the remote has now.
+) -> str | None:
+    """The commit of the mirror's copy of ``ref``, if that copy is what the remote has now.
 
     A shallow fetch sends the whole tree of the commit again even when the
     mirror holds it, so asking first (``ls-remote``: the ref list only) is what
     makes a re-run fetch nothing.  Any doubt (no local copy, the remote not
-    answering, a ref it does not list) means False: the fetch then runs, and
+    answering, a ref it does not list) means None: the fetch then runs, and
     reports failures as it always does.
     """
+    local = _local_ref(ref)
+    # The object the ref names (a tag object for an annotated tag) and its commit.
     status, out, _err = _run_git(
-        ["rev-parse", "--verify", "--quiet", _local_ref(ref)],
+        ["rev-parse", local, local + "^{commit}"],
         git_dir=mirror,
         env=_base_env(),
         timeout=timeout,
     )
-    have = out.strip()
-    if status != 0 or not _SHA1.match(have):
-        return False
+    lines = out.split()
+    if status != 0 or len(lines) != 2 or not all(_SHA1.match(line) for line in lines):
+        return None
+    have, commit = lines
     status, out, err = _run_git(
         ["ls-remote", "--", remote, ref],
         git_dir=mirror,
@@ -511,7 +515,7 @@ def _remote_unchanged(
     if status != 0 and err.startswith("Timeout:"):
         raise _timed_out(ref, shown, remote, url, timeout)  # a fetch would stall as long
     if status != 0:
-        return False
+        return None
     advertised = {}
     for line in out.splitlines():
         object_id, _, name = line.partition("\t")
@@ -519,8 +523,8 @@ def _remote_unchanged(
     for rule in _REF_RULES:
         name = rule.format(ref)
         if name in advertised:
-            return advertised[name] == have
-    return False
+            return commit if advertised[name] == have else None
+    return None
 
 
 def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float) -> None:
