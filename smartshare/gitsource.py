@@ -15,11 +15,14 @@ the git process (``SMARTSHARE_GIT_TOKEN``), never in argv or a config file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -454,6 +457,7 @@ def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str 
         git_dir=mirror,
         env=_base_env(),
         timeout=timeout,
+        query=True,
     )
     if status == 0 and _SHA1.match(out.strip()):
         return out.strip()
@@ -462,6 +466,7 @@ def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str 
         git_dir=mirror,
         env=_base_env(),
         timeout=timeout,
+        query=True,
     )
     if status == 0:
         raise GitError(
@@ -501,6 +506,7 @@ def _commit_if_current(
         git_dir=mirror,
         env=_base_env(),
         timeout=timeout,
+        query=True,
     )
     lines = out.split()
     if status != 0 or len(lines) != 2 or not all(_SHA1.match(line) for line in lines):
@@ -511,6 +517,7 @@ def _commit_if_current(
         git_dir=mirror,
         env=_fetch_env(remote),
         timeout=timeout,
+        query=True,
     )
     if status != 0 and err.startswith("Timeout:"):
         raise _timed_out(ref, shown, remote, url, timeout)  # a fetch would stall as long
@@ -633,6 +640,7 @@ def _run_git(
     env: Mapping[str, str],
     timeout: float,
     umask: int = -1,
+    query: bool = False,
 ) -> tuple[int, str, str]:
     """Run git on the repository ``git_dir``; return (status, stdout, stderr).
 
@@ -640,16 +648,14 @@ def _run_git(
     run from a git hook, the inherited GIT_DIR (or object directory) would
     otherwise point git at another repository.  ``umask`` is set in the child
     only (-1: inherited): the process-wide one is shared with other threads.
+
+    Fetches and exports go through GitPython.  A ``query`` (``rev-parse``,
+    ``ls-remote``: it only reads) runs git directly, because importing
+    GitPython costs more than a whole no-op run spends on git; the process is
+    the same, with the same environment, timeout and kill.
     """
-    try:
-        import git
-    except ImportError as exc:  # GitPython refuses to import when no git binary is found
-        raise GitError(
-            "git is not available",
-            hint="install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE",
-        ) from exc
     git_dir = git_dir.absolute()
-    # GitPython can add variables but not remove inherited ones: neutralise them.
+    # Inherited location variables would point git elsewhere: neutralise them.
     located = {
         "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),
         "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
@@ -662,6 +668,12 @@ def _run_git(
         "GIT_DIR": str(git_dir),
     }
     cwd = git_dir if git_dir.is_dir() else git_dir.parent
+    if query:
+        return _run_query([f"--git-dir={git_dir}", *args], cwd=cwd, env=env, timeout=timeout)
+    try:
+        import git
+    except ImportError as exc:  # GitPython refuses to import when no git binary is found
+        raise GitError("git is not available", hint=_NO_GIT_HINT) from exc
     runner = git.Git(str(cwd))
     command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), f"--git-dir={git_dir}", *args]
     try:
@@ -674,12 +686,47 @@ def _run_git(
             umask=umask,
         )
     except git.exc.GitCommandNotFound as exc:
-        raise GitError(
-            "git is not available",
-            hint="install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE",
-        ) from exc
+        raise GitError("git is not available", hint=_NO_GIT_HINT) from exc
     stdout = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
     return int(status), stdout, str(err)
+
+
+_NO_GIT_HINT = "install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE"
+
+
+def _run_query(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """:func:`_run_git` without GitPython, answering as GitPython's ``execute`` does."""
+    executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+    try:
+        process = subprocess.Popen(
+            [executable, *args],
+            cwd=cwd,
+            # As GitPython runs git: English messages, whatever the user's locale.
+            env={**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            # Its own process group, so that a timeout also stops what git
+            # started (ssh, a remote helper), which would hold the pipes open.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise GitError("git is not available", hint=_NO_GIT_HINT) from exc
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return -9, "", f"Timeout: git {args[1]} did not complete in {timeout:g} s"
+    except BaseException:  # Ctrl-C: do not leave git running behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def _reason(err: str, *urls: str) -> str:

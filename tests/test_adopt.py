@@ -430,7 +430,7 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
         "try:\n"
         "    app(prog_name='smartshare')\n"
         "finally:\n"
-        "    loaded = [m for m in ('docker', 'requests', 'jinja2') if m in sys.modules]\n"
+        "    loaded = [m for m in ('docker', 'requests', 'jinja2', 'git') if m in sys.modules]\n"
         "    print('LOADED', loaded, file=sys.stderr)\n"
     )
     args = ["adopt", "alpha", "--workspace", str(workspace)]
@@ -443,6 +443,8 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
     from smartshare.enginesocket import socket_path
 
     # Over TCP, TLS or SSH the engine is reached through docker-py, as before.
+    # GitPython is for fetching and exporting: a run that only asks whether
+    # refs moved runs git without it.
     expected = "[]" if socket_path() is not None else "['docker', 'requests']"
     assert f"LOADED {expected}" in done.stderr
     # The engine is still asked: a removed image is noticed and rebuilt.

@@ -367,6 +367,29 @@ def test_a_hanging_remote_is_given_up_on_when_asking_for_its_refs(
     )
 
 
+def test_a_hanging_query_is_killed_with_what_it_started(tmp_path: Path) -> None:
+    """A query runs git without GitPython; its timeout still stops git's children."""
+    marker = tmp_path / "child-still-running"
+    repo = init_repo(tmp_path / "repo")
+    script = tmp_path / "slow-ssh"
+    script.write_text(f"#!/bin/sh\nsleep 30\ntouch {marker}\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    status, _out, err = gitsource._run_git(
+        ["ls-remote", "--", "git@forge.example.invalid:apps/x.git"],
+        git_dir=repo.path / ".git",
+        env={**gitsource._base_env(), "GIT_SSH_COMMAND": str(script)},
+        timeout=1.0,
+        query=True,
+    )
+    assert status != 0
+    assert err.startswith("Timeout:")
+    assert time.monotonic() - started < 15
+    time.sleep(0.2)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert str(script) not in ps.stdout, "the ssh stand-in was left running"
+
+
 def test_git_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
     monkeypatch.delenv("GIT_SSH", raising=False)
