@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from smartshare.imagebuild import DockerEngine
 
 
+# Sources are resolved all at once, not --jobs at a time: mostly network waits.
+FETCH_WORKERS = 8
+
+
 class Phase(StrEnum):
     WAITING = "waiting"
     CHECKING = "checking"
@@ -446,9 +450,6 @@ def resolve_sources(
     workers; each app's failure surfaces in that app's own ``result()``.
     """
     return {name: pool.submit(resolve_source, ctx, name) for name in names}
-
-
-FETCH_WORKERS = 8
 
 
 def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> Assessment:

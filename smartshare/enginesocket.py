@@ -76,10 +76,9 @@ class _UnixConnection(http.client.HTTPConnection):
 class EngineSocket:
     """An engine on a unix socket; each call opens its own connection, so threads may share it."""
 
-    def __init__(self, path: str, *, endpoint: str, hint: str, timeout: float) -> None:
+    def __init__(self, path: str, *, endpoint: str, timeout: float) -> None:
         self.path = path
         self.endpoint = endpoint
-        self._hint = hint
         self._timeout = timeout
         self.api_version: str | None = None
 
@@ -90,7 +89,7 @@ class EngineSocket:
         if status != 200 or not version:
             raise EngineUnavailableError(
                 f"no Docker engine answers at {self.endpoint}: GET /_ping returned HTTP {status}",
-                hint=self._hint,
+                hint=ENGINE_HINT,
             )
         self.api_version = version
         return version
@@ -105,7 +104,7 @@ class EngineSocket:
             raise EngineUnavailableError(
                 f"the Docker engine at {self.endpoint} could not look up image {reference}: "
                 f"HTTP {status} {_message(body)}",
-                hint=self._hint,
+                hint=ENGINE_HINT,
             )
         image_id = json.loads(body).get("Id")
         if not isinstance(image_id, str):
@@ -125,12 +124,12 @@ class EngineSocket:
         except OSError as exc:
             raise EngineUnavailableError(
                 f"no Docker engine answers at {self.endpoint}: {_reason(exc)}",
-                hint=PERMISSION_HINT if isinstance(exc, PermissionError) else self._hint,
+                hint=PERMISSION_HINT if isinstance(exc, PermissionError) else ENGINE_HINT,
             ) from exc
         except http.client.HTTPException as exc:
             raise EngineUnavailableError(
                 f"no Docker engine answers at {self.endpoint}: not an engine's answer ({exc!r})",
-                hint=self._hint,
+                hint=ENGINE_HINT,
             ) from exc
         finally:
             connection.close()

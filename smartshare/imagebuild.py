@@ -105,9 +105,7 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
         # A local socket: probe it without docker-py, which is then imported
         # only if something is built or pushed.
         endpoint = redact_url(docker_host or os.environ.get("DOCKER_HOST") or f"unix://{path}")
-        probe = EngineSocket(
-            path, endpoint=endpoint, hint=ENGINE_HINT, timeout=min(timeout, _PROBE_TIMEOUT_S)
-        )
+        probe = EngineSocket(path, endpoint=endpoint, timeout=min(timeout, _PROBE_TIMEOUT_S))
         version = probe.ping()
         return DockerEngine(
             api=None,

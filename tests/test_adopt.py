@@ -266,34 +266,45 @@ def test_noop_rerun_leaves_the_lock_untouched(tmp_path: Path) -> None:
     assert lock.read_bytes() != before[0]
 
 
+HEAVY_MODULES = ("docker", "requests", "jinja2", "git")
+REPORTING_CLI = f"""
+import json, sys
+from smartshare.cli import app
+try:
+    app(prog_name="smartshare")
+finally:
+    loaded = [m for m in {HEAVY_MODULES!r} if m in sys.modules]
+    print("LOADED", json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def adopt_in_a_fresh_process(
+    catalog: CatalogFixture, workspace: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``smartshare adopt ARGS`` in a fresh interpreter; with the heavy modules it imported."""
+    argv = ["adopt", *args, "--workspace", str(workspace)]
+    argv += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
+    done = subprocess.run(
+        [sys.executable, "-c", REPORTING_CLI, *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    report = [line for line in done.stderr.splitlines() if line.startswith("LOADED ")]
+    assert report, done.stderr
+    return done, json.loads(report[-1].removeprefix("LOADED "))
+
+
 def test_noop_rerun_neither_renders_nor_imports_jinja(tmp_path: Path) -> None:
     """Nothing changed: the lock's record stands in for rendering and checking templates."""
     catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
     workspace = tmp_path / "ws"
     run_adopt(catalog, workspace, "alpha", "beta", build=False)
-    script = (
-        "import sys\n"
-        "from smartshare.cli import app\n"
-        "try:\n"
-        "    app(prog_name='smartshare')\n"
-        "finally:\n"
-        "    print('JINJA', 'jinja2' in sys.modules, file=sys.stderr)\n"
-    )
-    args = ["adopt", "alpha", "beta", "--no-build", "--workspace", str(workspace)]
-    args += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done, loaded = adopt_in_a_fresh_process(catalog, workspace, "alpha", "beta", "--no-build")
     assert "up to date" in done.stdout
-    assert "JINJA False" in done.stderr
+    assert "jinja2" not in loaded
     # With a template changed, the same command renders (and checks) again.
     catalog.write("templates/page/index.html.j2", "<h1>{{ params.greeting | e }}!</h1>\n")
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "JINJA True" in done.stderr
+    done, loaded = adopt_in_a_fresh_process(catalog, workspace, "alpha", "beta", "--no-build")
+    assert "jinja2" in loaded
     assert "<h1>Selamat datang!</h1>" in (workspace / "apps/beta/src/www/index.html").read_text()
 
 
@@ -424,35 +435,17 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
     workspace = tmp_path / "ws"
     first, _ = run_adopt(catalog, workspace, "alpha")
     assert outcomes(first) == {"alpha": Outcome.ADOPTED}
-    script = (
-        "import sys\n"
-        "from smartshare.cli import app\n"
-        "try:\n"
-        "    app(prog_name='smartshare')\n"
-        "finally:\n"
-        "    loaded = [m for m in ('docker', 'requests', 'jinja2', 'git') if m in sys.modules]\n"
-        "    print('LOADED', loaded, file=sys.stderr)\n"
-    )
-    args = ["adopt", "alpha", "--workspace", str(workspace)]
-    args += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done, loaded = adopt_in_a_fresh_process(catalog, workspace, "alpha")
     assert "All 1 app(s) up to date" in done.stdout
     from smartshare.enginesocket import socket_path
 
     # Over TCP, TLS or SSH the engine is reached through docker-py, as before.
     # GitPython is for fetching and exporting: a run that only asks whether
     # refs moved runs git without it.
-    expected = "[]" if socket_path() is not None else "['docker', 'requests']"
-    assert f"LOADED {expected}" in done.stderr
+    assert loaded == ([] if socket_path() is not None else ["docker", "requests"])
     # The engine is still asked: a removed image is noticed and rebuilt.
     docker_client().images.remove(catalog.tag("alpha"), force=True)
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done, _ = adopt_in_a_fresh_process(catalog, workspace, "alpha")
     assert "images missing" in done.stdout
     assert docker_client().images.get(catalog.tag("alpha"))
 

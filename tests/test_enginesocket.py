@@ -51,7 +51,7 @@ def test_socket_path_follows_the_docker_cli(
 
 def test_missing_socket_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "docker.sock"
-    probe = EngineSocket(str(missing), endpoint=f"unix://{missing}", hint=ENGINE_HINT, timeout=5)
+    probe = EngineSocket(str(missing), endpoint=f"unix://{missing}", timeout=5)
     with pytest.raises(EngineUnavailableError) as caught:
         probe.ping()
     assert f"unix://{missing}" in caught.value.message
@@ -74,7 +74,7 @@ def test_something_else_on_the_socket_is_not_an_engine(tmp_path: Path) -> None:
     thread = threading.Thread(target=answer)
     thread.start()
     try:
-        probe = EngineSocket(str(path), endpoint=f"unix://{path}", hint=ENGINE_HINT, timeout=5)
+        probe = EngineSocket(str(path), endpoint=f"unix://{path}", timeout=5)
         with pytest.raises(EngineUnavailableError, match="no Docker engine answers"):
             probe.ping()  # 200 without an API version: not an engine
     finally:
@@ -86,7 +86,7 @@ def test_something_else_on_the_socket_is_not_an_engine(tmp_path: Path) -> None:
 def test_probe_answers_like_docker_py(busybox_image: str) -> None:
     path = socket_path()
     assert path is not None, "the test engine listens on a unix socket"
-    probe = EngineSocket(path, endpoint=os.environ["DOCKER_HOST"], hint=ENGINE_HINT, timeout=30)
+    probe = EngineSocket(path, endpoint=os.environ["DOCKER_HOST"], timeout=30)
     version = probe.ping()
     import docker
 

@@ -20,7 +20,7 @@ import pytest
 
 from smartshare import imagebuild
 from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
-from smartshare.imagebuild import DockerEngine, connect, split_reference
+from smartshare.imagebuild import BuiltImage, DockerEngine, connect, split_reference
 
 LABELS = {
     "org.smartshare.app": "demo-app",
@@ -259,17 +259,24 @@ def _labelled_app(folder: Path, busybox_image: str) -> tuple[Path, str]:
     return context, content
 
 
+def _build_labelled(
+    engine: DockerEngine, tmp_path: Path, busybox_image: str, scratch_name: str
+) -> tuple[BuiltImage, list[str], list[str], str]:
+    """Build the labelled sample app under two tags; the build log comes back too."""
+    context, content = _labelled_app(tmp_path / "app", busybox_image)
+    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
+    lines: list[str] = []
+    built = engine.build(
+        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
+    )
+    return built, tags, lines, content
+
+
 @pytest.mark.requires_docker
 def test_labels_are_written_into_the_config_without_a_build_step(
     engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
 ) -> None:
-    context, content = _labelled_app(tmp_path / "app", busybox_image)
-    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
-    lines: list[str] = []
-
-    built = engine.build(
-        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
-    )
+    built, tags, lines, content = _build_labelled(engine, tmp_path, busybox_image, scratch_name)
 
     assert any(line.startswith("smartshare: labels written into the image") for line in lines)
     for tag in tags:
@@ -300,13 +307,7 @@ def test_labelling_falls_back_to_a_build_step(
 ) -> None:
     # As from an engine whose saved images hold no config the shortcut can use.
     monkeypatch.setattr(imagebuild, "_saved_config", lambda api, image_id: None)
-    context, content = _labelled_app(tmp_path / "app", busybox_image)
-    tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
-    lines: list[str] = []
-
-    built = engine.build(
-        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
-    )
+    built, tags, lines, content = _build_labelled(engine, tmp_path, busybox_image, scratch_name)
 
     assert any(line.startswith("smartshare: labelling with a build step") for line in lines)
     for tag in tags:
