@@ -1,0 +1,314 @@
+"""Every ``smartshare`` command in the README's ``sh`` blocks runs as written.
+
+The README promises that its examples run from the checkout after ``scripts/demo``
+and ``. .demo/env``.  The tests make that state in ``tmp_path``: a folder standing
+for the checkout (its top-level entries are symlinks to this one's, except
+``schema/``, a copy, since an example writes into it) with a ``.demo/`` of its
+own: the demo's forge (``demo/make_forge.py``), settings with the demo's source
+rewrite, and every secret the bundled region profiles refer to in the
+environment.  Each line is handed to bash unchanged, with this venv's
+``smartshare`` first on PATH, so relative workspaces land in ``tmp_path``.
+
+Lines marked ``(illustrative: ...)`` need what no test has (a region's real
+registry); they are left out, and there may be at most two.  Commands that build
+images need Docker: they run, in the README's order, only in the test marked
+``requires_docker``, which puts back afterwards whatever image tags they moved.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README = REPO_ROOT / "README.md"
+BIN = Path(sys.executable).parent
+ILLUSTRATIVE = "(illustrative:"
+FORGE_PREFIX = "https://git.tangerangkota.go.id/diskominfo/"
+# Options of plan/adopt/status that take a value (apps are the other arguments).
+VALUE_OPTIONS = {"--region", "-r", "--workspace", "-w", "--set", "--jobs", "-j", "--cache-dir"}
+VALUE_OPTIONS |= {"--format", "-f", "--catalog"}
+
+
+@dataclass(frozen=True)
+class ReadmeCommand:
+    line: int
+    text: str
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.text, comments=True)
+
+    @property
+    def illustrative(self) -> bool:
+        return ILLUSTRATIVE in self.text
+
+    @property
+    def builds(self) -> bool:
+        argv = self.argv
+        return argv[1] == "adopt" and "--no-build" not in argv
+
+    def option(self, *names: str) -> str | None:
+        argv = self.argv
+        for index, word in enumerate(argv[:-1]):
+            if word in names:
+                return argv[index + 1]
+        return None
+
+    @property
+    def workspace(self) -> str | None:
+        return self.option("--workspace", "-w")
+
+    @property
+    def apps(self) -> list[str]:
+        names = []
+        words = iter(self.argv[2:])
+        for word in words:
+            if word in VALUE_OPTIONS:
+                next(words, None)
+            elif not word.startswith("-"):
+                names.append(word)
+        return names
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line}: {self.text}"
+
+
+def _readme_commands() -> list[ReadmeCommand]:
+    commands = []
+    language = None
+    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            language = None if language is not None else (line[3:].strip() or "text")
+        elif language == "sh" and line.startswith("smartshare "):
+            commands.append(ReadmeCommand(number, line))
+    return commands
+
+
+COMMANDS = _readme_commands()
+RUNNABLE = [c for c in COMMANDS if not c.illustrative]
+
+
+def _without_docker() -> list[ReadmeCommand]:
+    """Runnable commands that need no engine, nor a workspace one built before them."""
+    built: set[str | None] = set()
+    chosen = []
+    for command in RUNNABLE:
+        if command.builds:
+            built.add(command.workspace)
+        elif command.workspace is None or command.workspace not in built:
+            chosen.append(command)
+    return chosen
+
+
+def _id(command: ReadmeCommand) -> str:
+    return f"L{command.line}-" + "-".join(shlex.split(command.text, comments=True)[1:3])
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# -- what the README holds ------------------------------------------------------------
+
+
+def test_readme_has_commands_to_run() -> None:
+    assert len(RUNNABLE) >= 10, COMMANDS
+    assert {c.argv[1] for c in RUNNABLE} >= {"list", "show", "validate", "plan", "adopt", "status"}
+    assert any(c.builds for c in RUNNABLE)
+
+
+def test_few_examples_are_illustrative() -> None:
+    illustrative = [str(c) for c in COMMANDS if c.illustrative]
+    assert len(illustrative) <= 2, illustrative
+
+
+@pytest.mark.parametrize(
+    "command", [c for c in COMMANDS if c.argv[1] in ("plan", "adopt")], ids=_id
+)
+def test_adoption_examples_name_an_existing_profile_and_a_workspace(
+    command: ReadmeCommand,
+) -> None:
+    region = command.option("--region", "-r")
+    assert region is not None, command
+    assert (REPO_ROOT / region).is_file(), f"{command}: no file {region} in the checkout"
+    assert command.workspace is not None, command
+
+
+# -- running them ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_forge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's forge: one bare repository per app with a sample source."""
+    forge = tmp_path_factory.mktemp("demo") / "forge"
+    apps = sorted(p.name for p in (REPO_ROOT / "demo" / "sources").iterdir() if p.is_dir())
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "demo" / "make_forge.py"), str(forge), *apps],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return forge
+
+
+@pytest.fixture(scope="module")
+def git_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _secret_variables() -> list[str]:
+    """Every NAME of an ``env:NAME`` reference in the bundled region profiles."""
+    names = set()
+    for profile in sorted((REPO_ROOT / "manifests" / "regions").glob("*.yaml")):
+        names.update(re.findall(r"\benv:([A-Za-z_][A-Za-z0-9_]*)", profile.read_text("utf-8")))
+    return sorted(names)
+
+
+@dataclass(frozen=True)
+class AfterDemo:
+    checkout: Path
+    env: dict[str, str]
+
+    def run(self, command: ReadmeCommand) -> subprocess.CompletedProcess[str]:
+        bash = shutil.which("bash")
+        assert bash is not None
+        return subprocess.run(
+            [bash, "-c", command.text],
+            cwd=self.checkout,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    def check(self, command: ReadmeCommand) -> None:
+        done = self.run(command)
+        assert done.returncode == 0, f"{command}\nexit {done.returncode}\n{done.stderr}"
+        assert "Traceback" not in done.stderr, f"{command}\n{done.stderr}"
+        # The copy of schema/ holds what the checkout holds: an example that
+        # regenerates it must give the committed files.
+        comparison = filecmp.dircmp(REPO_ROOT / "schema", self.checkout / "schema")
+        assert not (comparison.diff_files or comparison.left_only or comparison.right_only), (
+            f"{command}: schema/ differs from the checkout's: {comparison.diff_files}"
+        )
+
+
+@pytest.fixture
+def after_demo(tmp_path: Path, demo_forge: Path, git_cache: Path) -> AfterDemo:
+    """A checkout as ``scripts/demo`` leaves it, and a shell after ``. .demo/env``."""
+    assert (BIN / "smartshare").is_file(), f"no smartshare next to {sys.executable}"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for entry in REPO_ROOT.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.name == "schema":
+            shutil.copytree(entry, checkout / entry.name)
+        else:
+            (checkout / entry.name).symlink_to(entry)
+    demo = checkout / ".demo"
+    demo.mkdir()
+    config = demo / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({"source_rewrites": {FORGE_PREFIX: f"{demo_forge.as_uri()}/diskominfo/"}}),
+        encoding="utf-8",
+    )
+    drop = {"SMARTSHARE_CATALOG", "SMARTSHARE_CONFIG", "SMARTSHARE_CACHE_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        SMARTSHARE_CONFIG=str(config),
+        SMARTSHARE_CACHE_DIR=str(git_cache),
+        NO_COLOR="1",
+        COLUMNS="160",
+    )
+    for name in _secret_variables():
+        env[name] = secrets.token_urlsafe(18)
+    return AfterDemo(checkout=checkout, env=env)
+
+
+@pytest.mark.parametrize("command", _without_docker(), ids=_id)
+def test_readme_command_without_docker(after_demo: AfterDemo, command: ReadmeCommand) -> None:
+    after_demo.check(command)
+    if command.argv[1] == "adopt":
+        assert command.workspace is not None
+        assert (after_demo.checkout / command.workspace / "smartshare.lock").is_file(), command
+
+
+def _tags_built_by(commands: list[ReadmeCommand]) -> set[str]:
+    """The image tags the building commands make: REGISTRY/IMAGE:VERSION-REGION."""
+    manifests = {
+        path.stem: _load(path) for path in (REPO_ROOT / "manifests" / "apps").glob("*.yaml")
+    }
+    tags = set()
+    for command in commands:
+        if not command.builds:
+            continue
+        region_file = command.option("--region", "-r")
+        assert region_file is not None, command
+        region = _load(REPO_ROOT / region_file)
+        repository = region.get("registry") or "smartshare"
+        pending = list(command.apps)
+        while pending:
+            manifest = manifests[pending.pop()]
+            pending.extend(manifest.get("requires") or [])
+            for image in manifest.get("images") or []:
+                tags.add(f"{repository}/{image['name']}:{manifest['version']}-{region['name']}")
+    return tags
+
+
+@pytest.fixture
+def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
+    """The README's builds tag images as the demo does; afterwards the engine's tags
+    point where they pointed before (a tag that was not there is removed)."""
+    import docker
+
+    api = docker.APIClient(base_url=docker_engine_env.docker_host, version="auto")
+
+    def image_id(tag: str) -> str | None:
+        try:
+            return str(api.inspect_image(tag)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
+
+    before = {tag: image_id(tag) for tag in _tags_built_by(RUNNABLE)}
+    assert before
+    try:
+        yield
+    finally:
+        for tag, was in before.items():
+            now = image_id(tag)
+            if now == was:
+                continue
+            if was is None:
+                api.remove_image(tag)
+            elif image_id(was) is not None:
+                repository, _, name = tag.rpartition(":")
+                api.tag(was, repository, name, force=True)
+        api.close()
+
+
+@pytest.mark.requires_docker
+def test_readme_commands_in_order(
+    after_demo: AfterDemo, busybox_image: str, engine_tags_put_back: None
+) -> None:
+    for command in RUNNABLE:
+        after_demo.check(command)
+    for workspace in {c.workspace for c in RUNNABLE if c.argv[1] == "adopt"}:
+        assert workspace is not None
+        assert (after_demo.checkout / workspace / "smartshare.lock").is_file(), workspace
