@@ -664,7 +664,7 @@ import smartshare.adopt as adopt
 import smartshare.cli as cli
 import smartshare.gitsource as gitsource
 import smartshare.imagebuild as imagebuild
-import smartshare.validation as validation
+import smartshare.catalog.checks as validation
 
 imported = time.perf_counter()
 steps = {}

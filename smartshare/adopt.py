@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
 from smartshare import workspace as ws
-from smartshare.catalog import (
+from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
     load_catalog,
     load_region_file,
     resolve_catalog_root,
 )
+from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
 from smartshare.errors import (
     InvalidInputError,
     SmartshareError,
@@ -49,7 +50,6 @@ from smartshare.lockfile import (
     read_lock,
     write_lock,
 )
-from smartshare.models import AppManifest, RegionProfile, TemplateTarget
 from smartshare.values import ResolvedValues, parse_set_options, resolve_values, validate_overrides
 
 if TYPE_CHECKING:
@@ -224,9 +224,9 @@ def prepare(
     cache_dir: Path | None,
 ) -> Context:
     """Check everything that can be checked before touching anything."""
+    from smartshare.catalog.checks import check_app_templates, check_region
     from smartshare.gitsource import default_cache_dir
     from smartshare.settings import load_settings
-    from smartshare.validation import check_app_templates, check_region
 
     if not apps and not all_apps:
         raise UsageError(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshare import workspace as ws
-from smartshare.catalog import load_catalog, resolve_catalog_root
+from smartshare.catalog.load import load_catalog, resolve_catalog_root
 from smartshare.errors import CatalogNotFoundError, WorkspaceError
 from smartshare.lockfile import LOCK_NAME, read_lock
 

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from smartshare.catalog.yamlfile import MAX_FILE_BYTES
 from smartshare.errors import InvalidInputError, TemplateRenderError, UnsafePathError
-from smartshare.yamlfile import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from smartshare.models import AppManifest, RegionProfile
+    from smartshare.catalog.models import AppManifest, RegionProfile
 
 # The names every template may use: the render context.
 CONTEXT_NAMES = frozenset({"region", "app", "params"})

@@ -4,7 +4,7 @@ Both are pydantic v2 models with ``extra="forbid"``: an unknown key is an
 error, never silently ignored.  Patterns live in ``Field(pattern=...)`` so that
 the JSON Schema printed by ``smartshare schema`` checks the same things.
 Checks that need more than one file (requires, region values) live in
-:mod:`smartshare.validation`.
+:mod:`smartshare.catalog.checks`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Check manifests, region profiles and templates, and locate every problem.
 
 Single-file checks (YAML, types, patterns, unknown keys) happen while loading
-(:mod:`smartshare.yamlfile`, :mod:`smartshare.models`, :mod:`smartshare.catalog`);
-this module adds the checks that need more than one file: ``requires`` and
-dependency cycles, region values against the app's parameters, and templates
-against the parameters their app declares.
+(:mod:`.yamlfile`, :mod:`.models`, :mod:`.load`); this module adds the checks
+that need more than one file: ``requires`` and dependency cycles, region
+values against the app's parameters, and templates against the parameters
+their app declares.
 
 Templates are analysed, never rendered, and each template file is parsed once
 (:func:`smartshare.templating.analyse` caches by file), so validating a
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from smartshare.catalog import (
+from smartshare.catalog.diagnostics import Problem, Severity, has_errors
+from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
     display_path,
@@ -30,14 +31,13 @@ from smartshare.catalog import (
     load_catalog,
     load_file,
 )
-from smartshare.diagnostics import Problem, Severity, has_errors
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.models import (
+from smartshare.catalog.models import (
     AppManifest,
     RegionProfile,
     TemplateTarget,
     is_secret_reference,
 )
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.templating import TemplateUsage, Use, analyse, make_environment
 
 # What render_context() puts under `region` and `app`.
