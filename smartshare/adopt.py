@@ -33,12 +33,13 @@ from smartshare.catalog.load import (
     resolve_catalog_root,
 )
 from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.rules import is_local_url
 from smartshare.errors import (
     InvalidInputError,
     SmartshareError,
     UsageError,
 )
-from smartshare.giturl import is_local_url, redact_url
+from smartshare.giturl import redact_url
 from smartshare.lockfile import (
     Lock,
     LockedApp,

@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from smartshare.catalog.rules import git_url_problem, is_commit_id, is_local_url, ref_problem
 from smartshare.errors import (
     GitError,
     PinnedCommitMismatchError,
     UnsafePathError,
     WorkspaceError,
 )
-from smartshare.giturl import git_url_problem, is_local_url, redact_text, redact_url
+from smartshare.giturl import redact_text, redact_url
 
 TOKEN_ENV = "SMARTSHARE_GIT_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 USERNAME_ENV = "SMARTSHARE_GIT_USERNAME"
@@ -45,8 +46,6 @@ CACHE_DIR_ENV = "SMARTSHARE_CACHE_DIR"
 DEFAULT_TOKEN_USERNAME = "oauth2"  # noqa: S105 - what GitLab/Gitea accept with a token
 DEFAULT_TIMEOUT = 300.0
 
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
-_BAD_REF_CHARS = frozenset(" ~^:?*[\\\x7f")
 # Fetched refs live in their own namespace, hex-encoded, so that a tag "a" and
 # a branch "a/b" never collide as files under refs/.
 _REF_NAMESPACE = "refs/smartshare/"
@@ -191,7 +190,7 @@ def export_tree(
     Raises UnsafePathError when the tree holds a path that must not be written
     (``..``, ``.git``, one path listed twice, a file that is also a folder).
     """
-    if not _SHA1.match(resolved.commit):
+    if not is_commit_id(resolved.commit):
         raise GitError(
             f"'{resolved.commit}' is not a full commit id (ref '{resolved.ref}' of {resolved.url})",
             hint="resolve the ref with resolve_ref() first",
@@ -289,7 +288,7 @@ def _shown(url: str) -> str:
 
 
 def _check_ref(ref: str, shown: str) -> None:
-    problem = _ref_problem(ref)
+    problem = ref_problem(ref)
     if problem is not None:
         raise GitError(
             f"refusing ref {ref!r} of {shown}: {problem}",
@@ -297,31 +296,11 @@ def _check_ref(ref: str, shown: str) -> None:
         )
 
 
-def _ref_problem(ref: str) -> str | None:
-    """Why ``ref`` is not a plain git ref name (the rules of git check-ref-format)."""
-    if not ref:
-        return "the ref is empty"
-    if ref.startswith(("-", "+")):
-        return "a ref must not start with '-' or '+'"
-    if any(ord(ch) < 32 or ch in _BAD_REF_CHARS for ch in ref):
-        return "a ref must not contain spaces, control characters or any of ~^:?*[\\"
-    if ".." in ref or "@{" in ref or ref == "@":
-        return "a ref must not contain '..' or '@{'"
-    if ref.endswith("."):
-        return "a ref must not end with '.'"
-    for part in ref.split("/"):
-        if not part:
-            return "a ref must not start or end with '/' nor contain '//'"
-        if part.startswith(".") or part.endswith(".lock"):
-            return "no part of a ref may start with '.' or end with '.lock'"
-    return None
-
-
 def _check_pin(commit: str | None, ref: str, shown: str) -> str | None:
     if commit is None:
         return None
     pin = commit.strip().lower()
-    if not _SHA1.match(pin):
+    if not is_commit_id(pin):
         raise GitError(
             f"pinned commit {commit!r} for ref '{ref}' of {shown} is not a 40-hex commit id",
             hint="write the full commit id in 'source.commit' (git rev-parse <ref>^{commit})",
@@ -459,7 +438,7 @@ def _local_commit(mirror: Path, ref: str, *, shown: str, timeout: float) -> str 
         timeout=timeout,
         query=True,
     )
-    if status == 0 and _SHA1.match(out.strip()):
+    if status == 0 and is_commit_id(out.strip()):
         return out.strip()
     status, _out, _err = _run_git(
         ["rev-parse", "--verify", "--quiet", local],
@@ -509,7 +488,7 @@ def _commit_if_current(
         query=True,
     )
     lines = out.split()
-    if status != 0 or len(lines) != 2 or not all(_SHA1.match(line) for line in lines):
+    if status != 0 or len(lines) != 2 or not all(is_commit_id(line) for line in lines):
         return None
     have, commit = lines
     status, out, err = _run_git(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from smartshare.catalog.rules import relative_path_problem
 from smartshare.catalog.yamlfile import MAX_FILE_BYTES
 from smartshare.errors import InvalidInputError, TemplateRenderError, UnsafePathError
 
@@ -63,14 +64,10 @@ class TemplateSource:
 
     def joined(self, name: str) -> Path:
         """``name`` inside the folder, checked by its spelling only (no file system access)."""
-        if not name or "\x00" in name or "\\" in name:
-            raise UnsafePathError(f"template name {name!r} is not a valid relative path")
-        pure = PurePosixPath(name)
-        if pure.is_absolute() or name.startswith("~"):
-            raise UnsafePathError(f"template name '{name}' must be relative to templates/")
-        if ".." in pure.parts:
-            raise UnsafePathError(f"template name '{name}' must stay inside templates/ (no '..')")
-        return self.real_root.joinpath(*pure.parts)
+        problem = relative_path_problem(name, folder="templates/")
+        if problem:
+            raise UnsafePathError(f"template name {name!r} {problem}")
+        return self.real_root.joinpath(*PurePosixPath(name).parts)
 
     def confine(self, path: Path, name: str) -> None:
         """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links)."""
