@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
 from smartshare import workspace as ws
+from smartshare.catalog.graph import critical_path_first, dependency_order
 from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
@@ -162,46 +163,6 @@ class Context:
 def _digest(data: Any) -> str:
     payload = json.dumps(data, sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(payload).hexdigest()
-
-
-def dependency_order(catalog: Catalog, names: Sequence[str]) -> list[str]:
-    """``names`` plus everything they require, dependencies first."""
-    selected: list[str] = []
-
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in selected:
-            return
-        if name in trail:
-            cycle = " -> ".join((*trail[trail.index(name) :], name))
-            raise InvalidInputError(f"dependency cycle: {cycle}")
-        for dependency in catalog.app(name).requires:
-            visit(dependency, (*trail, name))
-        selected.append(name)
-
-    for name in names:
-        catalog.app(name)  # unknown app: a clear error before anything else
-    for name in sorted(dict.fromkeys(names)):
-        visit(name, ())
-    return selected
-
-
-def critical_path_first(catalog: Catalog, order: Sequence[str]) -> list[str]:
-    """``order`` with the apps that others wait for first (longest chain of dependents).
-
-    Starting an app early that has dependents shortens the run when there are
-    fewer workers than apps; dependencies still always finish first.
-    """
-    selected = set(order)
-    dependents: dict[str, list[str]] = {name: [] for name in order}
-    for name in order:
-        for dependency in catalog.app(name).requires:
-            if dependency in selected:
-                dependents[dependency].append(name)
-    depth: dict[str, int] = {}
-    for name in reversed(order):  # dependents come later in ``order``
-        depth[name] = 1 + max((depth[d] for d in dependents[name]), default=0)
-    position = {name: index for index, name in enumerate(order)}
-    return sorted(order, key=lambda name: (-depth[name], position[name]))
 
 
 def _resolve_source_url(catalog: Catalog, url: str) -> str:

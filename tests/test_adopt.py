@@ -678,7 +678,7 @@ def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_pat
 
 
 def test_apps_others_wait_for_start_first(tmp_path: Path) -> None:
-    from smartshare.adopt import critical_path_first, dependency_order
+    from smartshare.catalog.graph import critical_path_first, dependency_order
     from smartshare.catalog.load import load_catalog
 
     catalog_files = make_catalog(
