@@ -727,7 +727,7 @@ STEPS = (
     ("smartshare/catalog.py", "load_catalog", "  load_catalog (every manifest)"),
     ("smartshare/validation.py", "check_app_templates", "  check_app_templates"),
     ("smartshare/validation.py", "check_region", "  check_region"),
-    ("smartshare/values.py", "resolve_values", "  resolve_values"),
+    ("smartshare/rendering/values.py", "resolve_values", "  resolve_values"),
     ("smartshare/imagebuild.py", "connect", "connect to the Docker engine"),
     ("smartshare/adopt.py", "assess", "assess (per app)"),
     ("smartshare/gitsource.py", "resolve_ref", "  resolve_ref"),

@@ -52,7 +52,12 @@ from smartshare.lockfile import (
     read_lock,
     write_lock,
 )
-from smartshare.values import ResolvedValues, parse_set_options, resolve_values, validate_overrides
+from smartshare.rendering.values import (
+    ResolvedValues,
+    parse_set_options,
+    resolve_values,
+    validate_overrides,
+)
 
 if TYPE_CHECKING:
     from smartshare.gitsource import ResolvedRef
@@ -154,7 +159,7 @@ class Context:
 
     def template_env(self) -> Any:
         if self._env is None:
-            from smartshare.templating import make_environment
+            from smartshare.rendering.sandbox import make_environment
 
             self._env = make_environment(self.catalog.templates_dir)
         return self._env
@@ -285,7 +290,7 @@ def _current_template_digests(
     catalog: Catalog, names: Iterable[str]
 ) -> dict[str, str | None] | None:
     """The digests of the template files ``names`` now; None when one cannot be read."""
-    from smartshare.templating import template_digests
+    from smartshare.rendering.sandbox import template_digests
 
     try:
         return template_digests(catalog.templates_dir, names)
@@ -296,7 +301,7 @@ def _current_template_digests(
 def _render_inputs_digest(
     ctx: Context, app: AppManifest, values: ResolvedValues, templates: Mapping[str, str | None]
 ) -> str | None:
-    from smartshare.templating import render_context
+    from smartshare.rendering.sandbox import render_context
 
     if ctx.key is None:
         return None
@@ -322,7 +327,8 @@ def render_files(
     ctx: Context, app: AppManifest, values: ResolvedValues
 ) -> tuple[list[RenderedFile], RenderInputs | None]:
     """Render ``app``'s templates; with what they were rendered from, for the lock."""
-    from smartshare.templating import analyse, render, render_context
+    from smartshare.rendering.analysis import analyse
+    from smartshare.rendering.sandbox import render, render_context
 
     env = ctx.template_env()
     # Digests before rendering: a file edited meanwhile then shows up as changed next time.

@@ -11,8 +11,8 @@ from smartshare.catalog.models import Source, TemplateSpec
 from smartshare.catalog.rules import ref_problem, relative_path_problem
 from smartshare.errors import GitError, UnsafePathError
 from smartshare.gitsource import resolve_ref
+from smartshare.rendering.sandbox import TemplateSource
 from smartshare.safefs import confined_path
-from smartshare.templating import TemplateSource
 
 BAD_REFS = [
     "-v1",

@@ -14,14 +14,9 @@ import yaml
 
 from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.errors import TemplateRenderError, UnsafePathError, WorkspaceError
+from smartshare.rendering.analysis import Use, analyse
+from smartshare.rendering.sandbox import make_environment, render, render_context
 from smartshare.safefs import atomic_write, atomic_write_json, confined_path
-from smartshare.templating import (
-    Use,
-    analyse,
-    make_environment,
-    render,
-    render_context,
-)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -226,7 +221,7 @@ def test_environment_is_cached_per_folder(tmp_path: Path) -> None:
 
 def test_jinja_is_not_imported_by_the_core_modules() -> None:
     code = (
-        "import sys, smartshare.catalog.checks, smartshare.templating, smartshare.safefs; "
+        "import sys, smartshare.catalog.checks, smartshare.rendering.analysis, smartshare.safefs; "
         "print('jinja2' in sys.modules)"
     )
     result = subprocess.run(

@@ -7,7 +7,7 @@ values against the app's parameters, and templates against the parameters
 their app declares.
 
 Templates are analysed, never rendered, and each template file is parsed once
-(:func:`smartshare.templating.analyse` caches by file), so validating a
+(:func:`smartshare.rendering.analysis.analyse` caches by file), so validating a
 thousand manifests that share templates costs little more than loading them.
 Locations are computed only for the problems found.
 """
@@ -38,7 +38,8 @@ from smartshare.catalog.models import (
     is_secret_reference,
 )
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.templating import TemplateUsage, Use, analyse, make_environment
+from smartshare.rendering.analysis import TemplateUsage, Use, analyse
+from smartshare.rendering.sandbox import make_environment
 
 # What render_context() puts under `region` and `app`.
 REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
