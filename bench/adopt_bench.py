@@ -738,9 +738,9 @@ STEPS = (
     ("smartshare/adopt.py", "render_files", "  render_files"),
     ("smartshare/adopt.py", "manifest_digest", "  manifest_digest"),
     ("smartshare/imagebuild.py", "image_id", "image_id (docker inspect per tag)"),
-    ("smartshare/lockfile.py", "read_lock", "read_lock"),
-    ("smartshare/lockfile.py", "write_lock", "write_lock"),
-    ("smartshare/workspace.py", "run_lock", "workspace run lock"),
+    ("smartshare/state/lockfile.py", "read_lock", "read_lock"),
+    ("smartshare/state/lockfile.py", "write_lock", "write_lock"),
+    ("smartshare/state/workspace.py", "run_lock", "workspace run lock"),
 )
 
 

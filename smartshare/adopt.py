@@ -10,7 +10,6 @@ image spec) did not change since the lock was written is left alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
-from smartshare import workspace as ws
 from smartshare.catalog.graph import critical_path_first, dependency_order
 from smartshare.catalog.load import (
     Catalog,
@@ -41,7 +39,15 @@ from smartshare.errors import (
     UsageError,
 )
 from smartshare.giturl import redact_url
-from smartshare.lockfile import (
+from smartshare.rendering.values import (
+    ResolvedValues,
+    parse_set_options,
+    resolve_values,
+    validate_overrides,
+)
+from smartshare.state import workspace as ws
+from smartshare.state.drift import file_drift, manifest_digest
+from smartshare.state.lockfile import (
     Lock,
     LockedApp,
     LockedFile,
@@ -51,12 +57,6 @@ from smartshare.lockfile import (
     RenderInputs,
     read_lock,
     write_lock,
-)
-from smartshare.rendering.values import (
-    ResolvedValues,
-    parse_set_options,
-    resolve_values,
-    validate_overrides,
 )
 
 if TYPE_CHECKING:
@@ -163,11 +163,6 @@ class Context:
 
             self._env = make_environment(self.catalog.templates_dir)
         return self._env
-
-
-def _digest(data: Any) -> str:
-    payload = json.dumps(data, sort_keys=True, default=str).encode()
-    return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
 def _resolve_source_url(catalog: Catalog, url: str) -> str:
@@ -387,13 +382,6 @@ def rendered_contents(ctx: Context, assessment: Assessment) -> list[RenderedFile
     return assessment.files
 
 
-def _on_disk(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
 def resolve_source(ctx: Context, name: str) -> ResolvedRef:
     """Bring ``name``'s ref into the git cache and resolve it to a commit."""
     from smartshare.gitsource import resolve_ref
@@ -429,10 +417,10 @@ def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> A
     unchanged = _unchanged_files(ctx, app, values)
     files, inputs = unchanged if unchanged is not None else render_files(ctx, app, values)
     image_files = [(f.dest, f.digest) for f in files if f.target is TemplateTarget.IMAGE]
-    config_digest = _digest(image_files)
+    config_digest = ws.json_digest(image_files)
     images = [ImagePlan(i.name, image_tags(app, ctx.region_model, i.name)) for i in app.images]
     manifest = manifest_digest(app)
-    build_key = _digest(
+    build_key = ws.json_digest(
         {
             "commit": resolved.commit,
             "images": [i.model_dump(mode="json") for i in app.images],
@@ -478,12 +466,9 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
     recorded = {(f.dest, f.target): f.digest for f in entry.files}
     if wanted != recorded:
         reasons.append("rendered files changed")
-    for f in result.files:
-        folder = ws.src_dir if f.target is TemplateTarget.IMAGE else ws.runtime_dir
-        on_disk = _on_disk(folder(ctx.workspace, name) / f.dest)
-        if on_disk is None or _file_digest(ctx, f.target, on_disk) != f.digest:
-            reasons.append(f"{f.dest} differs from its rendering (edited by hand or missing)")
-            break
+    changed = next(file_drift(ctx.workspace, name, result.files, key=ctx.key), None)
+    if changed is not None:
+        reasons.append(f"{changed.dest} differs from its rendering (edited by hand or missing)")
     if not ws.src_dir(ctx.workspace, name).is_dir():
         reasons.append("source tree missing from the workspace")
     result.sync = bool(reasons)
@@ -739,7 +724,7 @@ class _Runner:
         self, assessment: Assessment, scratch: Path, entry: LockedApp | None
     ) -> list[LockedImage]:
         from smartshare.gitsource import export_tree
-        from smartshare.safefs import atomic_write, confined_path
+        from smartshare.state.safefs import atomic_write, confined_path
 
         ctx = self.ctx
         name = assessment.app.name
@@ -983,7 +968,3 @@ def adopt(
     finally:
         if engine is not None:
             engine.close()
-
-
-def manifest_digest(app: AppManifest) -> str:
-    return _digest(app.model_dump(mode="json", by_alias=True))

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from smartshare.adopt import Outcome, Phase, adopt, make_plan
 from smartshare.cli import app as cli_app
 from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretResolutionError
-from smartshare.lockfile import read_lock
-from smartshare.status import workspace_status
+from smartshare.state.lockfile import read_lock
+from smartshare.state.status import workspace_status
 
 from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
 
@@ -661,7 +661,7 @@ def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> N
 
 
 def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_path: Path) -> None:
-    from smartshare import workspace as ws
+    from smartshare.state import workspace as ws
 
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"

@@ -12,7 +12,7 @@ from smartshare.catalog.rules import ref_problem, relative_path_problem
 from smartshare.errors import GitError, UnsafePathError
 from smartshare.gitsource import resolve_ref
 from smartshare.rendering.sandbox import TemplateSource
-from smartshare.safefs import confined_path
+from smartshare.state.safefs import confined_path
 
 BAD_REFS = [
     "-v1",

@@ -8,9 +8,9 @@ import pytest
 
 from smartshare.adopt import Outcome, adopt
 from smartshare.errors import InvalidInputError, UsageError
-from smartshare.lockfile import read_lock
 from smartshare.rendering.values import parse_set_options
 from smartshare.settings import load_settings
+from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE, make_catalog
 

@@ -16,7 +16,7 @@ from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.errors import TemplateRenderError, UnsafePathError, WorkspaceError
 from smartshare.rendering.analysis import Use, analyse
 from smartshare.rendering.sandbox import make_environment, render, render_context
-from smartshare.safefs import atomic_write, atomic_write_json, confined_path
+from smartshare.state.safefs import atomic_write, atomic_write_json, confined_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -221,8 +221,8 @@ def test_environment_is_cached_per_folder(tmp_path: Path) -> None:
 
 def test_jinja_is_not_imported_by_the_core_modules() -> None:
     code = (
-        "import sys, smartshare.catalog.checks, smartshare.rendering.analysis, smartshare.safefs; "
-        "print('jinja2' in sys.modules)"
+        "import sys, smartshare.catalog.checks, smartshare.rendering.analysis, "
+        "smartshare.state.safefs; print('jinja2' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True

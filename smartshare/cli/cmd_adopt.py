@@ -273,7 +273,7 @@ def status_command(
 ) -> None:
     """Show what a workspace holds and what drifted since it was adopted."""
     from smartshare.console import get_console
-    from smartshare.status import workspace_status
+    from smartshare.state.status import workspace_status
 
     console = get_console()
     status = workspace_status(workspace=workspace, catalog_root=catalog)
