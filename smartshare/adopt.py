@@ -38,7 +38,7 @@ from smartshare.errors import (
     SmartshareError,
     UsageError,
 )
-from smartshare.giturl import redact_url
+from smartshare.fetching.urls import redact_url
 from smartshare.rendering.values import (
     ResolvedValues,
     parse_set_options,
@@ -60,7 +60,7 @@ from smartshare.state.lockfile import (
 )
 
 if TYPE_CHECKING:
-    from smartshare.gitsource import ResolvedRef
+    from smartshare.fetching.mirror import ResolvedRef
     from smartshare.imagebuild import DockerEngine
 
 
@@ -187,7 +187,7 @@ def prepare(
 ) -> Context:
     """Check everything that can be checked before touching anything."""
     from smartshare.catalog.checks import check_app_templates, check_region
-    from smartshare.gitsource import default_cache_dir
+    from smartshare.fetching.mirror import default_cache_dir
     from smartshare.settings import load_settings
 
     if not apps and not all_apps:
@@ -384,7 +384,7 @@ def rendered_contents(ctx: Context, assessment: Assessment) -> list[RenderedFile
 
 def resolve_source(ctx: Context, name: str) -> ResolvedRef:
     """Bring ``name``'s ref into the git cache and resolve it to a commit."""
-    from smartshare.gitsource import resolve_ref
+    from smartshare.fetching.mirror import resolve_ref
 
     app = ctx.catalog.app(name)
     return resolve_ref(
@@ -723,7 +723,7 @@ class _Runner:
     def _materialise(
         self, assessment: Assessment, scratch: Path, entry: LockedApp | None
     ) -> list[LockedImage]:
-        from smartshare.gitsource import export_tree
+        from smartshare.fetching.export import export_tree
         from smartshare.state.safefs import atomic_write, confined_path
 
         ctx = self.ctx

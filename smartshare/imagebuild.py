@@ -38,7 +38,7 @@ from smartshare.errors import (
     InvalidInputError,
     PushError,
 )
-from smartshare.giturl import redact_url
+from smartshare.fetching.urls import redact_url
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

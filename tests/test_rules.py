@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from smartshare.catalog.models import Source, TemplateSpec
 from smartshare.catalog.rules import ref_problem, relative_path_problem
 from smartshare.errors import GitError, UnsafePathError
-from smartshare.gitsource import resolve_ref
+from smartshare.fetching.mirror import resolve_ref
 from smartshare.rendering.sandbox import TemplateSource
 from smartshare.state.safefs import confined_path
 

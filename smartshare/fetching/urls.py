@@ -1,4 +1,9 @@
-"""How to show git URLs without secrets (which URLs are accepted: catalog.rules)."""
+"""Git URLs as they may be shown or recorded: without credentials.
+
+Which URLs a manifest may name is a rule of the catalogue
+(:func:`smartshare.catalog.rules.git_url_problem`); this module only hides
+what must not be seen.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +40,13 @@ def redact_text(text: str, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def shown_url(url: str) -> str:
+    """``url`` without credentials, also for forms :func:`redact_url` leaves alone."""
+    shown = redact_url(url)
+    head, at, rest = shown.partition("@")
+    # "user:password@host:path" is refused, but must not be echoed either.
+    if "://" not in shown and at and ":" in head and "/" not in head:
+        return "***@" + rest
+    return shown
