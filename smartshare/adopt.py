@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
+from smartshare.building.labels import build_labels, static_labels
 from smartshare.catalog.graph import critical_path_first, dependency_order
 from smartshare.catalog.load import (
     Catalog,
@@ -60,8 +61,8 @@ from smartshare.state.lockfile import (
 )
 
 if TYPE_CHECKING:
+    from smartshare.building.engine import DockerEngine
     from smartshare.fetching.mirror import ResolvedRef
-    from smartshare.imagebuild import DockerEngine
 
 
 # Sources are resolved all at once, not --jobs at a time: mostly network waits.
@@ -426,7 +427,7 @@ def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> A
             "images": [i.model_dump(mode="json") for i in app.images],
             "tags": [list(i.tags) for i in images],
             "config": config_digest,
-            "labels": _static_labels(app, ctx.region_model, resolved, config_digest),
+            "labels": static_labels(app, ctx.region_model, resolved.commit, config_digest),
         }
     )
     result = Assessment(
@@ -482,24 +483,6 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         if result.build or not wanted_tags <= pushed:
             result.push = True
             reasons.append("images not pushed yet")
-
-
-def _static_labels(
-    app: AppManifest, region: RegionProfile, resolved: ResolvedRef, config_digest: str
-) -> dict[str, str]:
-    return {
-        "org.opencontainers.image.source": redact_url(app.source.repo),
-        "org.opencontainers.image.revision": resolved.commit,
-        "org.opencontainers.image.version": app.version,
-        "org.opencontainers.image.title": app.title,
-        "org.opencontainers.image.description": next(iter(app.summary.values())),
-        "org.opencontainers.image.licenses": app.license,
-        "org.opencontainers.image.vendor": app.owner.name,
-        "id.smartshare.app": app.name,
-        "id.smartshare.region": region.name,
-        "id.smartshare.region-code": region.code,
-        "id.smartshare.config-digest": config_digest,
-    }
 
 
 # -- plan ---------------------------------------------------------------------
@@ -751,12 +734,13 @@ class _Runner:
             assert self.engine is not None
             if assessment.build:
                 self.emit(name, Phase.BUILDING, spec.name)
-                labels = _static_labels(
-                    assessment.app, ctx.region_model, assessment.resolved, assessment.config_digest
+                static = static_labels(
+                    assessment.app,
+                    ctx.region_model,
+                    assessment.resolved.commit,
+                    assessment.config_digest,
                 )
-                labels["org.opencontainers.image.created"] = datetime.now(UTC).isoformat(
-                    timespec="seconds"
-                )
+                labels = build_labels(static, now=datetime.now(UTC))
                 built = self.engine.build(
                     context_dir=scratch / "src" / spec.context,
                     dockerfile=spec.dockerfile,
@@ -936,7 +920,7 @@ def adopt(
     )
     engine: DockerEngine | None = None
     if build:
-        from smartshare.imagebuild import connect
+        from smartshare.building.engine import connect
 
         # Before the workspace is touched: no engine means nothing changes.
         engine = connect(docker_host=docker_host)

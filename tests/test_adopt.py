@@ -437,7 +437,7 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
     assert outcomes(first) == {"alpha": Outcome.ADOPTED}
     done, loaded = adopt_in_a_fresh_process(catalog, workspace, "alpha")
     assert "All 1 app(s) up to date" in done.stdout
-    from smartshare.enginesocket import socket_path
+    from smartshare.building.enginesocket import socket_path
 
     # Over TCP, TLS or SSH the engine is reached through docker-py, as before.
     # GitPython is for fetching and exporting: a run that only asks whether
