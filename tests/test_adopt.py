@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from smartshare.adopt import Outcome, Phase, adopt, make_plan
+from smartshare.adoption.events import Outcome, Phase
+from smartshare.adoption.plan import make_plan
+from smartshare.adoption.runner import adopt
 from smartshare.cli import app as cli_app
 from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretResolutionError
 from smartshare.state.lockfile import read_lock

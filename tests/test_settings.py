@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smartshare.adopt import Outcome, adopt
+from smartshare.adoption.events import Outcome
+from smartshare.adoption.runner import adopt
 from smartshare.errors import InvalidInputError, UsageError
 from smartshare.rendering.values import parse_set_options
 from smartshare.settings import load_settings
