@@ -1,7 +1,7 @@
-"""The first step of ``plan`` and ``adopt``: check everything that can be checked, then
-gather it in a :class:`Context`, before anything is fetched or written.
+"""The first step of ``plan`` and ``adopt``: check everything, then gather it in a Context.
 
-Options, the catalogue (every file must load; the templates of the apps to
+Everything that can be checked is, before anything is fetched or written:
+options, the catalogue (every file must load; the templates of the apps to
 adopt are analysed unless the lock shows they passed as they are), the region
 profile, ``--set`` values and secrets, and the workspace's region.
 """
