@@ -78,13 +78,14 @@ def reset_scratch(workspace: Path) -> None:
 def run_lock(workspace: Path) -> Iterator[None]:
     """Only one smartshare run at a time may change a workspace."""
     path = workspace / INTERNAL / "run.lock"
-    busy = WorkspaceError(
-        f"another smartshare run is using the workspace {workspace}",
-        hint="wait for it to finish, or use another --workspace",
-    )
-    with exclusive_lock(
-        path, wait=0, busy=lambda: busy, unusable=lambda exc: _oserror("lock", path, exc)
-    ):
+
+    def busy() -> WorkspaceError:
+        return WorkspaceError(
+            f"another smartshare run is using the workspace {workspace}",
+            hint="wait for it to finish, or use another --workspace",
+        )
+
+    with exclusive_lock(path, wait=0, busy=busy, unusable=lambda exc: _oserror("lock", path, exc)):
         yield
 
 
