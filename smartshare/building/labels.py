@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import re
-import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -122,6 +121,8 @@ def config_from_saved(chunks: Iterator[bytes], image_id: str) -> bytes | None:
     Reads up to the config only.  With the containerd image store the id names
     a manifest, not a config: then nothing in the stream has that digest.
     """
+    import tarfile  # not at the top: assess imports the label policy on every run
+
     digest = image_id.removeprefix("sha256:")
     # The legacy layout (up to Docker 24) and the OCI layout (Docker 25+).
     wanted = {f"{digest}.json", f"blobs/sha256/{digest}"}
@@ -167,6 +168,8 @@ def load_archive(
 
     Returns the archive and the id the loaded image will have.
     """
+    import tarfile
+
     new_hex = hashlib.sha256(config).hexdigest()
     base_hex = base_id.removeprefix("sha256:")
     # No layer files: `docker load` opens one only for a layer its store lacks,
