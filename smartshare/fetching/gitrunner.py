@@ -185,6 +185,7 @@ def _redact(text: str, *urls: str) -> str:
 
 
 def workspace_error(what: str, exc: OSError, *, hint: str | None = None) -> WorkspaceError:
+    """A disk failure of the mirror or an export (``what``: what could not be done)."""
     return WorkspaceError(
         f"{what}: {exc.strerror or exc}",
         hint=hint or "check free disk space and the permissions of the folder",
