@@ -660,11 +660,13 @@ STEPS_DRIVER = '''\
 import json, sys, threading, time
 
 start = time.perf_counter()
-import smartshare.adopt as adopt
+import smartshare.adoption.assess as assess
+import smartshare.adoption.request as request
+import smartshare.adoption.runner as runner
+import smartshare.building.engine as engine
+import smartshare.catalog.checks as checks
 import smartshare.cli as cli
-import smartshare.gitsource as gitsource
-import smartshare.imagebuild as imagebuild
-import smartshare.validation as validation
+import smartshare.fetching.mirror as mirror
 
 imported = time.perf_counter()
 steps = {}
@@ -688,20 +690,20 @@ def timed(owner, name, label):
 
 
 for owner, name, label in (
-    (adopt, "prepare", "prepare (settings, catalogue, profile, checks)"),
-    (adopt, "load_catalog", "  load_catalog"),
-    (validation, "check_app_templates", "  check_app_templates"),
-    (adopt, "load_region_file", "  load_region_file"),
-    (validation, "check_region", "  check_region"),
-    (imagebuild, "connect", "connect to the engine"),
-    (adopt, "assess", "assess (per app)"),
-    (gitsource, "resolve_ref", "  resolve_ref (incl. import git on first use)"),
-    (gitsource, "_fetch", "    git fetch (one process each)"),
-    (gitsource, "_local_commit", "    git rev-parse (one process each)"),
-    (adopt, "_unchanged_files", "  _unchanged_files (the lock's record instead of rendering)"),
-    (adopt, "render_files", "  render_files (incl. the Jinja environment)"),
-    (imagebuild.DockerEngine, "image_id", "image_id (one inspect per tag)"),
-    (adopt, "write_lock", "write_lock"),
+    (runner, "prepare", "prepare (settings, catalogue, profile, checks)"),
+    (request, "load_catalog", "  load_catalog"),
+    (checks, "check_app_templates", "  check_app_templates"),
+    (request, "load_region_file", "  load_region_file"),
+    (checks, "check_region", "  check_region"),
+    (engine, "connect", "connect to the engine"),
+    (runner, "assess", "assess (per app)"),
+    (mirror, "resolve_ref", "  resolve_ref (incl. import git on first use)"),
+    (mirror, "_fetch", "    git fetch (one process each)"),
+    (mirror, "_local_commit", "    git rev-parse (one process each)"),
+    (assess, "_unchanged_files", "  _unchanged_files (the lock's record instead of rendering)"),
+    (assess, "render_files", "  render_files (incl. the Jinja environment)"),
+    (engine.DockerEngine, "image_id", "image_id (one inspect per tag)"),
+    (runner, "write_lock", "write_lock"),
 ):
     timed(owner, name, label)
     order.append(label)
@@ -713,7 +715,7 @@ try:
 except SystemExit as exc:
     code = exc.code or 0
 end = time.perf_counter()
-report = {"imports of smartshare.cli/adopt/gitsource/imagebuild/validation": (imported - start, 1)}
+report = {"imports of smartshare.cli, adoption, building, checks, fetching": (imported - start, 1)}
 report.update((label, steps[label]) for label in order if label in steps)
 outer = sum(total for label, (total, _) in steps.items() if not label.startswith(" "))
 report["rest: typer, output, lock files, threads"] = (end - before - outer, 1)
@@ -723,24 +725,24 @@ print(json.dumps({"total": end - start, "code": code, "steps": report}), file=sy
 # (file suffix, function, label): the steps of a no-op run worth naming.
 STEPS = (
     ("<frozen importlib._bootstrap>", "_find_and_load", "imports (all, after interpreter start)"),
-    ("smartshare/adopt.py", "prepare", "prepare: settings, catalogue, profile, checks"),
-    ("smartshare/catalog.py", "load_catalog", "  load_catalog (every manifest)"),
-    ("smartshare/validation.py", "check_app_templates", "  check_app_templates"),
-    ("smartshare/validation.py", "check_region", "  check_region"),
-    ("smartshare/values.py", "resolve_values", "  resolve_values"),
-    ("smartshare/imagebuild.py", "connect", "connect to the Docker engine"),
-    ("smartshare/adopt.py", "assess", "assess (per app)"),
-    ("smartshare/gitsource.py", "resolve_ref", "  resolve_ref"),
-    ("smartshare/gitsource.py", "_fetch", "    git fetch"),
-    ("smartshare/gitsource.py", "_local_commit", "    git rev-parse"),
-    ("smartshare/gitsource.py", "_run_git", "    _run_git (every git process)"),
-    ("smartshare/adopt.py", "_unchanged_files", "  _unchanged_files"),
-    ("smartshare/adopt.py", "render_files", "  render_files"),
-    ("smartshare/adopt.py", "manifest_digest", "  manifest_digest"),
-    ("smartshare/imagebuild.py", "image_id", "image_id (docker inspect per tag)"),
-    ("smartshare/lockfile.py", "read_lock", "read_lock"),
-    ("smartshare/lockfile.py", "write_lock", "write_lock"),
-    ("smartshare/workspace.py", "run_lock", "workspace run lock"),
+    ("smartshare/adoption/request.py", "prepare", "prepare: settings, catalogue, profile, checks"),
+    ("smartshare/catalog/load.py", "load_catalog", "  load_catalog (every manifest)"),
+    ("smartshare/catalog/checks.py", "check_app_templates", "  check_app_templates"),
+    ("smartshare/catalog/checks.py", "check_region", "  check_region"),
+    ("smartshare/rendering/values.py", "resolve_values", "  resolve_values"),
+    ("smartshare/building/engine.py", "connect", "connect to the Docker engine"),
+    ("smartshare/adoption/assess.py", "assess", "assess (per app)"),
+    ("smartshare/fetching/mirror.py", "resolve_ref", "  resolve_ref"),
+    ("smartshare/fetching/mirror.py", "_fetch", "    git fetch"),
+    ("smartshare/fetching/mirror.py", "_local_commit", "    git rev-parse"),
+    ("smartshare/fetching/gitrunner.py", "run_git", "    run_git (every git process)"),
+    ("smartshare/adoption/assess.py", "_unchanged_files", "  _unchanged_files"),
+    ("smartshare/adoption/assess.py", "render_files", "  render_files"),
+    ("smartshare/state/drift.py", "manifest_digest", "  manifest_digest"),
+    ("smartshare/building/engine.py", "image_id", "image_id (docker inspect per tag)"),
+    ("smartshare/state/lockfile.py", "read_lock", "read_lock"),
+    ("smartshare/state/lockfile.py", "write_lock", "write_lock"),
+    ("smartshare/state/workspace.py", "run_lock", "workspace run lock"),
 )
 
 
@@ -908,7 +910,8 @@ import json, sys, time
 from pathlib import Path
 
 start = time.perf_counter()
-from smartshare.gitsource import export_tree, resolve_ref
+from smartshare.fetching.export import export_tree
+from smartshare.fetching.mirror import resolve_ref
 
 imported = time.perf_counter()
 resolved = resolve_ref(url=sys.argv[1], ref=sys.argv[2], commit=None, cache_dir=Path(sys.argv[3]))
@@ -919,7 +922,8 @@ print(json.dumps({"import": imported - start, "work": done - imported}))
 
 
 def mirror_case(tmp: Path, env: dict[str, str], *, runs: int) -> tuple[dict[str, Timing], str]:
-    from smartshare.gitsource import export_tree, resolve_ref
+    from smartshare.fetching.export import export_tree
+    from smartshare.fetching.mirror import resolve_ref
 
     repo = tmp / "big" / "repo.git"
     start = time.perf_counter()
@@ -1001,7 +1005,7 @@ def mirror_case(tmp: Path, env: dict[str, str], *, runs: int) -> tuple[dict[str,
     work = min(i["work"] for i in inside[1:])
     best = min(parts, key=sum)
     description += (
-        f"; in the whole-process fetch: importing smartshare.gitsource {startup:.3f} s, "
+        f"; in the whole-process fetch: importing smartshare.fetching {startup:.3f} s, "
         f"resolve_ref+export_tree {work:.3f} s (best); in-process, the best run: resolve_ref "
         f"(git fetch + rev-parse) {best[0]:.3f} s, export_tree (read-tree + checkout-index) "
         f"{best[1]:.3f} s"

@@ -19,7 +19,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from smartshare.diagnostics import Problem
+    from smartshare.catalog.diagnostics import Problem
     from smartshare.errors import SmartshareError
 
 

@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from smartshare.diagnostics import Problem
+    from smartshare.catalog.diagnostics import Problem
 
 
 class ExitCode(IntEnum):

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartshare.catalog.rules import git_url_problem
+from smartshare.catalog.yamlfile import load_yaml
 from smartshare.errors import InvalidInputError
-from smartshare.giturl import git_url_problem
-from smartshare.yamlfile import load_yaml
 
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 

@@ -4,7 +4,7 @@ Docker (tests marked ``@pytest.mark.requires_docker``)
 ------------------------------------------------------
 A marked test gets an engine and a registry without asking: DOCKER_HOST (and
 SMARTSHARE_TEST_REGISTRY, when a registry is known) are set for it, so
-smartshare code that calls ``imagebuild.connect()`` reaches the test engine.
+smartshare code that calls ``smartshare.building.engine.connect()`` reaches the test engine.
 
 ``docker_engine_env`` (session) -> ``DockerEnv(docker_host, registry, sandbox)``.
 The engine is, in order of preference:
@@ -77,8 +77,8 @@ def _http_ok(url: str) -> bool:
 
 def _engine_host(docker_host: str | None) -> str | None:
     """The endpoint of an answering engine (``docker_host`` or the environment's), else None."""
+    from smartshare.building.engine import connect
     from smartshare.errors import EngineUnavailableError
-    from smartshare.imagebuild import connect
 
     try:
         engine = connect(docker_host=docker_host, timeout=30)

@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from smartshare.adopt import Outcome, Phase, adopt, make_plan
+from smartshare.adoption.events import Outcome, Phase
+from smartshare.adoption.plan import make_plan
+from smartshare.adoption.runner import adopt
 from smartshare.cli import app as cli_app
 from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretResolutionError
-from smartshare.lockfile import read_lock
-from smartshare.status import workspace_status
+from smartshare.state.lockfile import read_lock
+from smartshare.state.status import workspace_status
 
 from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
 
@@ -437,7 +439,7 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
     assert outcomes(first) == {"alpha": Outcome.ADOPTED}
     done, loaded = adopt_in_a_fresh_process(catalog, workspace, "alpha")
     assert "All 1 app(s) up to date" in done.stdout
-    from smartshare.enginesocket import socket_path
+    from smartshare.building.enginesocket import socket_path
 
     # Over TCP, TLS or SSH the engine is reached through docker-py, as before.
     # GitPython is for fetching and exporting: a run that only asks whether
@@ -661,7 +663,7 @@ def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> N
 
 
 def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_path: Path) -> None:
-    from smartshare import workspace as ws
+    from smartshare.state import workspace as ws
 
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"
@@ -678,8 +680,8 @@ def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_pat
 
 
 def test_apps_others_wait_for_start_first(tmp_path: Path) -> None:
-    from smartshare.adopt import critical_path_first, dependency_order
-    from smartshare.catalog import load_catalog
+    from smartshare.catalog.graph import critical_path_first, dependency_order
+    from smartshare.catalog.load import load_catalog
 
     catalog_files = make_catalog(
         tmp_path, {"aaa": (), "bbb": (), "zzz": (), "needs-zzz": ("zzz",), "top": ("needs-zzz",)}

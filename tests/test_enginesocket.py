@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from smartshare.enginesocket import DEFAULT_SOCKET, ENGINE_HINT, EngineSocket, socket_path
+from smartshare.building.engine import connect
+from smartshare.building.enginesocket import DEFAULT_SOCKET, ENGINE_HINT, EngineSocket, socket_path
 from smartshare.errors import EngineUnavailableError
-from smartshare.imagebuild import connect
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""smartshare.gitsource against real git repositories built in tmp_path."""
+"""Fetching (smartshare.fetching: mirror, export, git runner) against real git repositories."""
 
 from __future__ import annotations
 
@@ -13,22 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from smartshare import gitsource
 from smartshare.errors import (
     GitError,
     PinnedCommitMismatchError,
     UnsafePathError,
     WorkspaceError,
 )
-from smartshare.gitsource import (
-    FetchedSource,
-    ResolvedRef,
-    default_cache_dir,
-    export_tree,
-    fetch_source,
-    mirror_path,
-    resolve_ref,
-)
+from smartshare.fetching import gitrunner
+from smartshare.fetching.export import FetchedSource, export_tree
+from smartshare.fetching.mirror import ResolvedRef, default_cache_dir, mirror_path, resolve_ref
 
 from gitrepos import AppRepo, git_env, init_repo, make_app_repo, make_tree_commit
 
@@ -47,12 +40,26 @@ def cache(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(gitsource.TOKEN_ENV, raising=False)
-    monkeypatch.delenv(gitsource.USERNAME_ENV, raising=False)
+    monkeypatch.delenv(gitrunner.TOKEN_ENV, raising=False)
+    monkeypatch.delenv(gitrunner.USERNAME_ENV, raising=False)
 
 
 def _files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
+
+
+def fetch(
+    *,
+    url: str,
+    ref: str,
+    commit: str | None,
+    dest: Path,
+    cache_dir: Path,
+    rewrites: dict[str, str] | None = None,
+) -> FetchedSource:
+    """What adopt does with a source: resolve the ref (checking the pin), export its tree."""
+    resolved = resolve_ref(url=url, ref=ref, commit=commit, cache_dir=cache_dir, rewrites=rewrites)
+    return export_tree(resolved=resolved, dest=dest)
 
 
 def _full_text(err: pytest.ExceptionInfo[GitError]) -> str:
@@ -76,14 +83,14 @@ def test_fetch_tag_or_branch(
     app: AppRepo, cache: Path, tmp_path: Path, ref: str, expected: str, app_py: str
 ) -> None:
     dest = tmp_path / "work" / "src"
-    fetched = fetch_source(url=app.url, ref=ref, commit=None, dest=dest, cache_dir=cache)
+    fetched = fetch(url=app.url, ref=ref, commit=None, dest=dest, cache_dir=cache)
 
     assert fetched == FetchedSource(path=dest, url=app.url, ref=ref, commit=getattr(app, expected))
     assert app_py in (dest / "app.py").read_text()
 
 
 def test_fetch_over_file_url(app: AppRepo, cache: Path, tmp_path: Path) -> None:
-    fetched = fetch_source(
+    fetched = fetch(
         url=app.repo.file_url, ref="v1", commit=None, dest=tmp_path / "src", cache_dir=cache
     )
     assert fetched.commit == app.v1
@@ -100,9 +107,7 @@ def test_relative_local_path_means_the_callers_folder(
 
 
 def test_pinned_commit_matches(app: AppRepo, cache: Path, tmp_path: Path) -> None:
-    fetched = fetch_source(
-        url=app.url, ref="v1", commit=app.v1, dest=tmp_path / "src", cache_dir=cache
-    )
+    fetched = fetch(url=app.url, ref="v1", commit=app.v1, dest=tmp_path / "src", cache_dir=cache)
     assert fetched.commit == app.v1
 
 
@@ -114,7 +119,7 @@ def test_pinned_commit_is_compared_case_insensitively(app: AppRepo, cache: Path)
 def test_pinned_commit_mismatch(app: AppRepo, cache: Path, tmp_path: Path) -> None:
     dest = tmp_path / "src"
     with pytest.raises(PinnedCommitMismatchError) as err:
-        fetch_source(url=app.url, ref="v2", commit=app.v1, dest=dest, cache_dir=cache)
+        fetch(url=app.url, ref="v2", commit=app.v1, dest=dest, cache_dir=cache)
 
     message = err.value.message
     assert "'v2'" in message
@@ -125,15 +130,12 @@ def test_pinned_commit_mismatch(app: AppRepo, cache: Path, tmp_path: Path) -> No
     assert not dest.exists()
 
 
-def test_moved_tag_is_followed_on_refresh(app: AppRepo, cache: Path) -> None:
+def test_moved_tag_is_followed(app: AppRepo, cache: Path) -> None:
     first = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
     assert first.commit == app.v1
 
     moved = app.repo.commit("hotfix behind the tag")
     app.repo.move_tag("v1", to=moved, annotated=True)
-
-    # Without refresh the cached tag is used as it is (what `plan` wants).
-    assert resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache, refresh=False) == first
 
     again = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
     assert again.commit == moved
@@ -178,14 +180,14 @@ def test_the_ref_a_fetch_would_take_is_the_one_compared(app: AppRepo, cache: Pat
     assert resolve_ref(url=app.url, ref="release", commit=None, cache_dir=cache).commit == app.v2
 
 
-def test_refresh_false_refetches_when_the_cache_contradicts_the_pin(
+def test_a_pin_on_the_moved_tag_is_met_although_the_mirror_holds_the_old_one(
     app: AppRepo, cache: Path
 ) -> None:
     resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
     moved = app.repo.commit("hotfix")
     app.repo.move_tag("v1", to=moved)
 
-    resolved = resolve_ref(url=app.url, ref="v1", commit=moved, cache_dir=cache, refresh=False)
+    resolved = resolve_ref(url=app.url, ref="v1", commit=moved, cache_dir=cache)
     assert resolved.commit == moved
 
 
@@ -206,10 +208,11 @@ def test_tag_and_branch_sharing_a_prefix_do_not_collide(app: AppRepo, cache: Pat
     )
 
 
-def test_refresh_false_fetches_a_ref_the_mirror_lacks(app: AppRepo, cache: Path) -> None:
-    resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
-    resolved = resolve_ref(url=app.url, ref="develop", commit=None, cache_dir=cache, refresh=False)
+def test_a_ref_the_mirror_lacks_is_fetched_into_it(app: AppRepo, cache: Path) -> None:
+    first = resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache)
+    resolved = resolve_ref(url=app.url, ref="develop", commit=None, cache_dir=cache)
     assert resolved.commit == app.develop
+    assert resolved.mirror == first.mirror
 
 
 # --- errors -------------------------------------------------------------------
@@ -255,7 +258,7 @@ def test_unreachable_local_repository(tmp_path: Path, cache: Path) -> None:
 def test_disallowed_url_is_refused_before_git_runs(tmp_path: Path, cache: Path, url: str) -> None:
     pwned = tmp_path / "pwned"
     with pytest.raises(GitError) as err:
-        fetch_source(
+        fetch(
             url=url.format(pwned=pwned),
             ref="main",
             commit=None,
@@ -316,7 +319,7 @@ def test_credentials_in_url_never_appear_in_errors(cache: Path, url: str) -> Non
 def test_connection_refused_names_url_and_hides_token(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
     with pytest.raises(GitError) as err:
         resolve_ref(url="https://127.0.0.1:1/x.git", ref="main", commit=None, cache_dir=cache)
     text = _full_text(err)
@@ -375,10 +378,10 @@ def test_a_hanging_query_is_killed_with_what_it_started(tmp_path: Path) -> None:
     script.write_text(f"#!/bin/sh\nsleep 30\ntouch {marker}\n")
     script.chmod(0o755)
     started = time.monotonic()
-    status, _out, err = gitsource._run_git(
+    status, _out, err = gitrunner.run_git(
         ["ls-remote", "--", "git@forge.example.invalid:apps/x.git"],
         git_dir=repo.path / ".git",
-        env={**gitsource._base_env(), "GIT_SSH_COMMAND": str(script)},
+        env={**gitrunner.base_env(), "GIT_SSH_COMMAND": str(script)},
         timeout=1.0,
         query=True,
     )
@@ -393,13 +396,13 @@ def test_a_hanging_query_is_killed_with_what_it_started(tmp_path: Path) -> None:
 def test_git_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
     monkeypatch.delenv("GIT_SSH", raising=False)
-    env = gitsource._base_env()
+    env = gitrunner.base_env()
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
     assert env["GIT_HTTP_LOW_SPEED_LIMIT"] == "1000"
     assert env["GIT_HTTP_LOW_SPEED_TIME"] == "30"
     monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i /keys/deploy")
-    assert "GIT_SSH_COMMAND" not in gitsource._base_env()
+    assert "GIT_SSH_COMMAND" not in gitrunner.base_env()
 
 
 def test_waiting_for_a_locked_mirror_times_out(app: AppRepo, cache: Path) -> None:
@@ -418,7 +421,7 @@ def test_relative_cache_and_destination(
     app: AppRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    fetched = fetch_source(
+    fetched = fetch(
         url=app.url, ref="v1", commit=None, dest=Path("work/src"), cache_dir=Path("cache")
     )
     assert fetched.path == Path("work/src")
@@ -439,9 +442,7 @@ def test_inherited_git_location_variables_are_ignored(
     monkeypatch.setenv("GIT_INDEX_FILE", str(bystander.path / ".git" / "index"))
     monkeypatch.setenv("GIT_OBJECT_DIRECTORY", str(bystander.path / ".git" / "objects"))
 
-    fetched = fetch_source(
-        url=app.url, ref="v2", commit=None, dest=tmp_path / "src", cache_dir=cache
-    )
+    fetched = fetch(url=app.url, ref="v2", commit=None, dest=tmp_path / "src", cache_dir=cache)
     assert fetched.commit == app.v2
     assert (bystander.path / ".git" / "index").read_bytes() == index
     assert not (bystander.path / "app.py").exists()
@@ -455,7 +456,7 @@ def test_very_long_branch_name(app: AppRepo, cache: Path) -> None:
     name = "feature/" + "x" * 180
     app.repo.branch(name, at=app.v1)
     assert resolve_ref(url=app.url, ref=name, commit=None, cache_dir=cache).commit == app.v1
-    again = resolve_ref(url=app.url, ref=name, commit=None, cache_dir=cache, refresh=False)
+    again = resolve_ref(url=app.url, ref=name, commit=None, cache_dir=cache)
     assert again.commit == app.v1
 
 
@@ -466,7 +467,7 @@ def test_exported_tree_has_no_git_and_keeps_modes_and_symlinks(
     app: AppRepo, cache: Path, tmp_path: Path
 ) -> None:
     dest = tmp_path / "src"
-    fetch_source(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+    fetch(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
 
     assert not (dest / ".git").exists()
     assert not list(dest.rglob(".git"))
@@ -489,7 +490,7 @@ def test_exported_tree_has_no_git_and_keeps_modes_and_symlinks(
 def test_modes_do_not_depend_on_the_umask(app: AppRepo, cache: Path, tmp_path: Path) -> None:
     previous = os.umask(0o077)
     try:
-        fetch_source(url=app.url, ref="v1", commit=None, dest=tmp_path / "src", cache_dir=cache)
+        fetch(url=app.url, ref="v1", commit=None, dest=tmp_path / "src", cache_dir=cache)
     finally:
         os.umask(previous)
     assert (tmp_path / "src" / "run.sh").stat().st_mode & 0o777 == 0o755
@@ -507,7 +508,7 @@ def test_export_ignores_gitattributes_of_the_tree(cache: Path, tmp_path: Path) -
     repo.tag("v1")
 
     dest = tmp_path / "src"
-    fetch_source(url=repo.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+    fetch(url=repo.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
     assert (dest / "hidden" / "keep.txt").read_text() == "needed by the build\n"
     assert (dest / "version.txt").read_text() == "$Format:%H$ $Id$\n"
     assert (dest / "dos.txt").read_bytes() == b"line\r\n"
@@ -516,7 +517,7 @@ def test_export_ignores_gitattributes_of_the_tree(cache: Path, tmp_path: Path) -
 def test_export_into_an_existing_empty_folder(app: AppRepo, cache: Path, tmp_path: Path) -> None:
     dest = tmp_path / "src"
     dest.mkdir()
-    fetch_source(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
+    fetch(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
     assert "halo v2" in (dest / "app.py").read_text()
 
 
@@ -525,7 +526,7 @@ def test_export_refuses_a_non_empty_destination(app: AppRepo, cache: Path, tmp_p
     dest.mkdir()
     (dest / "mine.txt").write_text("keep me")
     with pytest.raises(WorkspaceError):
-        fetch_source(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
+        fetch(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
     assert [p.name for p in dest.iterdir()] == ["mine.txt"]
 
 
@@ -576,7 +577,7 @@ def test_symlink_and_folder_with_one_name_cannot_escape(cache: Path, tmp_path: P
     out.mkdir()
 
     with pytest.raises(UnsafePathError) as err:
-        fetch_source(url=repo.url, ref="evil", commit=None, dest=out / "src", cache_dir=cache)
+        fetch(url=repo.url, ref="evil", commit=None, dest=out / "src", cache_dir=cache)
     assert "'a'" in err.value.message
     assert list(outside.iterdir()) == []
     assert list(out.iterdir()) == []
@@ -588,7 +589,7 @@ def test_symlinks_pointing_outside_are_reproduced_not_followed(cache: Path, tmp_
     repo.symlink("up", "../../..")
     repo.commit("links")
     dest = tmp_path / "src"
-    fetch_source(url=repo.url, ref="main", commit=None, dest=dest, cache_dir=cache)
+    fetch(url=repo.url, ref="main", commit=None, dest=dest, cache_dir=cache)
     assert os.readlink(dest / "etc-passwd") == "/etc/passwd"
     assert os.readlink(dest / "up") == "../../.."
 
@@ -633,7 +634,7 @@ def test_a_submodule_becomes_an_empty_folder(cache: Path, tmp_path: Path) -> Non
     tree = repo.git("mktree", stdin=f"160000 commit {other}\tvendor\n100644 blob {blob}\tok.txt\n")
     repo.branch("sub", at=repo.git("commit-tree", tree, "-m", "with a submodule"))
     dest = tmp_path / "src"
-    fetch_source(url=repo.url, ref="sub", commit=None, dest=dest, cache_dir=cache)
+    fetch(url=repo.url, ref="sub", commit=None, dest=dest, cache_dir=cache)
     assert (dest / "vendor").is_dir()
     assert list((dest / "vendor").iterdir()) == []
     assert (dest / "ok.txt").read_text() == "fine\n"
@@ -683,15 +684,18 @@ def test_concurrent_exports_of_one_commit(app: AppRepo, cache: Path, tmp_path: P
 
 
 def test_second_fetch_reuses_the_mirror(app: AppRepo, cache: Path, tmp_path: Path) -> None:
-    first = fetch_source(url=app.url, ref="v1", commit=None, dest=tmp_path / "a", cache_dir=cache)
+    first = fetch(url=app.url, ref="v1", commit=None, dest=tmp_path / "a", cache_dir=cache)
     mirrors = sorted((cache / "git").glob("*.git"))
     assert len(mirrors) == 1
     assert mirrors[0].name.startswith("civic-app-")
+    fetched = _fetch_head_stamp(cache)
 
-    shutil.rmtree(app.path)  # the origin is gone: only the mirror can answer now
-
-    resolved = resolve_ref(url=app.url, ref="v1", commit=app.v1, cache_dir=cache, refresh=False)
+    time.sleep(0.01)  # a second fetch would leave a newer stamp
+    resolved = resolve_ref(url=app.url, ref="v1", commit=app.v1, cache_dir=cache)
     assert resolved.mirror == mirrors[0]
+    assert _fetch_head_stamp(cache) == fetched
+
+    shutil.rmtree(app.path)  # the origin is gone: the export needs only the mirror
     second = export_tree(resolved=resolved, dest=tmp_path / "b")
     assert second.commit == first.commit
     assert (tmp_path / "b" / "app.py").read_text() == (tmp_path / "a" / "app.py").read_text()
@@ -727,10 +731,10 @@ def test_a_broken_mirror_is_rebuilt(app: AppRepo, cache: Path) -> None:
 def test_token_never_lands_on_disk(
     app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
-    monkeypatch.setenv(gitsource.USERNAME_ENV, "deploy-bot")
+    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(gitrunner.USERNAME_ENV, "deploy-bot")
     dest = tmp_path / "src"
-    fetched = fetch_source(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
+    fetched = fetch(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
 
     basic = base64.b64encode(f"deploy-bot:{TOKEN}".encode()).decode()
     mirror = mirror_path(cache_dir=cache, url=app.url)
@@ -744,11 +748,11 @@ def test_token_never_lands_on_disk(
 
 
 def test_token_header_is_scoped_to_the_https_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(gitsource.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.name")
     monkeypatch.setenv("GIT_CONFIG_VALUE_0", "Someone")
-    env = {**git_env(), **gitsource._fetch_env("https://Forge.Example:8443/apps/x.git")}
+    env = {**git_env(), **gitrunner.fetch_env("https://Forge.Example:8443/apps/x.git")}
     env.update({k: os.environ[k] for k in ("GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")})
 
     def header_for(url: str) -> str:
@@ -764,8 +768,8 @@ def test_token_header_is_scoped_to_the_https_host(monkeypatch: pytest.MonkeyPatc
     assert header_for("https://forge.example:8443/apps/x.git") == expected
     assert header_for("https://elsewhere.example/x.git") == ""
     assert env["GIT_CONFIG_COUNT"] == "2"  # the caller's own entry is kept
-    assert gitsource._fetch_env("file:///srv/x.git").get("GIT_CONFIG_COUNT") is None
-    assert gitsource._fetch_env("ssh://git@forge.example/x.git").get("GIT_CONFIG_COUNT") is None
+    assert gitrunner.fetch_env("file:///srv/x.git").get("GIT_CONFIG_COUNT") is None
+    assert gitrunner.fetch_env("ssh://git@forge.example/x.git").get("GIT_CONFIG_COUNT") is None
 
 
 def test_rewrites_use_the_local_copy_but_record_the_original_url(
@@ -776,7 +780,7 @@ def test_rewrites_use_the_local_copy_but_record_the_original_url(
         "https://git.tangerangkota.go.id/": "file:///nonexistent/",
         "https://git.tangerangkota.go.id/apps/": app.path.parent.as_uri() + "/",
     }
-    fetched = fetch_source(
+    fetched = fetch(
         url=url, ref="v1", commit=app.v1, dest=tmp_path / "src", cache_dir=cache, rewrites=rewrites
     )
     assert fetched.url == url

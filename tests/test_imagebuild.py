@@ -1,4 +1,4 @@
-"""smartshare.imagebuild against a real engine and registry (see conftest.py)."""
+"""smartshare.building against a real engine and registry (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from smartshare import imagebuild
+from smartshare.building import engine as engine_module
+from smartshare.building.engine import BuiltImage, DockerEngine, connect
+from smartshare.building.labels import labelled_config
+from smartshare.building.push import split_reference
 from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
-from smartshare.imagebuild import BuiltImage, DockerEngine, connect, split_reference
 
 LABELS = {
     "org.smartshare.app": "demo-app",
@@ -306,7 +308,7 @@ def test_labelling_falls_back_to_a_build_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As from an engine whose saved images hold no config the shortcut can use.
-    monkeypatch.setattr(imagebuild, "_saved_config", lambda api, image_id: None)
+    monkeypatch.setattr(engine_module, "_saved_config", lambda api, image_id: None)
     built, tags, lines, content = _build_labelled(engine, tmp_path, busybox_image, scratch_name)
 
     assert any(line.startswith("smartshare: labelling with a build step") for line in lines)
@@ -329,7 +331,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    saved_config = imagebuild._saved_config
+    saved_config = engine_module._saved_config
 
     def naming_a_missing_layer(api: Any, image_id: str) -> bytes | None:
         # As if a layer had been pruned since the build: the real engine must
@@ -340,7 +342,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
         config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
         return json.dumps(config).encode()
 
-    monkeypatch.setattr(imagebuild, "_saved_config", naming_a_missing_layer)
+    monkeypatch.setattr(engine_module, "_saved_config", naming_a_missing_layer)
     context, _ = _labelled_app(tmp_path / "app", busybox_image)
     lines: list[str] = []
 
@@ -368,7 +370,7 @@ def test_labelled_config_keeps_everything_but_labels_and_history() -> None:
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64]},
     }
-    raw, diff_ids = imagebuild._labelled_config(json.dumps(config).encode(), {"b": "2", "a": "1"})
+    raw, diff_ids = labelled_config(json.dumps(config).encode(), {"b": "2", "a": "1"})
 
     assert diff_ids == ["sha256:" + "a" * 64]
     assert b'", ' not in raw and b'": ' not in raw  # compact
@@ -524,12 +526,10 @@ def test_push_returns_the_registry_digest(
 
 @pytest.mark.requires_docker
 def test_push_to_unreachable_registry(
-    engine: DockerEngine, busybox_image: str, scratch_name: str
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str
 ) -> None:
     reference = f"127.0.0.1:1/{scratch_name}:1.0"
-    image_id = engine.image_id(busybox_image)
-    assert image_id is not None
-    engine.tag(image_id=image_id, reference=reference)
+    assert api.tag(busybox_image, f"127.0.0.1:1/{scratch_name}", "1.0")
     with pytest.raises(PushError) as caught:
         engine.push(reference=reference)
     assert "127.0.0.1:1" in caught.value.message
@@ -547,12 +547,12 @@ def test_push_of_a_missing_image(engine: DockerEngine, scratch_name: str) -> Non
 
 
 @pytest.mark.requires_docker
-def test_image_id_and_tag(engine: DockerEngine, busybox_image: str, scratch_name: str) -> None:
+def test_image_id(engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str) -> None:
     assert engine.image_id(f"{scratch_name}:absent") is None
     image_id = engine.image_id(busybox_image)
     assert image_id is not None
     assert image_id.startswith("sha256:")
-    engine.tag(image_id=image_id, reference=f"{scratch_name}:alias")
+    assert api.tag(image_id, scratch_name, "alias")
     assert engine.image_id(f"{scratch_name}:alias") == image_id
 
 

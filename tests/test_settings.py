@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from smartshare.adopt import Outcome, adopt
+from smartshare.adoption.events import Outcome
+from smartshare.adoption.runner import adopt
 from smartshare.errors import InvalidInputError, UsageError
-from smartshare.lockfile import read_lock
+from smartshare.rendering.values import parse_set_options
 from smartshare.settings import load_settings
-from smartshare.values import parse_set_options
+from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE, make_catalog
 

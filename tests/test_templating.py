@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.errors import TemplateRenderError, UnsafePathError, WorkspaceError
-from smartshare.models import AppManifest, RegionProfile
-from smartshare.safefs import atomic_write, atomic_write_json, confined_path
-from smartshare.templating import (
-    Use,
-    analyse,
-    make_environment,
-    render,
-    render_context,
-)
+from smartshare.rendering.analysis import Use, analyse
+from smartshare.rendering.sandbox import make_environment, render, render_context
+from smartshare.state.safefs import atomic_write, atomic_write_json, confined_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -226,8 +221,8 @@ def test_environment_is_cached_per_folder(tmp_path: Path) -> None:
 
 def test_jinja_is_not_imported_by_the_core_modules() -> None:
     code = (
-        "import sys, smartshare.validation, smartshare.templating, smartshare.safefs; "
-        "print('jinja2' in sys.modules)"
+        "import sys, smartshare.catalog.checks, smartshare.rendering.analysis, "
+        "smartshare.state.safefs; print('jinja2' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
@@ -239,7 +234,7 @@ def test_jinja_is_not_imported_by_the_core_modules() -> None:
 
 
 def test_render_context_exposes_region_app_and_params() -> None:
-    from smartshare.catalog import load_catalog
+    from smartshare.catalog.load import load_catalog
 
     catalog = load_catalog(REPO / "tests" / "data" / "broken")
     app = catalog.apps["helper"].model

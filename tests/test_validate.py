@@ -7,11 +7,11 @@ from typing import NamedTuple
 
 import pytest
 
-from smartshare.catalog import load_catalog
-from smartshare.diagnostics import Problem, Severity
+from smartshare.catalog.checks import check_app_templates, check_region, validate
+from smartshare.catalog.diagnostics import Problem, Severity
+from smartshare.catalog.load import load_catalog
+from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.errors import CatalogNotFoundError
-from smartshare.models import AppManifest, RegionProfile
-from smartshare.validation import check_app_templates, check_region, validate
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = REPO / "tests" / "data" / "broken"

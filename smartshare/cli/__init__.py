@@ -66,9 +66,17 @@ def root(
 
 
 def _register() -> None:
-    from smartshare.cli import cmd_adopt, cmd_list, cmd_schema, cmd_show, cmd_validate
+    from smartshare.cli import (
+        cmd_adopt,
+        cmd_list,
+        cmd_plan,
+        cmd_schema,
+        cmd_show,
+        cmd_status,
+        cmd_validate,
+    )
 
-    for module in (cmd_list, cmd_show, cmd_validate, cmd_schema, cmd_adopt):
+    for module in (cmd_list, cmd_show, cmd_validate, cmd_schema, cmd_plan, cmd_adopt, cmd_status):
         module.register(app)
 
 

@@ -1,116 +1,32 @@
-"""``smartshare plan``, ``adopt`` and ``status``: the adoption commands."""
+"""``smartshare adopt``: adopt apps for a region, with live progress and a summary."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from smartshare.cli.options import CatalogOption, ListFormat
+from smartshare.cli.options import (
+    DEFAULT_WORKSPACE,
+    AllOption,
+    AppsArgument,
+    CacheOption,
+    CatalogOption,
+    ForceOption,
+    ListFormat,
+    NoBuildOption,
+    PushOption,
+    RegionOption,
+    SetOption,
+    WorkspaceOption,
+)
 
 if TYPE_CHECKING:
-    from smartshare.adopt import AdoptResult, Event
+    from smartshare.adoption.events import AdoptResult, Event
     from smartshare.console import Console
-
-AppsArgument = Annotated[
-    list[str] | None, typer.Argument(help="Apps to adopt (what they require comes too).")
-]
-AllOption = Annotated[bool, typer.Option("--all", help="Every app in the catalogue.")]
-RegionOption = Annotated[
-    Path,
-    typer.Option("--region", "-r", help="Region profile (YAML) of the adopting region."),
-]
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option("--workspace", "-w", help="Folder for sources, rendered files and the lock file."),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="APP.PARAM=VALUE, overriding the profile (repeatable).", show_default=False
-    ),
-]
-NoBuildOption = Annotated[
-    bool, typer.Option("--no-build", help="Fetch and render only; no Docker engine needed.")
-]
-PushOption = Annotated[bool, typer.Option("--push", help="Push images to the region's registry.")]
-ForceOption = Annotated[bool, typer.Option("--force", help="Redo every step, even if up to date.")]
-CacheOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        envvar="SMARTSHARE_CACHE_DIR",
-        help="Git mirror cache (default: ~/.cache/smartshare).",
-        show_default=False,
-    ),
-]
-DEFAULT_WORKSPACE = Path("smartshare-workspace")
-
-
-def plan_command(
-    apps: AppsArgument = None,
-    region: RegionOption = ...,  # type: ignore[assignment]
-    all_apps: AllOption = False,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    overrides: SetOption = None,
-    no_build: NoBuildOption = False,
-    push: PushOption = False,
-    force: ForceOption = False,
-    cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
-    catalog: CatalogOption = None,
-) -> None:
-    """Show what 'adopt' would do, in order, without doing it."""
-    from smartshare.adopt import make_plan
-    from smartshare.console import get_console
-
-    console = get_console()
-    plan = make_plan(
-        apps=apps or [],
-        all_apps=all_apps,
-        region_file=region,
-        workspace=workspace,
-        catalog_root=catalog,
-        overrides=overrides or [],
-        build=not no_build,
-        push=push,
-        force=force,
-        cache_dir=cache_dir,
-    )
-    if output is ListFormat.JSON:
-        console.json(
-            {
-                "region": plan.region,
-                "workspace": str(plan.workspace),
-                "apps": [e.as_dict() for e in plan.entries],
-            }
-        )
-        return
-    console.table(
-        ["#", "App", "Version", "Source", "Commit", "Files", "Images", "To do"],
-        [
-            [
-                str(index),
-                e.app,
-                e.version,
-                f"{e.source} ({e.ref})",
-                e.commit[:12] + (" (pinned)" if e.pinned else ""),
-                "\n".join(f"{dest} [{target}]" for dest, target in e.files) or "-",
-                "\n".join(e.images),
-                ", ".join(e.actions) + ("\n" + "; ".join(e.reasons) if e.reasons else "")
-                if e.actions
-                else "up to date",
-            ]
-            for index, e in enumerate(plan.entries, 1)
-        ],
-        title=f"Plan for region '{plan.region}' in {plan.workspace}",
-    )
 
 
 class _ProgressView:
@@ -122,7 +38,7 @@ class _ProgressView:
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, event: Event) -> None:
-        from smartshare.adopt import Phase
+        from smartshare.adoption.events import Phase
 
         if event.log:
             if self.console.verbose:
@@ -152,7 +68,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _render_summary(console: Console, result: AdoptResult) -> None:
-    from smartshare.adopt import Outcome
+    from smartshare.adoption.events import Outcome
 
     console.table(
         ["App", "Result", "Version", "Commit", "Images", "Note"],
@@ -201,7 +117,7 @@ def adopt_command(
     catalog: CatalogOption = None,
 ) -> None:
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
-    from smartshare.adopt import adopt
+    from smartshare.adoption.runner import adopt
     from smartshare.console import get_console
     from smartshare.errors import AdoptionFailedError, InterruptedRunError
 
@@ -259,48 +175,5 @@ def adopt_command(
         )
 
 
-def status_command(
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
-    catalog: Annotated[
-        Path | None,
-        typer.Option(
-            "--catalog", help="Catalogue to compare with (default: the one adopted from)."
-        ),
-    ] = None,
-) -> None:
-    """Show what a workspace holds and what drifted since it was adopted."""
-    from smartshare.console import get_console
-    from smartshare.status import workspace_status
-
-    console = get_console()
-    status = workspace_status(workspace=workspace, catalog_root=catalog)
-    if output is ListFormat.JSON:
-        console.json(status.as_dict())
-        return
-    console.table(
-        ["App", "Version", "Commit", "Image", "Digest", "Adopted", "Drift"],
-        [
-            [
-                a.app,
-                a.version,
-                a.commit[:12],
-                "\n".join(a.images) or ("-" if a.built else "not built (--no-build)"),
-                "\n".join(d[:19] for d in a.digests) or "-",
-                a.adopted_at,
-                "\n".join(a.drift) or "none",
-            ]
-            for a in status.apps
-        ],
-        title=f"Workspace {status.workspace} (region '{status.region}')",
-    )
-    for line in status.region_drift:
-        console.warning(line)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_command)
     app.command("adopt")(adopt_command)
-    app.command("status")(status_command)

@@ -23,7 +23,7 @@ def list_command(
     catalog: CatalogOption = None,
 ) -> None:
     """List the apps that can be shared."""
-    from smartshare.browse import list_apps
+    from smartshare.catalog.browse import list_apps
     from smartshare.console import get_console
 
     console = get_console()

@@ -17,8 +17,8 @@ def schema_command(
     kind: Annotated[SchemaKind, typer.Argument(help="Which file format.")],
 ) -> None:
     """Print the JSON Schema of app manifests or region profiles."""
+    from smartshare.catalog.schema import json_schema
     from smartshare.console import get_console
-    from smartshare.schema import json_schema
 
     get_console().json(json_schema(kind.value))
 

@@ -9,7 +9,7 @@ import typer
 from smartshare.cli.options import CatalogOption, ReportFormat
 
 if TYPE_CHECKING:
-    from smartshare.browse import AppDetails
+    from smartshare.catalog.browse import AppDetails
     from smartshare.console import Console
 
 
@@ -80,7 +80,7 @@ def show_command(
     catalog: CatalogOption = None,
 ) -> None:
     """Show an app: owner, licence, source, images, parameters, templates, dependencies."""
-    from smartshare.browse import describe_app
+    from smartshare.catalog.browse import describe_app
     from smartshare.console import get_console
 
     console = get_console()

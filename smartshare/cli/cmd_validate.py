@@ -22,10 +22,10 @@ def validate_command(
     catalog: CatalogOption = None,
 ) -> None:
     """Validate app manifests, region profiles and their templates."""
-    from smartshare.catalog import resolve_catalog_root
+    from smartshare.catalog.checks import validate
+    from smartshare.catalog.load import resolve_catalog_root
     from smartshare.console import get_console
     from smartshare.errors import UsageError
-    from smartshare.validation import validate
 
     console = get_console()
     missing = [str(p) for p in paths or [] if not p.exists()]

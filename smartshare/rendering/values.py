@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartshare.errors import InvalidInputError, SecretResolutionError, UsageError
-from smartshare.models import (
+from smartshare.catalog.models import (
     AppManifest,
     ParameterType,
     RegionProfile,
     is_secret_reference,
 )
+from smartshare.errors import InvalidInputError, SecretResolutionError, UsageError
 
 
 @dataclass(frozen=True)

@@ -13,24 +13,23 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from smartshare.catalog.rules import relative_path_problem
 from smartshare.errors import UnsafePathError, WorkspaceError
 
 
 def confined_path(root: Path, relative: str) -> Path:
     """The absolute path of ``relative`` inside ``root``.
 
-    Raises UnsafePathError when ``relative`` is empty (or ``.``), absolute or
-    contains ``..``, or when a component that already exists below ``root`` is a
-    symbolic link or resolves outside ``root``.  ``root`` itself may be a link.
+    Raises UnsafePathError when ``relative`` breaks the one rule for relative
+    paths (:func:`smartshare.catalog.rules.relative_path_problem`: empty,
+    absolute, ``..``, into ``.git``), names ``root`` itself (``.``), or when a
+    component that already exists below ``root`` is a symbolic link or resolves
+    outside ``root``.  ``root`` itself may be a link.
     """
-    if not relative or not relative.strip() or "\x00" in relative:
-        raise UnsafePathError(f"path {relative!r} is empty or not a valid path")
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or relative.startswith("~") or Path(relative).is_absolute():
-        raise UnsafePathError(f"path '{relative}' must be relative to {root}, not absolute")
-    if ".." in pure.parts:
-        raise UnsafePathError(f"path '{relative}' must stay inside {root} ('..' is not allowed)")
-    parts = [p for p in pure.parts if p != "."]
+    problem = relative_path_problem(relative, folder=str(root))
+    if problem:
+        raise UnsafePathError(f"path {relative!r} {problem}")
+    parts = [p for p in PurePosixPath(relative).parts if p != "."]
     if not parts:
         raise UnsafePathError(f"path '{relative}' names {root} itself, not a file inside it")
     base = root.resolve()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartshare import __version__
-from smartshare.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest, RegionProfile
 
 KINDS: dict[str, type[AppManifest] | type[RegionProfile]] = {
     "app": AppManifest,

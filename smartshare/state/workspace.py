@@ -16,15 +16,17 @@ leaves a half-written app behind.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from smartshare.errors import WorkspaceError
+from smartshare.state.locking import exclusive_lock
 
 INTERNAL = ".smartshare"
 
@@ -76,22 +78,15 @@ def reset_scratch(workspace: Path) -> None:
 def run_lock(workspace: Path) -> Iterator[None]:
     """Only one smartshare run at a time may change a workspace."""
     path = workspace / INTERNAL / "run.lock"
-    try:
-        handle = path.open("a")
-    except OSError as exc:
-        raise _oserror("lock", path, exc) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WorkspaceError(
-                f"another smartshare run is using the workspace {workspace}",
-                hint="wait for it to finish, or use another --workspace",
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def busy() -> WorkspaceError:
+        return WorkspaceError(
+            f"another smartshare run is using the workspace {workspace}",
+            hint="wait for it to finish, or use another --workspace",
+        )
+
+    with exclusive_lock(path, wait=0, busy=busy, unusable=lambda exc: _oserror("lock", path, exc)):
+        yield
 
 
 def read_key(workspace: Path) -> bytes | None:
@@ -108,7 +103,7 @@ def ensure_key(workspace: Path) -> bytes:
     key = read_key(workspace)
     if key:
         return key
-    from smartshare.safefs import atomic_write
+    from smartshare.state.safefs import atomic_write
 
     key = secrets.token_bytes(32)
     atomic_write(workspace / INTERNAL / "key", key, mode=0o600)
@@ -116,9 +111,16 @@ def ensure_key(workspace: Path) -> bytes:
 
 
 def file_digest(data: bytes, *, key: bytes | None = None) -> str:
+    """A file's digest as the lock records it: sha256, or keyed (files that may hold secrets)."""
     if key is None:
         return "sha256:" + hashlib.sha256(data).hexdigest()
     return "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def json_digest(data: Any) -> str:
+    """sha256 of ``data`` as sorted JSON: what the lock records of manifests, specs, files."""
+    payload = json.dumps(data, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
 def new_scratch(workspace: Path, app: str) -> Path:

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from smartshare.diagnostics import Problem, Severity
+from smartshare.catalog.diagnostics import Problem, Severity
+from smartshare.catalog.models import PATTERN_HINTS, AppManifest, RegionProfile, model_for_kind
+from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError
-from smartshare.models import PATTERN_HINTS, AppManifest, RegionProfile, model_for_kind
-from smartshare.yamlfile import YamlDocument, load_yaml
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
 CATALOG_ENV = "SMARTSHARE_CATALOG"
@@ -62,7 +62,7 @@ class Catalog:
 
 
 def bundled_catalog_root() -> Path:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # smartshare/, not smartshare/catalog/
     installed = package / "_catalog"
     if (installed / "manifests").is_dir():
         return installed

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from smartshare.diagnostics import Problem, Severity
+from smartshare.catalog.diagnostics import Problem, Severity
 from smartshare.errors import InvalidInputError
 
 MAX_FILE_BYTES = 1024 * 1024

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartshare.catalog import Catalog, load_catalog, resolve_catalog_root
-from smartshare.diagnostics import Problem
-from smartshare.models import AppManifest
+from smartshare.catalog.diagnostics import Problem
+from smartshare.catalog.load import Catalog, load_catalog, resolve_catalog_root
+from smartshare.catalog.models import AppManifest
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def read_lock(workspace: Path) -> Lock:
 
 
 def write_lock(workspace: Path, lock: Lock) -> None:
-    from smartshare.safefs import atomic_write_json
+    from smartshare.state.safefs import atomic_write_json
 
     # A run that changed nothing leaves the lock as it was, mtime included.
     atomic_write_json(workspace / LOCK_NAME, lock.model_dump(mode="json"), unless_unchanged=True)

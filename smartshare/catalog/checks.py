@@ -1,13 +1,13 @@
 """Check manifests, region profiles and templates, and locate every problem.
 
 Single-file checks (YAML, types, patterns, unknown keys) happen while loading
-(:mod:`smartshare.yamlfile`, :mod:`smartshare.models`, :mod:`smartshare.catalog`);
-this module adds the checks that need more than one file: ``requires`` and
-dependency cycles, region values against the app's parameters, and templates
-against the parameters their app declares.
+(:mod:`.yamlfile`, :mod:`.models`, :mod:`.load`); this module adds the checks
+that need more than one file: ``requires`` and dependency cycles, region
+values against the app's parameters, and templates against the parameters
+their app declares.
 
 Templates are analysed, never rendered, and each template file is parsed once
-(:func:`smartshare.templating.analyse` caches by file), so validating a
+(:func:`smartshare.rendering.analysis.analyse` caches by file), so validating a
 thousand manifests that share templates costs little more than loading them.
 Locations are computed only for the problems found.
 """
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from smartshare.catalog import (
+from smartshare.catalog.diagnostics import Problem, Severity, has_errors
+from smartshare.catalog.graph import cycle_problem, cycles
+from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
     display_path,
@@ -30,15 +31,15 @@ from smartshare.catalog import (
     load_catalog,
     load_file,
 )
-from smartshare.diagnostics import Problem, Severity, has_errors
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.models import (
+from smartshare.catalog.models import (
     AppManifest,
     RegionProfile,
     TemplateTarget,
     is_secret_reference,
 )
-from smartshare.templating import TemplateUsage, Use, analyse, make_environment
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
+from smartshare.rendering.analysis import TemplateUsage, Use, analyse
+from smartshare.rendering.sandbox import make_environment
 
 # What render_context() puts under `region` and `app`.
 REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
@@ -169,9 +170,9 @@ def _check_loaded(
 ) -> list[Problem]:
     """The checks that need the whole catalogue, for the given apps and regions."""
     problems: list[Problem] = []
-    cycles = _cycles(catalog)
+    on_cycles = cycles(catalog)
     for app in apps:
-        problems.extend(_check_requires(app, catalog, cycles))
+        problems.extend(_check_requires(app, catalog, on_cycles))
         problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
     for region in regions:
         problems.extend(check_region(region=region, catalog=catalog))
@@ -187,7 +188,7 @@ def _suggest(name: str, choices: Iterable[str]) -> str:
 
 
 def _check_requires(
-    app: LoadedFile[AppManifest], catalog: Catalog, cycles: dict[tuple[str, int], list[str]]
+    app: LoadedFile[AppManifest], catalog: Catalog, on_cycles: dict[tuple[str, int], list[str]]
 ) -> list[Problem]:
     problems: list[Problem] = []
     model = app.model
@@ -200,99 +201,11 @@ def _check_requires(
                     + _suggest(needed, catalog.apps),
                 )
             )
-        elif catalog.apps.get(model.name) is app and (model.name, index) in cycles:
-            cycle = cycles[(model.name, index)]
+        elif catalog.apps.get(model.name) is app and (model.name, index) in on_cycles:
             problems.append(
-                app.doc.problem(("requires", index), f"dependency cycle: {' -> '.join(cycle)}")
+                cycle_problem(catalog, model.name, index, on_cycles[(model.name, index)])
             )
     return problems
-
-
-def _cycles(catalog: Catalog) -> dict[tuple[str, int], list[str]]:
-    """Every ``requires`` edge that lies on a cycle, with one such cycle.
-
-    Within a strongly connected component every edge is on a cycle: for the
-    edge ``a -> b`` the cycle is ``a``, then the shortest path from ``b`` back
-    to ``a``.
-    """
-    graph = {
-        name: [dep for dep in loaded.model.requires if dep in catalog.apps]
-        for name, loaded in catalog.apps.items()
-    }
-    result: dict[tuple[str, int], list[str]] = {}
-    for component in _strongly_connected(graph):
-        if len(component) < 2:
-            continue
-        for name in sorted(component):
-            for index, dep in enumerate(catalog.apps[name].model.requires):
-                if dep in component:
-                    path = _shortest_path(graph, dep, name, component)
-                    result[(name, index)] = [name, *path]
-    return result
-
-
-def _strongly_connected(graph: dict[str, list[str]]) -> list[set[str]]:
-    """Tarjan's algorithm, iterative: a long chain of requires must not hit the recursion limit."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[set[str]] = []
-    counter = 0
-    for start in graph:
-        if start in index:
-            continue
-        work: list[tuple[str, int]] = [(start, 0)]
-        while work:
-            node, edge = work.pop()
-            if edge == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            edges = graph[node]
-            if edge < len(edges):
-                work.append((node, edge + 1))
-                nxt = edges[edge]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if low[node] == index[node]:
-                component: set[str] = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                components.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return components
-
-
-def _shortest_path(
-    graph: dict[str, list[str]], start: str, goal: str, within: set[str]
-) -> list[str]:
-    previous: dict[str, str | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        if node == goal:
-            break
-        for nxt in graph[node]:
-            if nxt in within and nxt not in previous:
-                previous[nxt] = node
-                queue.append(nxt)
-    path: list[str] = []
-    step: str | None = goal
-    while step is not None:
-        path.append(step)
-        step = previous.get(step)
-    return path[::-1]
 
 
 # -- region profiles -------------------------------------------------------------

@@ -4,7 +4,7 @@ Both are pydantic v2 models with ``extra="forbid"``: an unknown key is an
 error, never silently ignored.  Patterns live in ``Field(pattern=...)`` so that
 the JSON Schema printed by ``smartshare schema`` checks the same things.
 Checks that need more than one file (requires, region values) live in
-:mod:`smartshare.validation`.
+:mod:`smartshare.catalog.checks`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,24 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import lru_cache
-from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from smartshare.giturl import git_url_problem
+from smartshare.catalog.rules import (
+    COMMIT_PATTERN,
+    IMAGE_NAME_PATTERN,
+    git_url_problem,
+    ref_problem,
+    relative_path_problem,
+    spdx_problem,
+    version_problem,
+)
 
 API_VERSION = "smartshare/v1"
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 PARAM_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,63}$"
-IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 REGION_CODE_PATTERN = r"^[0-9]{2}(\.[0-9]{2})?$"
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
@@ -33,11 +38,6 @@ REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 SECRET_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"  # noqa: S105 - a pattern, not a secret
-SPDX_EXPRESSION = re.compile(
-    r"^\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*"
-    r"(\s+(AND|OR)\s+\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?"
-    r"(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*)*$"
-)
 
 # Human wording for the patterns above, used when a value does not match.
 PATTERN_HINTS: dict[str, str] = {
@@ -69,22 +69,6 @@ LocalizedText = Annotated[
     Field(min_length=1, description="Text by language code, e.g. {en: ..., id: ...}"),
 ]
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
-
-
-def relative_path_problem(value: str) -> str | None:
-    """Why ``value`` is not a safe path relative to its folder, or None."""
-    if not value or not value.strip():
-        return "must not be empty"
-    if "\\" in value or "\x00" in value:
-        return "must use '/' separators and no NUL bytes"
-    path = PurePosixPath(value)
-    if path.is_absolute() or value.startswith("~"):
-        return "must be relative to its folder, not absolute"
-    if ".." in path.parts:
-        return "must stay inside its folder ('..' is not allowed)"
-    if path.parts and path.parts[0] == ".git":
-        return "must not point into .git"
-    return None
 
 
 def _safe_relative(value: str) -> str:
@@ -146,14 +130,9 @@ class Source(StrictModel):
     @field_validator("ref")
     @classmethod
     def _ref_well_formed(cls, value: str) -> str:
-        if (
-            value.startswith(("-", "/"))
-            or value.endswith((".", "/", ".lock"))
-            or ".." in value
-            or "@{" in value
-            or re.search(r"[\s~^:?*\[\\\x00-\x1f\x7f]", value)
-        ):
-            raise ValueError(f"'{value}' is not a valid git tag or branch name")
+        problem = ref_problem(value)
+        if problem:
+            raise ValueError(f"'{value}' is not a valid git tag or branch name: {problem}")
         return value
 
 
@@ -273,15 +252,17 @@ class AppManifest(StrictModel):
     @field_validator("license")
     @classmethod
     def _spdx(cls, value: str) -> str:
-        if not SPDX_EXPRESSION.match(value):
-            raise ValueError(f"'{value}' is not an SPDX identifier or expression")
+        problem = spdx_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not re.match(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$", value):
-            raise ValueError("must be a version such as \"1.4.0\" (letters, digits, '.', '-', '+')")
+        problem = version_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

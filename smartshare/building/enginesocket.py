@@ -3,7 +3,7 @@
 A no-op ``adopt`` only asks the engine whether it answers and which image each
 tag names.  Importing docker-py for that (with requests and urllib3) costs more
 than the rest of such a run, so those two calls are made here with the
-standard library; builds and pushes go through docker-py (:mod:`imagebuild`).
+standard library; builds and pushes go through docker-py (:mod:`.engine`).
 Endpoints this module cannot reach the same way docker-py would (TCP, TLS,
 SSH, docker contexts) are left to docker-py entirely.
 """

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smartshare import workspace as ws
-from smartshare.catalog import load_catalog, resolve_catalog_root
+from smartshare.catalog.load import load_catalog, resolve_catalog_root
 from smartshare.errors import CatalogNotFoundError, WorkspaceError
-from smartshare.lockfile import LOCK_NAME, read_lock
+from smartshare.state import workspace as ws
+from smartshare.state.drift import file_drift, manifest_drift, region_drift
+from smartshare.state.lockfile import LOCK_NAME, read_lock
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,6 @@ class WorkspaceStatus:
         }
 
 
-def _file_digest(path: Path) -> str | None:
-    try:
-        return ws.file_digest(path.read_bytes())
-    except OSError:
-        return None
-
-
 def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> WorkspaceStatus:
     if not (workspace / LOCK_NAME).is_file():
         raise WorkspaceError(
@@ -66,13 +60,7 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
             hint="adopt apps first: smartshare adopt APP --region FILE --workspace DIR",
         )
     lock = read_lock(workspace)
-    region_drift: list[str] = []
-    if lock.region is not None:
-        current = _file_digest(Path(lock.region.file))
-        if current is None:
-            region_drift.append(f"region profile {lock.region.file} is gone")
-        elif current != lock.region.digest:
-            region_drift.append(f"region profile {lock.region.file} changed since adoption")
+    changed_region = region_drift(lock.region) if lock.region is not None else None
     root = catalog_root or (Path(lock.catalog) if lock.catalog else None)
     try:
         catalog = load_catalog(resolve_catalog_root(root))
@@ -81,29 +69,12 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
     key = ws.read_key(workspace)
     apps = []
     for name, entry in sorted(lock.apps.items()):
-        drift: list[str] = []
-        for locked in entry.files:
-            runtime = locked.target == "runtime"
-            folder = ws.runtime_dir if runtime else ws.src_dir
-            path = folder(workspace, name) / locked.dest
-            try:
-                data = path.read_bytes()
-            except OSError:
-                drift.append(f"{locked.target} file {locked.dest} is missing")
-                continue
-            if ws.file_digest(data, key=key if runtime else None) != locked.digest:
-                drift.append(f"{locked.target} file {locked.dest} was edited by hand")
+        drift = [d.describe() for d in file_drift(workspace, name, entry.files, key=key)]
         if catalog is not None:
             loaded = catalog.apps.get(name)
-            if loaded is None:
-                drift.append("no longer in the catalogue")
-            elif loaded.model.version != entry.version:
-                drift.append(f"catalogue has version {loaded.model.version}")
-            else:
-                from smartshare.adopt import manifest_digest
-
-                if manifest_digest(loaded.model) != entry.manifest_digest:
-                    drift.append("manifest changed in the catalogue (same version)")
+            changed = manifest_drift(entry, loaded.model if loaded is not None else None)
+            if changed is not None:
+                drift.append(changed)
         apps.append(
             AppStatus(
                 app=name,
@@ -119,6 +90,6 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
     return WorkspaceStatus(
         workspace=workspace,
         region=lock.region.name if lock.region else None,
-        region_drift=region_drift,
+        region_drift=[changed_region] if changed_region is not None else [],
         apps=apps,
     )

@@ -1,0 +1,269 @@
+"""What each app should look like now, and what must be done to get there.
+
+Its source is resolved (all apps at once: mostly network waits), its files
+rendered (or, when the lock shows the same inputs, taken from the lock
+without rendering), its image tags and build key worked out, and all of it
+compared with the lock and the disk.  The tag policy is :func:`image_tags`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smartshare import __version__
+from smartshare.adoption.request import Context, current_template_digests
+from smartshare.building.labels import static_labels
+from smartshare.catalog.load import Catalog
+from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.rules import is_local_url
+from smartshare.rendering.values import ResolvedValues
+from smartshare.state import workspace as ws
+from smartshare.state.drift import file_drift, manifest_digest
+from smartshare.state.lockfile import RenderInputs
+
+if TYPE_CHECKING:
+    from smartshare.fetching.mirror import ResolvedRef
+
+# Sources are resolved all at once, not --jobs at a time: mostly network waits.
+FETCH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    dest: str
+    target: TemplateTarget
+    digest: str  # as in the lock: sha256, or for runtime files an HMAC with the workspace key
+    content: bytes | None  # None: not rendered, because the lock shows nothing changed
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    name: str
+    tags: tuple[str, ...]
+
+
+@dataclass
+class Assessment:
+    """What an app should look like now, and what must be done to get there."""
+
+    app: AppManifest
+    values: ResolvedValues
+    resolved: ResolvedRef
+    files: list[RenderedFile]
+    images: list[ImagePlan]
+    build_key: str
+    manifest_digest: str
+    config_digest: str
+    render_inputs: RenderInputs | None
+    sync: bool = False
+    build: bool = False
+    push: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.sync or self.build or self.push)
+
+
+def image_tags(app: AppManifest, region: RegionProfile, image_name: str) -> tuple[str, ...]:
+    """The tags an app's image gets for a region: ``NAMESPACE/IMAGE:VERSION-REGION``."""
+    return (f"{region.image_namespace()}/{image_name}:{app.version}-{region.name}",)
+
+
+def _resolve_source_url(catalog: Catalog, url: str) -> str:
+    """Relative local paths in a manifest are relative to its catalogue."""
+    if is_local_url(url) and not url.startswith("file://") and not Path(url).is_absolute():
+        return str((catalog.root / url).resolve())
+    return url
+
+
+def resolve_source(ctx: Context, name: str) -> ResolvedRef:
+    """Bring ``name``'s ref into the git cache and resolve it to a commit."""
+    from smartshare.fetching.mirror import resolve_ref
+
+    app = ctx.catalog.app(name)
+    return resolve_ref(
+        url=_resolve_source_url(ctx.catalog, app.source.repo),
+        ref=app.source.ref,
+        commit=app.source.commit,
+        cache_dir=ctx.cache_dir,
+        rewrites=ctx.rewrites,
+    )
+
+
+def resolve_sources(
+    ctx: Context, names: Sequence[str], pool: ThreadPoolExecutor
+) -> dict[str, Future[ResolvedRef]]:
+    """Start resolving every app's source at once.
+
+    Asking a forge whether a ref moved is mostly waiting on the network (on a
+    no-op run it is all there is to do), so this does not wait for ``--jobs``
+    workers; each app's failure surfaces in that app's own ``result()``.
+    """
+    return {name: pool.submit(resolve_source, ctx, name) for name in names}
+
+
+def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> Assessment:
+    """Work out the wanted state of ``name`` and compare it with the lock and the disk."""
+    app = ctx.catalog.app(name)
+    values = ctx.values[name]
+    if resolved is None:
+        resolved = resolve_source(ctx, name)
+    unchanged = _unchanged_files(ctx, app, values)
+    files, inputs = unchanged if unchanged is not None else render_files(ctx, app, values)
+    image_files = [(f.dest, f.digest) for f in files if f.target is TemplateTarget.IMAGE]
+    config_digest = ws.json_digest(image_files)
+    images = [ImagePlan(i.name, image_tags(app, ctx.region_model, i.name)) for i in app.images]
+    manifest = manifest_digest(app)
+    build_key = ws.json_digest(
+        {
+            "commit": resolved.commit,
+            "images": [i.model_dump(mode="json") for i in app.images],
+            "tags": [list(i.tags) for i in images],
+            "config": config_digest,
+            "labels": static_labels(app, ctx.region_model, resolved.commit, config_digest),
+        }
+    )
+    result = Assessment(
+        app=app,
+        values=values,
+        resolved=resolved,
+        files=files,
+        images=images,
+        build_key=build_key,
+        manifest_digest=manifest,
+        config_digest=config_digest,
+        render_inputs=inputs,
+    )
+    _compare_with_lock(ctx, result)
+    return result
+
+
+def _compare_with_lock(ctx: Context, result: Assessment) -> None:
+    name = result.app.name
+    entry = ctx.lock.apps.get(name)
+    reasons = result.reasons
+    if ctx.force:
+        reasons.append("--force")
+        result.sync = True
+        result.build = ctx.build
+        result.push = ctx.push
+        return
+    if entry is None:
+        reasons.append("not adopted yet")
+        result.sync, result.build, result.push = True, ctx.build, ctx.push
+        return
+    if entry.source.commit != result.resolved.commit:
+        reasons.append(f"source moved {entry.source.commit[:12]} -> {result.resolved.commit[:12]}")
+    if entry.build_key != result.build_key and entry.source.commit == result.resolved.commit:
+        reasons.append("image files, image spec or tags changed")
+    wanted = {(f.dest, f.target.value): f.digest for f in result.files}
+    recorded = {(f.dest, f.target): f.digest for f in entry.files}
+    if wanted != recorded:
+        reasons.append("rendered files changed")
+    changed = next(file_drift(ctx.workspace, name, result.files, key=ctx.key), None)
+    if changed is not None:
+        reasons.append(f"{changed.dest} differs from its rendering (edited by hand or missing)")
+    if not ws.src_dir(ctx.workspace, name).is_dir():
+        reasons.append("source tree missing from the workspace")
+    result.sync = bool(reasons)
+    if ctx.build and (not entry.built or entry.build_key != result.build_key):
+        result.build = True
+        if not entry.built:
+            reasons.append("images not built yet")
+    if ctx.push:
+        wanted_tags = {t for i in result.images for t in i.tags}
+        pushed = {t for i in entry.images for t in i.pushed}
+        if result.build or not wanted_tags <= pushed:
+            result.push = True
+            reasons.append("images not pushed yet")
+
+
+def render_files(
+    ctx: Context, app: AppManifest, values: ResolvedValues
+) -> tuple[list[RenderedFile], RenderInputs | None]:
+    """Render ``app``'s templates; with what they were rendered from, for the lock."""
+    from smartshare.rendering.analysis import analyse
+    from smartshare.rendering.sandbox import render, render_context
+
+    env = ctx.template_env()
+    # Digests before rendering: a file edited meanwhile then shows up as changed next time.
+    looked_up = (name for spec in app.templates for name in analyse(env, spec.src).looked_up)
+    templates = current_template_digests(ctx.catalog, dict.fromkeys(looked_up))
+    context = render_context(region=ctx.region_model, app=app, params=values.params)
+    files = []
+    for spec in app.templates:
+        content = render(env, spec.src, context).encode("utf-8")
+        files.append(
+            RenderedFile(
+                dest=spec.dest,
+                target=spec.target,
+                digest=_file_digest(ctx, spec.target, content),
+                content=content,
+            )
+        )
+    digest = None if templates is None else _render_inputs_digest(ctx, app, values, templates)
+    inputs = (
+        None
+        if digest is None or templates is None
+        else RenderInputs(digest=digest, templates=templates)
+    )
+    return files, inputs
+
+
+def _unchanged_files(
+    ctx: Context, app: AppManifest, values: ResolvedValues
+) -> tuple[list[RenderedFile], RenderInputs] | None:
+    """The lock's record of ``app``'s rendered files, if rendering now would give the same."""
+    entry = ctx.lock.apps.get(app.name)
+    if ctx.force or entry is None or entry.render_inputs is None:
+        return None
+    inputs = entry.render_inputs
+    if current_template_digests(ctx.catalog, inputs.templates) != inputs.templates:
+        return None
+    if _render_inputs_digest(ctx, app, values, inputs.templates) != inputs.digest:
+        return None
+    recorded = {(f.dest, f.target): f.digest for f in entry.files}
+    files = []
+    for spec in app.templates:
+        digest = recorded.get((spec.dest, spec.target.value))
+        if digest is None:
+            return None
+        files.append(RenderedFile(dest=spec.dest, target=spec.target, digest=digest, content=None))
+    return files, inputs
+
+
+def rendered_contents(ctx: Context, assessment: Assessment) -> list[RenderedFile]:
+    """The assessment's files with their contents, rendering them if that was skipped."""
+    if all(f.content is not None for f in assessment.files):
+        return assessment.files
+    assessment.files, assessment.render_inputs = render_files(
+        ctx, assessment.app, assessment.values
+    )
+    return assessment.files
+
+
+def _render_inputs_digest(
+    ctx: Context, app: AppManifest, values: ResolvedValues, templates: Mapping[str, str | None]
+) -> str | None:
+    from smartshare.rendering.sandbox import render_context
+
+    if ctx.key is None:
+        return None
+    payload = {
+        "smartshare": __version__,
+        "context": render_context(region=ctx.region_model, app=app, params=values.params),
+        "specs": [[t.src, t.dest, t.target.value] for t in app.templates],
+        "templates": dict(templates),
+    }
+    # Keyed: the context holds the resolved secrets.
+    return ws.file_digest(json.dumps(payload, sort_keys=True, default=str).encode(), key=ctx.key)
+
+
+def _file_digest(ctx: Context, target: TemplateTarget, content: bytes) -> str:
+    return ws.file_digest(content, key=ctx.key if target is TemplateTarget.RUNTIME else None)

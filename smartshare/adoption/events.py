@@ -1,0 +1,75 @@
+"""What a run reports: progress events for the CLI, and each app's outcome.
+
+Core code never prints: a run calls its ``on_event`` sink with an
+:class:`Event` per phase change (and per build or push log line), and returns
+an :class:`AdoptResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from smartshare.errors import SmartshareError
+
+
+class Phase(StrEnum):
+    WAITING = "waiting"
+    CHECKING = "checking"
+    FETCHING = "fetching"
+    RENDERING = "rendering"
+    BUILDING = "building"
+    PUSHING = "pushing"
+    RECORDING = "recording"
+    DONE = "done"
+    UP_TO_DATE = "up to date"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one app, for the CLI to show (core code never prints)."""
+
+    app: str
+    phase: Phase
+    message: str = ""
+    log: bool = False  # a build or push log line rather than a phase change
+
+
+EventSink = Callable[[Event], None]
+
+
+class Outcome(StrEnum):
+    ADOPTED = "adopted"
+    UP_TO_DATE = "up to date"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class AppResult:
+    app: str
+    outcome: Outcome
+    version: str = ""
+    commit: str = ""
+    images: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    message: str = ""
+    hint: str | None = None
+    error: SmartshareError | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    region: str
+    workspace: Path
+    results: list[AppResult]
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[AppResult]:
+        return [r for r in self.results if r.outcome in (Outcome.FAILED, Outcome.SKIPPED)]

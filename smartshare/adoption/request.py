@@ -1,0 +1,185 @@
+"""The first step of ``plan`` and ``adopt``: check everything, then gather it in a Context.
+
+Everything that can be checked is, before anything is fetched or written:
+options, the catalogue (every file must load; the templates of the apps to
+adopt are analysed unless the lock shows they passed as they are), the region
+profile, ``--set`` values and secrets, and the workspace's region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smartshare import __version__
+from smartshare.catalog.graph import dependency_order
+from smartshare.catalog.load import (
+    Catalog,
+    LoadedFile,
+    load_catalog,
+    load_region_file,
+    resolve_catalog_root,
+)
+from smartshare.catalog.models import RegionProfile
+from smartshare.errors import InvalidInputError, SmartshareError, UsageError
+from smartshare.rendering.values import (
+    ResolvedValues,
+    parse_set_options,
+    resolve_values,
+    validate_overrides,
+)
+from smartshare.state.drift import manifest_digest
+from smartshare.state.lockfile import Lock, LockedApp, read_lock
+
+
+@dataclass
+class Context:
+    """Everything a run needs, prepared and checked before any work starts."""
+
+    catalog: Catalog
+    region: LoadedFile[RegionProfile]
+    order: list[str]
+    values: dict[str, ResolvedValues]
+    workspace: Path
+    lock: Lock
+    cache_dir: Path
+    rewrites: dict[str, str]
+    build: bool
+    push: bool
+    force: bool
+    key: bytes | None = None  # the workspace's HMAC key, once it exists
+    _env: Any = None
+
+    @property
+    def region_model(self) -> RegionProfile:
+        return self.region.model
+
+    def template_env(self) -> Any:
+        if self._env is None:
+            from smartshare.rendering.sandbox import make_environment
+
+            self._env = make_environment(self.catalog.templates_dir)
+        return self._env
+
+
+def prepare(
+    *,
+    apps: Sequence[str],
+    all_apps: bool,
+    region_file: Path,
+    workspace: Path,
+    catalog_root: Path | None,
+    overrides: Sequence[str],
+    build: bool,
+    push: bool,
+    force: bool,
+    cache_dir: Path | None,
+) -> Context:
+    """Check everything that can be checked before touching anything."""
+    from smartshare.catalog.checks import check_app_templates, check_region
+    from smartshare.fetching.mirror import default_cache_dir
+    from smartshare.settings import load_settings
+
+    if not apps and not all_apps:
+        raise UsageError(
+            "name the apps to adopt, or pass --all", hint="'smartshare list' shows them"
+        )
+    if apps and all_apps:
+        raise UsageError("name apps or pass --all, not both")
+    settings = load_settings()
+    root = resolve_catalog_root(catalog_root)
+    catalog = load_catalog(root)
+    region = load_region_file(region_file)
+    names = sorted(catalog.apps) if all_apps else list(apps)
+    order = dependency_order(catalog, names)
+    lock = read_lock(workspace)
+    # Every file of the catalogue must load; templates are analysed for the apps
+    # being adopted (the others' templates play no part in this run), unless
+    # this very manifest and these very template files passed when last adopted.
+    problems = [p for p in catalog.problems if p.severity.value == "error"]
+    for name in order:
+        if force or not checked_before(catalog, lock.apps.get(name), name):
+            problems += check_app_templates(
+                app=catalog.apps[name], templates_dir=catalog.templates_dir
+            )
+    problems = [p for p in problems if p.severity.value == "error"]
+    if problems:
+        raise InvalidInputError(
+            f"the catalogue {root} does not validate",
+            hint="fix it first ('smartshare validate' shows the same problems)",
+            problems=problems,
+        )
+    region_problems = [
+        p for p in check_region(region=region, catalog=catalog) if p.severity.value == "error"
+    ]
+    if region_problems:
+        raise InvalidInputError(
+            f"region profile {region.doc.display} does not validate",
+            hint="fix the profile ('smartshare validate FILE' shows the same problems)",
+            problems=region_problems,
+        )
+    if push and not region.model.registry:
+        raise UsageError(
+            f"--push: region '{region.model.name}' has no registry",
+            hint="set 'registry' in the region profile (e.g. registry.example.go.id/apps)",
+        )
+    parsed = parse_set_options(overrides)
+    validate_overrides(parsed, {n: catalog.app(n) for n in order})
+    region_dir = region.doc.path.resolve().parent
+    values = {
+        name: resolve_values(
+            app=catalog.app(name),
+            region=region.model,
+            region_dir=region_dir,
+            overrides=parsed.get(name),
+        )
+        for name in order
+    }
+    if lock.region is not None and lock.region.name != region.model.name:
+        raise UsageError(
+            f"workspace {workspace} holds apps adopted for '{lock.region.name}', "
+            f"not '{region.model.name}'",
+            hint="use one workspace per region (--workspace DIR)",
+        )
+    return Context(
+        catalog=catalog,
+        region=region,
+        order=order,
+        values=values,
+        workspace=workspace,
+        lock=lock,
+        cache_dir=cache_dir or settings.cache_dir or default_cache_dir(),
+        rewrites=settings.source_rewrites,
+        build=build,
+        push=push,
+        force=force,
+    )
+
+
+def checked_before(catalog: Catalog, entry: LockedApp | None, name: str) -> bool:
+    """Whether ``name``'s manifest and template files are those it was last adopted with.
+
+    An app is only recorded after its templates passed the check, with the
+    same smartshare version, so passing again is certain.
+    """
+    if entry is None or entry.render_inputs is None or entry.smartshare_version != __version__:
+        return False
+    if entry.manifest_digest != manifest_digest(catalog.app(name)):
+        return False
+    return current_template_digests(catalog, entry.render_inputs.templates) == (
+        entry.render_inputs.templates
+    )
+
+
+def current_template_digests(
+    catalog: Catalog, names: Iterable[str]
+) -> dict[str, str | None] | None:
+    """The digests of the template files ``names`` now; None when one cannot be read."""
+    from smartshare.rendering.sandbox import template_digests
+
+    try:
+        return template_digests(catalog.templates_dir, names)
+    except SmartshareError:
+        return None  # the full check says what is wrong

@@ -1,0 +1,385 @@
+"""``adopt``: bring apps from the catalogue into a region's workspace.
+
+For each app, in dependency order and in parallel where ``requires`` allows
+(the apps others wait for first): its source resolved, its state assessed
+(:mod:`.assess`), and if anything is to do, its tree exported and its files
+rendered into scratch space, its images built and pushed if asked, the
+result swapped into the workspace and recorded in the lock.  An app is
+swapped in only when every step succeeded; the lock is rewritten after each
+app, so an interrupted run leaves it consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smartshare import __version__
+from smartshare.adoption.assess import (
+    FETCH_WORKERS,
+    Assessment,
+    assess,
+    rendered_contents,
+    resolve_sources,
+)
+from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
+from smartshare.adoption.request import Context, prepare
+from smartshare.building.labels import build_labels, static_labels
+from smartshare.catalog.graph import critical_path_first
+from smartshare.catalog.models import TemplateTarget
+from smartshare.errors import SmartshareError
+from smartshare.fetching.urls import redact_url
+from smartshare.state import workspace as ws
+from smartshare.state.lockfile import (
+    LockedApp,
+    LockedFile,
+    LockedImage,
+    LockedRegion,
+    LockedSource,
+    read_lock,
+    write_lock,
+)
+
+if TYPE_CHECKING:
+    from smartshare.building.engine import DockerEngine
+    from smartshare.fetching.mirror import ResolvedRef
+
+
+class _Cancelled(Exception):
+    """Raised inside a worker when the run is being interrupted."""
+
+
+class _Runner:
+    def __init__(self, ctx: Context, engine: DockerEngine | None, on_event: EventSink) -> None:
+        self.ctx = ctx
+        self.engine = engine
+        self.on_event = on_event
+        self.cancel = threading.Event()
+        self.lock_mutex = threading.Lock()
+        self.sources: dict[str, Future[ResolvedRef]] = {}
+
+    def emit(self, app: str, phase: Phase, message: str = "", *, log: bool = False) -> None:
+        if self.cancel.is_set() and not log:
+            raise _Cancelled
+        self.on_event(Event(app=app, phase=phase, message=message, log=log))
+
+    def log_sink(self, app: str, phase: Phase) -> Callable[[str], None]:
+        def sink(line: str) -> None:
+            if self.cancel.is_set():
+                raise _Cancelled
+            self.on_event(Event(app=app, phase=phase, message=line, log=True))
+
+        return sink
+
+    def adopt_one(self, name: str) -> AppResult:
+        ctx = self.ctx
+        self.emit(name, Phase.CHECKING)
+        assessment = assess(ctx, name, resolved=self.sources[name].result())
+        app = assessment.app
+        entry = ctx.lock.apps.get(name)
+        if entry is not None and ctx.build and not assessment.build and self.engine is not None:
+            # The lock says built; make sure the engine still has those very images
+            # (a tag rebuilt or removed by hand since then is rebuilt).
+            recorded = {image.name: image.image_id for image in entry.images}
+            present = all(
+                self.engine.image_id(tag) == recorded.get(image.name)
+                for image in assessment.images
+                for tag in image.tags
+            )
+            if not present:
+                assessment.build = True
+                assessment.sync = True
+                assessment.reasons.append("images missing from the Docker engine or retagged")
+                if ctx.push:
+                    assessment.push = True
+        if assessment.up_to_date:
+            self.emit(name, Phase.UP_TO_DATE)
+            assert entry is not None
+            if assessment.render_inputs is not None:
+                # Rendered the same from other inputs (an older lock, a template
+                # comment): remember them, so that the next run need not render.
+                with self.lock_mutex:
+                    entry.render_inputs = assessment.render_inputs
+            return AppResult(
+                app=name,
+                outcome=Outcome.UP_TO_DATE,
+                version=app.version,
+                commit=assessment.resolved.commit,
+                images=[t for i in entry.images for t in i.tags],
+                digests=[i.digest for i in entry.images if i.digest],
+            )
+        scratch = ws.new_scratch(ctx.workspace, name)
+        try:
+            locked_images = self._materialise(assessment, scratch, entry)
+            self.emit(name, Phase.RECORDING)
+            ws.swap_in(scratch / "src", ws.src_dir(ctx.workspace, name))
+            ws.swap_in(scratch / "runtime", ws.runtime_dir(ctx.workspace, name))
+            self._record(assessment, locked_images, entry)
+        finally:
+            ws.discard(scratch)
+        self.emit(name, Phase.DONE)
+        return AppResult(
+            app=name,
+            outcome=Outcome.ADOPTED,
+            version=app.version,
+            commit=assessment.resolved.commit,
+            images=[t for i in locked_images for t in i.tags],
+            digests=[i.digest for i in locked_images if i.digest],
+            message="; ".join(assessment.reasons),
+        )
+
+    def _materialise(
+        self, assessment: Assessment, scratch: Path, entry: LockedApp | None
+    ) -> list[LockedImage]:
+        from smartshare.fetching.export import export_tree
+        from smartshare.state.safefs import atomic_write, confined_path
+
+        ctx = self.ctx
+        name = assessment.app.name
+        self.emit(name, Phase.FETCHING, assessment.resolved.commit[:12])
+        export_tree(resolved=assessment.resolved, dest=scratch / "src")
+        self.emit(name, Phase.RENDERING)
+        runtime = scratch / "runtime"
+        runtime.mkdir(mode=0o700)
+        for rendered in rendered_contents(ctx, assessment):
+            assert rendered.content is not None
+            if rendered.target is TemplateTarget.IMAGE:
+                path = confined_path(scratch / "src", rendered.dest)
+                mode = 0o644
+            else:
+                path = confined_path(runtime, rendered.dest)
+                mode = 0o600
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, rendered.content, mode=mode)
+        images: list[LockedImage] = []
+        if not ctx.build:
+            return images
+        previous = {i.name: i for i in entry.images} if entry else {}
+        for spec, plan in zip(assessment.app.images, assessment.images, strict=True):
+            assert self.engine is not None
+            if assessment.build:
+                self.emit(name, Phase.BUILDING, spec.name)
+                static = static_labels(
+                    assessment.app,
+                    ctx.region_model,
+                    assessment.resolved.commit,
+                    assessment.config_digest,
+                )
+                labels = build_labels(static, now=datetime.now(UTC))
+                built = self.engine.build(
+                    context_dir=scratch / "src" / spec.context,
+                    dockerfile=spec.dockerfile,
+                    tags=list(plan.tags),
+                    labels=labels,
+                    buildargs=dict(spec.args),
+                    target=spec.target,
+                    on_log=self.log_sink(name, Phase.BUILDING),
+                )
+                image = LockedImage(name=spec.name, image_id=built.image_id, tags=list(plan.tags))
+            else:
+                old = previous.get(spec.name)
+                image = (
+                    old.model_copy(deep=True)
+                    if old
+                    else LockedImage(name=spec.name, tags=list(plan.tags))
+                )
+            if assessment.push:
+                self.emit(name, Phase.PUSHING, spec.name)
+                for tag in plan.tags:
+                    image.digest = self.engine.push(
+                        reference=tag, on_log=self.log_sink(name, Phase.PUSHING)
+                    )
+                image.pushed = list(plan.tags)
+            elif assessment.build:
+                image.pushed = []
+                image.digest = None
+            images.append(image)
+        return images
+
+    def _record(
+        self, assessment: Assessment, images: list[LockedImage], entry: LockedApp | None
+    ) -> None:
+        ctx = self.ctx
+        built = ctx.build or bool(entry and entry.built and entry.build_key == assessment.build_key)
+        if not ctx.build and entry is not None and entry.build_key == assessment.build_key:
+            images = entry.images
+        locked = LockedApp(
+            version=assessment.app.version,
+            manifest_digest=assessment.manifest_digest,
+            source=LockedSource(
+                url=redact_url(assessment.app.source.repo),
+                ref=assessment.app.source.ref,
+                commit=assessment.resolved.commit,
+            ),
+            values=assessment.values.recorded,
+            files=[
+                LockedFile(dest=f.dest, target=f.target.value, digest=f.digest)
+                for f in assessment.files
+            ],
+            render_inputs=assessment.render_inputs,
+            build_key=assessment.build_key,
+            built=built,
+            images=images,
+            adopted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            smartshare_version=__version__,
+        )
+        with self.lock_mutex:
+            ctx.lock.apps[assessment.app.name] = locked
+            write_lock(ctx.workspace, ctx.lock)
+
+    def run(self, jobs: int, fail_fast: bool) -> AdoptResult:
+        ctx = self.ctx
+        results: dict[str, AppResult] = {}
+        pending = critical_path_first(ctx.catalog, ctx.order)
+        running: dict[Future[AppResult], str] = {}
+        stop = False
+        interrupted = False
+        for name in pending:
+            self.on_event(Event(app=name, phase=Phase.WAITING))
+        fetchers = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch")
+        with fetchers, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="adopt") as pool:
+            self.sources = resolve_sources(ctx, pending, fetchers)
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        deps = [d for d in ctx.catalog.app(name).requires if d in ctx.order]
+                        broken = [
+                            d
+                            for d in deps
+                            if d in results
+                            and results[d].outcome in (Outcome.FAILED, Outcome.SKIPPED)
+                        ]
+                        if stop or broken:
+                            pending.remove(name)
+                            why = (
+                                f"requires {', '.join(broken)}, which did not adopt"
+                                if broken
+                                else "not started: an earlier app failed (--fail-fast)"
+                            )
+                            results[name] = AppResult(
+                                app=name, outcome=Outcome.SKIPPED, message=why
+                            )
+                            self.on_event(Event(app=name, phase=Phase.SKIPPED, message=why))
+                        elif all(d in results for d in deps) and len(running) < jobs:
+                            pending.remove(name)
+                            running[pool.submit(self._guarded, name)] = name
+                    if not running:
+                        continue
+                    done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name = running.pop(future)
+                        results[name] = future.result()
+                        if results[name].outcome is Outcome.FAILED and fail_fast:
+                            stop = True
+            except KeyboardInterrupt:
+                interrupted = True
+                self.cancel.set()
+                fetchers.shutdown(wait=False, cancel_futures=True)
+                for name in running.values():
+                    self.on_event(
+                        Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
+                    )
+                for future in running:
+                    future.cancel()
+                wait(list(running))
+                for future, name in running.items():
+                    if not future.cancelled() and future.exception() is None:
+                        results[name] = future.result()
+        ordered = [results[n] for n in ctx.order if n in results]
+        return AdoptResult(
+            region=ctx.region_model.name,
+            workspace=ctx.workspace,
+            results=ordered,
+            interrupted=interrupted,
+        )
+
+    def _guarded(self, name: str) -> AppResult:
+        try:
+            return self.adopt_one(name)
+        except (_Cancelled, CancelledError):  # CancelledError: its fetch was called off
+            return AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
+        except SmartshareError as exc:
+            self.on_event(Event(app=name, phase=Phase.FAILED, message=exc.message))
+            return AppResult(
+                app=name, outcome=Outcome.FAILED, message=exc.message, hint=exc.hint, error=exc
+            )
+        except Exception as exc:  # an app's bug must not take the others down
+            self.on_event(Event(app=name, phase=Phase.FAILED, message=repr(exc)))
+            return AppResult(
+                app=name,
+                outcome=Outcome.FAILED,
+                message=f"internal error: {exc!r}",
+                traceback=traceback.format_exc(),
+            )
+
+
+def adopt(
+    *,
+    apps: Sequence[str] = (),
+    all_apps: bool = False,
+    region_file: Path,
+    workspace: Path,
+    catalog_root: Path | None = None,
+    jobs: int | None = None,
+    overrides: Sequence[str] = (),
+    build: bool = True,
+    push: bool = False,
+    force: bool = False,
+    fail_fast: bool = False,
+    cache_dir: Path | None = None,
+    docker_host: str | None = None,
+    on_event: EventSink | None = None,
+) -> AdoptResult:
+    """Adopt ``apps`` (with what they require) for the region in ``region_file``."""
+    ctx = prepare(
+        apps=apps,
+        all_apps=all_apps,
+        region_file=region_file,
+        workspace=workspace,
+        catalog_root=catalog_root,
+        overrides=overrides,
+        build=build,
+        push=push,
+        force=force,
+        cache_dir=cache_dir,
+    )
+    engine: DockerEngine | None = None
+    if build:
+        from smartshare.building.engine import connect
+
+        # Before the workspace is touched: no engine means nothing changes.
+        engine = connect(docker_host=docker_host)
+    try:
+        ws.ensure_workspace(workspace)
+        with ws.run_lock(workspace):
+            ws.reset_scratch(workspace)
+            ctx.key = ws.ensure_key(workspace)  # once, before workers hash runtime files with it
+            ctx.lock = read_lock(workspace)
+            region = ctx.region_model
+            ctx.lock.region = LockedRegion(
+                name=region.name,
+                title=region.title,
+                code=region.code,
+                file=str(ctx.region.doc.path.resolve()),
+                digest=ws.file_digest(ctx.region.doc.text.encode("utf-8")),
+            )
+            ctx.lock.catalog = str(ctx.catalog.root.resolve())
+            if not ctx.lock.apps:
+                write_lock(workspace, ctx.lock)
+            runner = _Runner(ctx, engine, on_event or (lambda event: None))
+            jobs = max(1, jobs or os.cpu_count() or 1)
+            result = runner.run(jobs, fail_fast)
+            if result.interrupted:
+                return result
+            with runner.lock_mutex:
+                write_lock(workspace, ctx.lock)
+            return result
+    finally:
+        if engine is not None:
+            engine.close()
