@@ -1,9 +1,12 @@
-"""Turn the sample sources in demo/sources/ into real git repositories.
+"""Make the demo's forge: one git repository per app, standing in for Kota Tangerang's.
 
-They stand in for Kota Tangerang's forge (git.tangerangkota.go.id): one bare
-repository per app, tagged with the version its manifest names.  Commits use a
-fixed author and date, so the same sources always give the same commit ids and
-a re-run of the demo finds everything up to date.
+Usage: make_forge.py FORGE [APP...]  (no APP: every app of the catalogue)
+
+Each repository is bare, at FORGE/diskominfo/<app>.git, tagged with the version
+the app's manifest names.  Its source is the app's sample in demo/sources/ when
+there is one, else a placeholder written from the manifest (demo/placeholder.py).
+Commits use a fixed author and date, so the same sources always give the same
+commit ids and a re-run of the demo finds everything up to date.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from placeholder import PlaceholderError, write_placeholder
 
 ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = ROOT / "manifests" / "apps"
+SOURCES = ROOT / "demo" / "sources"
 FIXED_ENV = {
     "GIT_AUTHOR_NAME": "Diskominfo Kota Tangerang (demo)",
     "GIT_AUTHOR_EMAIL": "diskominfo@tangerangkota.go.id",
@@ -39,7 +45,7 @@ def git(*args: str, cwd: Path) -> str:
 
 
 def make_repo(app: str, forge: Path) -> str:
-    manifest = yaml.safe_load((ROOT / "manifests" / "apps" / f"{app}.yaml").read_text())
+    manifest = yaml.safe_load((MANIFESTS / f"{app}.yaml").read_text(encoding="utf-8"))
     ref = manifest["source"]["ref"]
     bare = forge / "diskominfo" / f"{app}.git"
     if not bare.exists():
@@ -47,7 +53,10 @@ def make_repo(app: str, forge: Path) -> str:
         git("init", "--quiet", "--bare", str(bare), cwd=forge)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / app
-        shutil.copytree(ROOT / "demo" / "sources" / app, work, symlinks=True)
+        if (SOURCES / app).is_dir():
+            shutil.copytree(SOURCES / app, work, symlinks=True)
+        else:
+            write_placeholder(manifest, work)
         git("init", "--quiet", "-b", "main", cwd=work)
         git("add", "-A", cwd=work)
         git("commit", "--quiet", "-m", f"{manifest['title']} {manifest['version']}", cwd=work)
@@ -58,11 +67,16 @@ def make_repo(app: str, forge: Path) -> str:
 
 def main() -> int:
     forge = Path(sys.argv[1]).resolve()
-    apps = sys.argv[2:]
+    apps = sys.argv[2:] or sorted(path.stem for path in MANIFESTS.glob("*.yaml"))
     forge.mkdir(parents=True, exist_ok=True)
     for app in apps:
-        commit = make_repo(app, forge)
-        print(f"  {app:<18} {commit[:12]}  {forge / 'diskominfo' / (app + '.git')}")
+        try:
+            commit = make_repo(app, forge)
+        except PlaceholderError as exc:
+            print(f"make_forge: {exc}", file=sys.stderr)
+            return 1
+        kind = "sample" if (SOURCES / app).is_dir() else "placeholder"
+        print(f"  {app:<20} {kind:<12} {commit[:12]}  {forge / 'diskominfo' / (app + '.git')}")
     return 0
 
 

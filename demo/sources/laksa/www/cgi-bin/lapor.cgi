@@ -1,62 +1,19 @@
 #!/bin/sh
-# LAKSA sample: receive a report from the form on / and give it a ticket number.
-# Regional settings come from /etc/laksa/site.env (rendered by smartshare).
-
-LAKSA_SITE_TITLE=LAKSA
-LAKSA_REGION_TITLE='Kota Tangerang'
-LAKSA_PRIMARY_COLOR='#0E4C92'
-LAKSA_SUPPORT_EMAIL='laksa@tangerangkota.go.id'
-LAKSA_LANGUAGE=id
-LAKSA_ANONYMOUS=yes
-CONF=${LAKSA_CONF:-/etc/laksa/site.env}
-# shellcheck disable=SC1090
-[ -r "$CONF" ] && . "$CONF"
-DATA_DIR=${LAKSA_DATA_DIR:-/var/lib/laksa}
+# LAKSA sample: receive a report from the form on /, store it and give it a ticket number.
+# Form fields are only ever data: decoded with printf %b, never evaluated, capped in
+# size, stored on one line without control characters, escaped when shown.
+# shellcheck source=../../lib/laksa.sh
+. /usr/local/lib/laksa.sh
 MAX_BODY=65536
+MAX_STORED=$((8 * 1024 * 1024)) # the reports file stops growing at this size
 
-html() {
-    printf '%s' "$1" | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' \
-        -e 's/"/\&quot;/g' -e "s/'/\&#39;/g"
-}
-
-# One form field from the url-encoded body, decoded, tabs and newlines flattened.
+# field NAME MAX-BYTES: one form field of the url-encoded body, decoded, on one line,
+# without control characters, at most MAX-BYTES long.
 field() {
     raw=$(printf '%s' "$BODY" | tr '&' '\n' | sed -n "s/^$1=//p" | head -n 1)
     raw=$(printf '%s' "$raw" | sed -e 's/\\/\\\\/g' -e 's/+/ /g' \
         -e 's/%\([0-9A-Fa-f][0-9A-Fa-f]\)/\\x\1/g')
-    printf '%b' "$raw" | tr '\t\r\n' '   '
-}
-
-text() { # text ID-TEXT EN-TEXT
-    if [ "$LAKSA_LANGUAGE" = en ]; then printf '%s' "$2"; else printf '%s' "$1"; fi
-}
-
-page() { # page STATUS TITLE BODY-HTML
-    printf 'Status: %s\r\nContent-Type: text/html; charset=utf-8\r\n\r\n' "$1"
-    cat <<HTML
-<!doctype html>
-<html lang="$(html "$LAKSA_LANGUAGE")">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>$(html "$2") | $(html "$LAKSA_REGION_TITLE")</title>
-  <link rel="stylesheet" href="/style.css">
-  <style>:root { --primary: $(html "$LAKSA_PRIMARY_COLOR"); }</style>
-</head>
-<body>
-  <header>
-    <p class="region">$(html "$LAKSA_REGION_TITLE")</p>
-    <h1>$(html "$LAKSA_SITE_TITLE")</h1>
-  </header>
-  <main>
-$3
-    <p><a href="/">$(text "Kembali ke formulir" "Back to the form")</a></p>
-  </main>
-  <footer><p>$(html "$LAKSA_REGION_TITLE") &middot; <a href="mailto:$(html "$LAKSA_SUPPORT_EMAIL")">$(html "$LAKSA_SUPPORT_EMAIL")</a></p></footer>
-</body>
-</html>
-HTML
-    exit 0
+    printf '%b' "$raw" | tr '\t\r\n' '   ' | tr -d '\000-\037\177' | head -c "$2"
 }
 
 if [ "${REQUEST_METHOD:-GET}" != POST ]; then
@@ -67,16 +24,16 @@ fi
 case ${CONTENT_LENGTH:-0} in
     ''|*[!0-9]*) CONTENT_LENGTH=0 ;;
 esac
-if [ "$CONTENT_LENGTH" -gt "$MAX_BODY" ]; then
+if [ "${#CONTENT_LENGTH}" -gt 9 ] || [ "$CONTENT_LENGTH" -gt "$MAX_BODY" ]; then
     page "413 Payload Too Large" "$(text "Laporan terlalu panjang" "Report too long")" \
         "    <p class=\"error\">$(text "Laporan terlalu panjang." "The report is too long.")</p>"
 fi
 BODY=$(head -c "$CONTENT_LENGTH")
 
-NAMA=$(field nama)
-KONTAK=$(field kontak)
-KATEGORI=$(field kategori)
-ISI=$(field isi)
+NAMA=$(field nama 100)
+KONTAK=$(field kontak 100)
+KATEGORI=$(field kategori 100)
+ISI=$(field isi 4000)
 
 if [ -z "$ISI" ]; then
     page "400 Bad Request" "$(text "Laporan kosong" "Empty report")" \
@@ -91,10 +48,19 @@ if [ -z "$NAMA" ]; then
     fi
 fi
 
+STORED=0
+[ -f "$REPORTS" ] && STORED=$(wc -c <"$REPORTS")
+if [ "$STORED" -ge "$MAX_STORED" ]; then
+    page "507 Insufficient Storage" "$(text "Gagal menyimpan" "Could not save")" \
+        "    <p class=\"error\">$(text "Laporan belum dapat disimpan. Hubungi kami lewat email." "The report could not be saved. Please write to us.")</p>"
+fi
+
 RAND=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 TICKET="LAKSA-$(date -u +%Y%m%d)-$(printf '%05d' "${RAND:-0}")"
-if ! printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$TICKET" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        "$NAMA" "$KONTAK" "$KATEGORI" "$ISI" >>"$DATA_DIR/laporan.tsv" 2>/dev/null; then
+# One line per report, written with one append.
+LINE=$(printf '%s\t%s\t%s\t%s\t%s\t%s' "$TICKET" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    "$NAMA" "$KONTAK" "$KATEGORI" "$ISI")
+if ! printf '%s\n' "$LINE" >>"$REPORTS" 2>/dev/null; then
     page "503 Service Unavailable" "$(text "Gagal menyimpan" "Could not save")" \
         "    <p class=\"error\">$(text "Laporan belum dapat disimpan. Coba lagi nanti." "The report could not be saved. Please try again later.")</p>"
 fi
