@@ -12,6 +12,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import engineimages
+
 from gitrepos import GitRepo, init_repo
 
 SECRET_VALUE = "s3cr3t-Token-9f4e2b7c1d"
@@ -136,8 +138,8 @@ def make_catalog(
     """
     root = tmp_path / "catalog"
     # A region name of its own per test: image tags never collide between tests
-    # (or test runs) sharing one engine.
-    region = f"testland-{secrets.token_hex(3)}"
+    # (or test runs) sharing one engine, and the test's images are removed after it.
+    region = engineimages.claim(f"testland-{secrets.token_hex(3)}")
     catalog = CatalogFixture(
         root=root, region_file=root / f"manifests/regions/{region}.yaml", region=region
     )

@@ -20,6 +20,10 @@ The engine is, in order of preference:
 With none of these the tests are skipped, except when CI is set: then a missing
 engine fails them, so CI can never pass by skipping.
 
+After each marked test, the images it claimed (``engineimages.claim``: the
+catalogues of tests/catalogs.py claim their region) are removed, so a run
+leaves the engine's image list as it found it.
+
 ``docker_registry`` -> "127.0.0.1:PORT", skipping (failing in CI) when there is none.
 ``busybox_image`` (session) -> "busybox:1.36", imported from the host's static
 busybox when the engine lacks it (Docker Hub may be unreachable).
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import engineimages
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -228,9 +233,13 @@ def docker_engine_env() -> Iterator[DockerEnv]:
 @pytest.fixture(autouse=True)
 def _docker_for_marked_tests(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Point marked tests at the session's engine; unmarked tests pay nothing."""
+) -> Iterator[None]:
+    """Point marked tests at the session's engine, and remove afterwards the images
+    they claimed (tests/engineimages.py); unmarked tests pay nothing."""
+    engineimages.forget()
     if request.node.get_closest_marker("requires_docker") is None:
+        yield
+        engineimages.forget()
         return
     env: DockerEnv = request.getfixturevalue("docker_engine_env")
     monkeypatch.setenv("DOCKER_HOST", env.docker_host)
@@ -239,6 +248,14 @@ def _docker_for_marked_tests(
             monkeypatch.delenv(name, raising=False)
     if env.registry:
         monkeypatch.setenv("SMARTSHARE_TEST_REGISTRY", env.registry)
+    yield
+    import docker
+
+    api = docker.APIClient(base_url=env.docker_host, version="auto")
+    try:
+        engineimages.remove_claimed(api)
+    finally:
+        api.close()
 
 
 @pytest.fixture

@@ -90,9 +90,13 @@ def test_no_build_needs_no_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     page = (workspace / "apps/alpha/src/www/index.html").read_text()
     assert "Kabupaten Testland" in page
     assert not (workspace / "apps/alpha/src/.git").exists()
-    runtime = workspace / "apps/alpha/runtime/runtime.env"
+    runtime = workspace / "runtime/alpha/runtime.env"
     assert runtime.read_text() == f"API_TOKEN={SECRET_VALUE}\n"
     assert runtime.stat().st_mode & 0o777 == 0o600
+    # Apart from every source tree, in folders only their owner may enter.
+    assert not (workspace / "apps/alpha/runtime").exists()
+    assert (workspace / "runtime").stat().st_mode & 0o777 == 0o700
+    assert runtime.parent.stat().st_mode & 0o777 == 0o700
     lock_text = (workspace / "smartshare.lock").read_text()
     assert SECRET_VALUE not in lock_text
     lock = read_lock(workspace)
@@ -232,7 +236,7 @@ def test_changed_secret_rerenders_the_runtime_file(
     monkeypatch.setenv("TESTLAND_TOKEN", "rotated-" + SECRET_VALUE)
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED}
-    runtime = (workspace / "apps/alpha/runtime/runtime.env").read_text()
+    runtime = (workspace / "runtime/alpha/runtime.env").read_text()
     assert "rotated-" + SECRET_VALUE in runtime
     lock_text = (workspace / "smartshare.lock").read_text()
     assert SECRET_VALUE not in lock_text
@@ -242,7 +246,7 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"
     run_adopt(catalog, workspace, "alpha", build=False)
-    runtime = workspace / "apps/alpha/runtime/runtime.env"
+    runtime = workspace / "runtime/alpha/runtime.env"
     original = runtime.read_text()
     runtime.write_text("API_TOKEN=other\n")
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
@@ -354,7 +358,7 @@ def test_status_reports_hand_edits_and_region_changes(tmp_path: Path) -> None:
     run_adopt(catalog, workspace, "alpha", build=False)
     assert workspace_status(workspace=workspace).apps[0].drift == []
     (workspace / "apps/alpha/src/www/index.html").write_text("edited\n")
-    (workspace / "apps/alpha/runtime/runtime.env").write_text("API_TOKEN=other\n")
+    (workspace / "runtime/alpha/runtime.env").write_text("API_TOKEN=other\n")
     catalog.region_file.write_text(catalog.region_file.read_text().replace("#0B6E4F", "#123456"))
     manifest = catalog.root / "manifests/apps/alpha.yaml"
     manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
@@ -372,6 +376,38 @@ def test_status_reports_hand_edits_and_region_changes(tmp_path: Path) -> None:
     # adopt puts the hand-edited files back
     again, _ = run_adopt(catalog, workspace, "alpha", build=False)
     assert "edited by hand" in again.results[0].message or "changed" in again.results[0].message
+
+
+def test_runtime_files_of_the_old_layout_are_moved_out_of_the_app_folder(tmp_path: Path) -> None:
+    """Workspaces made before runtime/<app>/ kept runtime files in apps/<app>/runtime/."""
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", "beta", build=False)
+    for app in ("alpha", "beta"):
+        (workspace / "runtime" / app).rename(workspace / "apps" / app / "runtime")
+    (workspace / "runtime").rmdir()
+    # Until then, status and plan find them where they are.
+    assert [a.drift for a in workspace_status(workspace=workspace).apps] == [[], []]
+    plan = make_plan(
+        apps=["alpha", "beta"],
+        region_file=catalog.region_file,
+        workspace=workspace,
+        catalog_root=catalog.root,
+        build=False,
+    )
+    assert [(entry.actions, entry.reasons) for entry in plan.entries] == [([], []), ([], [])]
+    # A runtime folder in both places: the new one is kept (and checked as usual).
+    (workspace / "runtime/beta").mkdir(parents=True)
+    (workspace / "runtime/beta/runtime.env").write_text("API_TOKEN=edited\n")
+    result, _ = run_adopt(catalog, workspace, "alpha", "beta", build=False)
+    assert outcomes(result) == {"alpha": Outcome.UP_TO_DATE, "beta": Outcome.ADOPTED}
+    for app in ("alpha", "beta"):
+        assert not (workspace / "apps" / app / "runtime").exists()
+        moved = workspace / "runtime" / app / "runtime.env"
+        assert moved.read_text() == f"API_TOKEN={SECRET_VALUE}\n"
+        assert moved.stat().st_mode & 0o777 == 0o600
+        assert moved.parent.stat().st_mode & 0o777 == 0o700
+    assert (workspace / "runtime").stat().st_mode & 0o777 == 0o700
 
 
 def test_workspace_of_another_region_is_refused(tmp_path: Path) -> None:
@@ -465,7 +501,7 @@ def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_imag
     assert b"Kabupaten Testland" in _all_layer_bytes(saved)  # the search can find things
     assert SECRET_VALUE.encode() not in _all_layer_bytes(saved)
     # the runtime file does hold it, 0600, outside the build context
-    assert SECRET_VALUE in (workspace / "apps/alpha/runtime/runtime.env").read_text()
+    assert SECRET_VALUE in (workspace / "runtime/alpha/runtime.env").read_text()
 
 
 def _all_layer_bytes(saved: bytes) -> bytes:
@@ -690,3 +726,184 @@ def test_apps_others_wait_for_start_first(tmp_path: Path) -> None:
     order = dependency_order(catalog, ["aaa", "bbb", "top"])
     assert order.index("zzz") < order.index("needs-zzz") < order.index("top")
     assert critical_path_first(catalog, order) == ["zzz", "needs-zzz", "aaa", "bbb", "top"]
+
+
+# -- hostile sources, interrupts and what the engine is left with ----------------
+
+
+def _image_bytes(tag: str) -> bytes:
+    """Every file of every layer of the image ``tag``; empty when the engine has none."""
+    try:
+        image = docker_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return b""
+    return _all_layer_bytes(b"".join(image.save(named=True)))
+
+
+@pytest.mark.requires_docker
+def test_a_build_context_through_a_symlink_to_the_scratch_folder_is_refused(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    """`ctx -> ..` with `COPY . /leak/` once copied the runtime folder into the image."""
+    catalog = make_catalog(
+        tmp_path, {"alpha": ()}, dockerfiles={"alpha": "FROM busybox:1.36\nCOPY . /leak/\n"}
+    )
+    catalog.repos["alpha"].symlink("ctx", "..")
+    catalog.repos["alpha"].commit("a context beside the source tree")
+    catalog.repos["alpha"].move_tag("v1.0.0")
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+    manifest.write_text(
+        manifest.read_text()
+        .replace('context: "."', "context: ctx")
+        .replace("dockerfile: Dockerfile", "dockerfile: src/Dockerfile")
+    )
+    workspace = tmp_path / "ws"
+    result, _ = run_adopt(catalog, workspace, "alpha")
+    assert SECRET_VALUE.encode() not in _image_bytes(catalog.tag("alpha"))
+    assert outcomes(result) == {"alpha": Outcome.FAILED}
+    assert "symbolic link" in result.results[0].message
+    assert "ctx" in result.results[0].message
+    assert not (workspace / "apps/alpha").exists()
+
+
+@pytest.mark.requires_docker
+def test_a_build_context_through_a_symlink_to_the_workspace_is_refused(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    """`ctx -> ../../../..` once put the whole workspace (secrets, key, lock) into the image."""
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    workspace = tmp_path / "ws"
+    first, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(first) == {"alpha": Outcome.ADOPTED}
+    key = (workspace / ".smartshare/key").read_bytes()
+    # The publisher's next release: the context is the workspace, the Dockerfile the
+    # one adopted before.
+    repo = catalog.repos["alpha"]
+    repo.write("Dockerfile", "FROM busybox:1.36\nCOPY . /leak/\n")
+    repo.symlink("ctx", "../../../..")
+    repo.commit("the whole workspace")
+    repo.move_tag("v1.0.0")
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+    manifest.write_text(
+        manifest.read_text()
+        .replace('context: "."', "context: ctx")
+        .replace("dockerfile: Dockerfile", "dockerfile: apps/alpha/src/Dockerfile")
+    )
+    (workspace / "apps/alpha/src/Dockerfile").write_text("FROM busybox:1.36\nCOPY . /leak/\n")
+    result, _ = run_adopt(catalog, workspace, "alpha")
+    layers = _image_bytes(catalog.tag("alpha"))
+    assert SECRET_VALUE.encode() not in layers
+    assert key not in layers
+    assert outcomes(result) == {"alpha": Outcome.FAILED}
+    assert "symbolic link" in result.results[0].message
+
+
+@pytest.mark.requires_docker
+def test_a_symlink_inside_the_context_brings_no_secret_into_the_image(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    catalog = make_catalog(
+        tmp_path, {"alpha": ()}, dockerfiles={"alpha": "FROM busybox:1.36\nCOPY . /app/\n"}
+    )
+    repo = catalog.repos["alpha"]
+    for name, target in {
+        "www/scratch-runtime": "../../runtime/runtime.env",
+        "www/final-runtime": "../../../../../runtime/alpha/runtime.env",
+        "www/old-runtime": "../../runtime/runtime.env",
+        "www/workspace": "../../../../..",
+    }.items():
+        repo.symlink(name, target)
+    repo.commit("links out of the tree")
+    repo.move_tag("v1.0.0")
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    result, _ = run_adopt(catalog, workspace, "alpha", force=True)
+    assert outcomes(result) == {"alpha": Outcome.ADOPTED}, result.results
+    layers = _image_bytes(catalog.tag("alpha"))
+    assert b"Kabupaten Testland" in layers  # the scan sees what was copied
+    assert SECRET_VALUE.encode() not in layers
+    assert (workspace / ".smartshare/key").read_bytes() not in layers
+
+
+def _made_from(api: object, token: str) -> tuple[list[str], list[str]]:
+    """Containers and images (any, dangling or not) whose command mentions ``token``."""
+    containers = [
+        c["Id"]
+        for c in api.containers(all=True)  # type: ignore[attr-defined]
+        if token in c.get("Command", "")
+    ]
+    images = []
+    for image in api.images(all=True):  # type: ignore[attr-defined]
+        try:
+            details = api.inspect_image(image["Id"])  # type: ignore[attr-defined]
+        except docker.errors.NotFound:
+            continue
+        if token in json.dumps(details.get("ContainerConfig")) + json.dumps(details["Config"]):
+            images.append(image["Id"])
+    return containers, images
+
+
+@pytest.mark.requires_docker
+def test_sigterm_during_a_silent_build_stops_it_at_once(tmp_path: Path, busybox_image: str) -> None:
+    token = catalog_token()
+    silent = (
+        f"FROM busybox:1.36\nRUN echo {token} > /token\nRUN echo {token} started && sleep 120\n"
+    )
+    catalog = make_catalog(tmp_path, {"silent": ()}, dockerfiles={"silent": silent})
+    workspace = tmp_path / "ws"
+    argv = ["adopt", "silent", "--region", str(catalog.region_file)]
+    argv += ["--workspace", str(workspace), "--catalog", str(catalog.root)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smartshare", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    api = docker_client().api
+    deadline = time.monotonic() + 120
+    while not any(
+        f"{token} started" in c.get("Command", "")
+        for c in api.containers(filters={"status": "running"})
+    ):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"the silent step never started: {process.communicate()[1].decode()}")
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    try:
+        # The step sleeps 120 s: only a cancelled build ends within this.
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("SIGTERM did not stop the build")
+    assert process.returncode == 130, stderr.decode()
+    assert _made_from(api, token) == ([], [])
+    assert "silent" not in read_lock(workspace).apps
+    assert not (workspace / "apps/silent").exists()
+    assert list((workspace / ".smartshare/tmp").iterdir()) == []
+
+
+@pytest.mark.requires_docker
+def test_builds_leave_no_dangling_image(tmp_path: Path, busybox_image: str) -> None:
+    token = catalog_token()
+    broken = f"FROM busybox:1.36\nRUN echo {token} > /token\nRUN exit 3\n"
+    catalog = make_catalog(tmp_path, {"alpha": (), "broken": ()}, dockerfiles={"broken": broken})
+    api = docker_client().api
+    ours = {"dangling": True, "label": f"id.smartshare.region={catalog.region}"}
+    workspace = tmp_path / "ws"
+    first, _ = run_adopt(catalog, workspace, "alpha", "broken")
+    assert outcomes(first) == {"alpha": Outcome.ADOPTED, "broken": Outcome.FAILED}
+    replaced = read_lock(workspace).apps["alpha"].images[0].image_id
+    assert api.images(filters=ours, quiet=True) == []
+    # A rebuild moves the tag: the image it replaced goes, with its unlabelled parent.
+    parent = api.inspect_image(replaced)["Parent"]
+    again, _ = run_adopt(catalog, workspace, "alpha", "broken", force=True)
+    assert outcomes(again) == {"alpha": Outcome.ADOPTED, "broken": Outcome.FAILED}
+    assert read_lock(workspace).apps["alpha"].images[0].image_id != replaced
+    assert api.images(filters=ours, quiet=True) == []
+    with pytest.raises(docker.errors.ImageNotFound):
+        api.inspect_image(replaced)
+    assert parent not in api.images(filters={"dangling": True}, quiet=True)
+    # The failed build's own intermediate image went too.
+    assert _made_from(api, token) == ([], [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -16,13 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import engineimages
 import pytest
 
 from smartshare.building import engine as engine_module
+from smartshare.building.context import check_context, pack_context
 from smartshare.building.engine import BuiltImage, DockerEngine, connect
 from smartshare.building.labels import labelled_config
-from smartshare.building.push import split_reference
-from smartshare.errors import BuildError, EngineUnavailableError, InvalidInputError, PushError
+from smartshare.building.push import follow_push, split_reference
+from smartshare.errors import (
+    BuildError,
+    EngineUnavailableError,
+    InvalidInputError,
+    PushError,
+    SmartshareError,
+    UnsafePathError,
+)
 
 LABELS = {
     "org.smartshare.app": "demo-app",
@@ -90,7 +98,7 @@ def test_missing_context_fails_before_the_engine(
     missing = tmp_path / "no-such-app"
     with pytest.raises(BuildError) as caught:
         unreachable_engine.build(
-            context_dir=missing, dockerfile="Dockerfile", tags=["t:1"], labels={}
+            source_dir=missing, dockerfile="Dockerfile", tags=["t:1"], labels={}
         )
     assert str(missing) in caught.value.message
     assert caught.value.hint
@@ -101,7 +109,7 @@ def test_missing_dockerfile_fails_before_the_engine(
 ) -> None:
     with pytest.raises(BuildError) as caught:
         unreachable_engine.build(
-            context_dir=tmp_path, dockerfile="docker/Dockerfile.prod", tags=["t:1"], labels={}
+            source_dir=tmp_path, dockerfile="docker/Dockerfile.prod", tags=["t:1"], labels={}
         )
     assert str(tmp_path / "docker" / "Dockerfile.prod") in caught.value.message
     assert caught.value.hint
@@ -114,15 +122,15 @@ def test_dockerfile_outside_context_is_rejected(
     context = tmp_path / "ctx"
     context.mkdir()
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
-    with pytest.raises(BuildError, match="outside the build context"):
-        unreachable_engine.build(context_dir=context, dockerfile=dockerfile, tags=[], labels={})
+    with pytest.raises(UnsafePathError, match=r"must stay inside|not absolute"):
+        unreachable_engine.build(source_dir=context, dockerfile=dockerfile, tags=[], labels={})
 
 
 def test_invalid_tag_is_rejected(unreachable_engine: DockerEngine, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
     with pytest.raises(BuildError, match="not a valid image tag"):
         unreachable_engine.build(
-            context_dir=tmp_path, dockerfile="Dockerfile", tags=["Upper/Case:1"], labels={}
+            source_dir=tmp_path, dockerfile="Dockerfile", tags=["Upper/Case:1"], labels={}
         )
 
 
@@ -133,6 +141,160 @@ def test_half_set_registry_credentials_are_rejected(
     monkeypatch.delenv("SMARTSHARE_REGISTRY_PASSWORD", raising=False)
     with pytest.raises(PushError, match="SMARTSHARE_REGISTRY_PASSWORD"):
         unreachable_engine.push(reference="127.0.0.1:5000/x/y:1")
+
+
+@pytest.fixture
+def source_tree(tmp_path: Path) -> Path:
+    """An app's scratch folder as adopt lays it out: the source tree beside its runtime files."""
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime/runtime.env").write_text("API_TOKEN=secret\n")
+    src = tmp_path / "src"
+    write_context(src, "FROM busybox:1.36\nCOPY . /leak/\n", {"www/index.html": "<p>hi</p>\n"})
+    return src
+
+
+@pytest.mark.parametrize("link", ["..", "../..", "../../..", "/", "www/../.."])
+def test_a_build_context_through_a_symlink_is_refused(
+    unreachable_engine: DockerEngine, source_tree: Path, link: str
+) -> None:
+    (source_tree / "ctx").symlink_to(link)
+    (source_tree / "nested").mkdir()
+    (source_tree / "nested/up").symlink_to("../..")
+    for context in ("ctx", "nested/up", "nested/up/src"):
+        with pytest.raises(UnsafePathError) as caught:
+            check_context(source_tree, context, "src/Dockerfile")
+        assert "symbolic link" in caught.value.message
+        assert context in caught.value.message
+        assert caught.value.hint
+        # ... before the engine is contacted.
+        with pytest.raises(UnsafePathError):
+            unreachable_engine.build(
+                source_dir=source_tree,
+                context=context,
+                dockerfile="src/Dockerfile",
+                tags=["t:1"],
+                labels={},
+            )
+
+
+@pytest.mark.parametrize("context", ["..", "../src", "/", "/etc", "www/../..", ".git", ""])
+def test_a_build_context_outside_the_source_tree_is_refused(
+    source_tree: Path, context: str
+) -> None:
+    (source_tree / ".git").mkdir()
+    with pytest.raises(UnsafePathError) as caught:
+        check_context(source_tree, context, "Dockerfile")
+    assert context in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "target", ["Dockerfile", "../runtime/runtime.env", "/etc/passwd", "www/index.html"]
+)
+def test_a_dockerfile_that_is_a_symlink_is_refused(source_tree: Path, target: str) -> None:
+    """A loop, a file outside the tree, or even one inside it: never followed."""
+    (source_tree / "Dockerfile").unlink()
+    (source_tree / "Dockerfile").symlink_to(target)
+    with pytest.raises(UnsafePathError) as caught:
+        check_context(source_tree, ".", "Dockerfile")
+    assert "Dockerfile" in caught.value.message
+    assert "symbolic link" in caught.value.message
+    (source_tree / "docker").symlink_to("www")
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        check_context(source_tree, ".", "docker/index.html")
+
+
+def test_the_checked_context_and_dockerfile(source_tree: Path) -> None:
+    write_context(source_tree / "deploy/web", "FROM busybox:1.36\n")
+    (source_tree / "deploy/web/docker").mkdir()
+    (source_tree / "deploy/web/docker/Dockerfile.prod").write_text("FROM busybox:1.36\n")
+    assert check_context(source_tree, ".", "Dockerfile") == (source_tree.resolve(), "Dockerfile")
+    assert check_context(source_tree, "./deploy/web/", "docker/Dockerfile.prod") == (
+        (source_tree / "deploy/web").resolve(),
+        "docker/Dockerfile.prod",
+    )
+
+
+def _packed(context: Path, dockerfile: str = "Dockerfile") -> dict[str, tarfile.TarInfo]:
+    """What the build would send the engine: the context's tar, by member name."""
+    archive = io.BytesIO()
+    pack_context(context, dockerfile, archive)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive) as tar:
+        return {member.name: member for member in tar.getmembers()}
+
+
+def test_the_packed_context_never_holds_git(tmp_path: Path) -> None:
+    """The same packing as a build, inspected without an engine."""
+    context = write_context(
+        tmp_path / "app",
+        "FROM busybox:1.36\nCOPY . /app\n",
+        {
+            ".git/config": "[core]\n\tfsmonitor = evil\n",
+            ".git/HEAD": "ref: refs/heads/main\n",
+            "vendor/lib/.git": "gitdir: ../../.git/modules/lib\n",
+            "vendor/lib/lib.txt": "library\n",
+            "www/.git/config": "[core]\n",
+            # Negations try to bring .git back; they must not win.
+            ".dockerignore": "ignored.txt\n!.git\n!.git/config\n!vendor/lib/.git\n!www/.git\n",
+            "ignored.txt": "ignored\n",
+            "visible.txt": "visible\n",
+        },
+    )
+    names = _packed(context)
+    assert {"Dockerfile", "visible.txt", "vendor/lib/lib.txt", "www", ".dockerignore"} <= set(names)
+    assert "ignored.txt" not in names
+    assert [name for name in names if ".git" in name.split("/")] == []
+
+
+def test_a_symlink_in_the_context_is_packed_as_a_link(source_tree: Path) -> None:
+    """Its target, outside the tree, is never read: the engine sees only the link."""
+    (source_tree / "www/leak").symlink_to("../../runtime/runtime.env")
+    (source_tree / "www/up").symlink_to("../..")
+    members = _packed(source_tree)
+    assert members["www/leak"].issym()
+    assert members["www/leak"].linkname == "../../runtime/runtime.env"
+    assert members["www/up"].issym()
+    assert not any(name.startswith("www/up/") for name in members)
+    assert not any("runtime.env" in name for name in members)
+
+
+def test_a_dockerignore_that_is_a_symlink_is_refused(source_tree: Path) -> None:
+    (source_tree / ".dockerignore").symlink_to("/dev/zero")
+    with pytest.raises(UnsafePathError, match="dockerignore"):
+        _packed(source_tree)
+
+
+@pytest.mark.parametrize(
+    ("registry", "secret"),
+    [
+        ("user:hunter2@registry.example.org/ns", "hunter2"),
+        ("https://user:hunter2@registry.example.org/ns", "hunter2"),
+        ("ghp_tok3n@registry.example.org:5000/ns", "ghp_tok3n"),
+        ("user:hunter2@127.0.0.1:1/ns", "hunter2"),
+    ],
+)
+def test_a_registry_with_credentials_is_never_echoed(
+    unreachable_engine: DockerEngine, tmp_path: Path, registry: str, secret: str
+) -> None:
+    reference = f"{registry}/app:1.0-badung"
+    (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
+    with pytest.raises(BuildError) as built:
+        unreachable_engine.build(
+            source_dir=tmp_path, dockerfile="Dockerfile", tags=[reference], labels={}
+        )
+    with pytest.raises(SmartshareError) as pushed:
+        unreachable_engine.push(reference=reference)
+    with pytest.raises(SmartshareError) as looked_up:
+        unreachable_engine.image_id(reference)
+    with pytest.raises(InvalidInputError) as split:
+        split_reference(reference)
+    chunks = [{"errorDetail": {"message": f"denied: pushing {reference}"}}]
+    with pytest.raises(PushError) as followed:
+        follow_push(chunks, reference, registry, None)
+    for caught in (built, pushed, looked_up, split, followed):
+        shown = f"{caught.value.message}\n{caught.value.hint}"
+        assert secret not in shown, shown
+        assert "registry.example.org" in shown or "127.0.0.1" in shown or "badung" in shown
 
 
 # -- real engine ----------------------------------------------------------
@@ -155,17 +317,9 @@ def api(docker_engine_env: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def scratch_name(api: Any) -> Iterator[str]:
-    """A unique repository name; every tag of it is removed afterwards."""
-    import docker
-
-    name = f"smartshare-test/{uuid.uuid4().hex[:12]}"
-    yield name
-    for image in api.images():
-        for tag in image.get("RepoTags") or []:
-            if name in tag:
-                with contextlib.suppress(docker.errors.NotFound):
-                    api.remove_image(tag, force=True)
+def scratch_name() -> str:
+    """A unique repository name; every tag of it is removed afterwards (conftest)."""
+    return engineimages.claim(f"smartshare-test/{uuid.uuid4().hex[:12]}")
 
 
 def write_context(folder: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
@@ -205,7 +359,7 @@ def test_build_with_labels_buildargs_and_logs(
     tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
 
     built = engine.build(
-        context_dir=context,
+        source_dir=context,
         dockerfile="Dockerfile",
         tags=tags,
         labels=LABELS,
@@ -235,7 +389,7 @@ def test_build_target_stage(
         f"FROM {busybox_image} AS second\nRUN echo second > /stage\n",
     )
     built = engine.build(
-        context_dir=context,
+        source_dir=context,
         dockerfile="Dockerfile",
         tags=[f"{scratch_name}:first"],
         labels=LABELS,
@@ -269,7 +423,7 @@ def _build_labelled(
     tags = [f"{scratch_name}:1.0", f"{scratch_name}:latest"]
     lines: list[str] = []
     built = engine.build(
-        context_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
+        source_dir=context, dockerfile="Dockerfile", tags=tags, labels=LABELS, on_log=lines.append
     )
     return built, tags, lines, content
 
@@ -347,7 +501,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
     lines: list[str] = []
 
     built = engine.build(
-        context_dir=context,
+        source_dir=context,
         dockerfile="Dockerfile",
         tags=[f"{scratch_name}:1.0"],
         labels=LABELS,
@@ -394,7 +548,7 @@ def test_failing_run_reports_the_step_and_its_output(
     )
     with pytest.raises(BuildError) as caught:
         engine.build(
-            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+            source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
         )
     message = caught.value.message
     assert "step 3/3" in message
@@ -412,7 +566,7 @@ def test_dockerfile_syntax_error(
     context = write_context(tmp_path / "app", f"FROM {busybox_image}\nFROBNICATE now\n")
     with pytest.raises(BuildError) as caught:
         engine.build(
-            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+            source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
         )
     assert "unknown instruction" in caught.value.message.lower()
     assert caught.value.hint is not None
@@ -428,7 +582,7 @@ def test_buildkit_only_syntax_says_so(
     )
     with pytest.raises(BuildError) as caught:
         engine.build(
-            context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
+            source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels={}
         )
     assert caught.value.hint is not None
     assert "BuildKit" in caught.value.hint
@@ -475,7 +629,7 @@ def test_git_folder_never_reaches_the_image(
         },
     )
     built = engine.build(
-        context_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:git"], labels={}
+        source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:git"], labels={}
     )
 
     saved = b"".join(api.get_image(built.image_id))
@@ -511,7 +665,7 @@ def test_push_returns_the_registry_digest(
         tmp_path / "app", f"FROM {busybox_image}\nRUN echo {uuid.uuid4().hex} > /id\n"
     )
     reference = f"{docker_registry}/{scratch_name}:1.0"
-    engine.build(context_dir=context, dockerfile="Dockerfile", tags=[reference], labels=LABELS)
+    engine.build(source_dir=context, dockerfile="Dockerfile", tags=[reference], labels=LABELS)
     lines: list[str] = []
 
     digest = engine.push(reference=reference, on_log=lines.append)
@@ -578,7 +732,7 @@ def test_two_builds_run_in_parallel(
                     started[name] = time.monotonic()
 
         built = engine.build(
-            context_dir=context,
+            source_dir=context,
             dockerfile="Dockerfile",
             tags=[f"{scratch_name}:{name}"],
             labels={"org.smartshare.app": name},
@@ -596,3 +750,82 @@ def test_two_builds_run_in_parallel(
     # Each build slept while the other was sleeping: they did not queue.
     assert started["alpha"] < finished["beta"]
     assert started["beta"] < finished["alpha"]
+
+
+def _images_made_from(api: Any, token: str) -> list[str]:
+    """Images (any, dangling or not) whose build step mentions ``token``."""
+    found = []
+    for image in api.images(all=True):
+        try:
+            details = api.inspect_image(image["Id"])
+        except Exception:  # removed meanwhile by another user of the engine
+            continue
+        if token in json.dumps(details.get("ContainerConfig")) + json.dumps(details["Config"]):
+            found.append(image["Id"])
+    return found
+
+
+@pytest.mark.requires_docker
+def test_a_failed_build_leaves_no_image_of_its_own(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex
+    context = write_context(
+        tmp_path / "app",
+        f"FROM {busybox_image}\nRUN echo {token} > /one\nRUN echo {token} > /two\nRUN exit 3\n",
+    )
+    with pytest.raises(BuildError, match=r"exit 3|non-zero code: 3"):
+        engine.build(
+            source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels=LABELS
+        )
+    assert _images_made_from(api, token) == []
+    assert [c for c in api.containers(all=True) if token in c.get("Command", "")] == []
+
+
+@pytest.mark.requires_docker
+def test_a_rebuild_removes_the_smartshare_image_it_replaced_and_only_that(
+    engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
+) -> None:
+    import docker
+
+    own = {**LABELS, "id.smartshare.app": "demo-app"}
+
+    def build(tag: str, labels: dict[str, str]) -> str:
+        context = write_context(
+            tmp_path / uuid.uuid4().hex, f"FROM {busybox_image}\nRUN echo {uuid.uuid4().hex}\n"
+        )
+        built = engine.build(
+            source_dir=context,
+            dockerfile="Dockerfile",
+            tags=[f"{scratch_name}:{tag}"],
+            labels=labels,
+        )
+        return built.image_id
+
+    replaced = build("app", own)
+    parent = api.inspect_image(replaced)["Parent"]
+    build("app", own)
+    with pytest.raises(docker.errors.ImageNotFound):
+        api.inspect_image(replaced)
+    with pytest.raises(docker.errors.ImageNotFound):
+        api.inspect_image(parent)  # its unlabelled build went with it
+
+    # Not smartshare's: left alone, even dangling.
+    foreign = build("foreign", LABELS)
+    build("foreign", LABELS)
+    assert api.inspect_image(foreign)["RepoTags"] == []
+    api.remove_image(foreign)
+
+    # Still tagged elsewhere, or used by a container: kept.
+    tagged = build("tagged", own)
+    assert api.tag(tagged, scratch_name, "elsewhere")
+    build("tagged", own)
+    assert api.inspect_image(tagged)["RepoTags"] == [f"{scratch_name}:elsewhere"]
+    used = build("used", own)
+    container = api.create_container(used, ["true"])
+    try:
+        build("used", own)
+        assert api.inspect_image(used)["Id"] == used
+    finally:
+        api.remove_container(container, force=True)
+        api.remove_image(used)

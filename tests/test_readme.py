@@ -275,7 +275,8 @@ def _tags_built_by(commands: list[ReadmeCommand]) -> set[str]:
 @pytest.fixture
 def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
     """The README's builds tag images as the demo does; afterwards the engine's tags
-    point where they pointed before (a tag that was not there is removed)."""
+    point where they pointed before (a tag that was not there is removed), and the
+    images the test built are gone."""
     import docker
 
     api = docker.APIClient(base_url=docker_engine_env.docker_host, version="auto")
@@ -288,6 +289,12 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
 
     before = {tag: image_id(tag) for tag in _tags_built_by(RUNNABLE)}
     assert before
+    # A second name for each image found: smartshare removes the image a tag it
+    # moves pointed at, unless something else still names it.
+    keep = f"smartshare-readme-keep/{secrets.token_hex(6)}"
+    kept = {was: f"{keep}:{n}" for n, was in enumerate(sorted(set(filter(None, before.values()))))}
+    for was, name in kept.items():
+        api.tag(was, *name.split(":"))
     try:
         yield
     finally:
@@ -297,9 +304,13 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
                 continue
             if was is None:
                 api.remove_image(tag)
-            elif image_id(was) is not None:
-                repository, _, name = tag.rpartition(":")
-                api.tag(was, repository, name, force=True)
+                continue
+            repository, _, name = tag.rpartition(":")
+            api.tag(was, repository, name, force=True)
+            if now is not None and not api.inspect_image(now)["RepoTags"]:
+                api.remove_image(now)
+        for name in kept.values():
+            api.remove_image(name)
         api.close()
 
 

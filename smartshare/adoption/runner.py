@@ -24,6 +24,7 @@ from smartshare import __version__
 from smartshare.adoption.assess import (
     FETCH_WORKERS,
     Assessment,
+    RenderedFile,
     assess,
     rendered_contents,
     resolve_sources,
@@ -138,25 +139,38 @@ class _Runner:
         self, assessment: Assessment, scratch: Path, entry: LockedApp | None
     ) -> list[LockedImage]:
         from smartshare.fetching.export import export_tree
-        from smartshare.state.safefs import atomic_write, confined_path
 
         ctx = self.ctx
         name = assessment.app.name
         self.emit(name, Phase.FETCHING, assessment.resolved.commit[:12])
         export_tree(resolved=assessment.resolved, dest=scratch / "src")
         self.emit(name, Phase.RENDERING)
+        files = rendered_contents(ctx, assessment)
+        self._write(files, TemplateTarget.IMAGE, scratch / "src", mode=0o644)
+        images = self._build_and_push(assessment, scratch / "src", entry)
+        # Only now: the runtime files (the secrets) never exist beside the source
+        # tree while its images are built.
         runtime = scratch / "runtime"
         runtime.mkdir(mode=0o700)
-        for rendered in rendered_contents(ctx, assessment):
-            assert rendered.content is not None
-            if rendered.target is TemplateTarget.IMAGE:
-                path = confined_path(scratch / "src", rendered.dest)
-                mode = 0o644
-            else:
-                path = confined_path(runtime, rendered.dest)
-                mode = 0o600
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, rendered.content, mode=mode)
+        self._write(files, TemplateTarget.RUNTIME, runtime, mode=0o600)
+        return images
+
+    @staticmethod
+    def _write(files: list[RenderedFile], target: TemplateTarget, root: Path, *, mode: int) -> None:
+        from smartshare.state.safefs import atomic_write, confined_path
+
+        for rendered in files:
+            if rendered.target is target:
+                assert rendered.content is not None
+                path = confined_path(root, rendered.dest)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, rendered.content, mode=mode)
+
+    def _build_and_push(
+        self, assessment: Assessment, source_dir: Path, entry: LockedApp | None
+    ) -> list[LockedImage]:
+        ctx = self.ctx
+        name = assessment.app.name
         images: list[LockedImage] = []
         if not ctx.build:
             return images
@@ -173,7 +187,8 @@ class _Runner:
                 )
                 labels = build_labels(static, now=datetime.now(UTC))
                 built = self.engine.build(
-                    context_dir=scratch / "src" / spec.context,
+                    source_dir=source_dir,
+                    context=spec.context,
                     dockerfile=spec.dockerfile,
                     tags=list(plan.tags),
                     labels=labels,
@@ -280,6 +295,9 @@ class _Runner:
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel.set()
+                if self.engine is not None:
+                    # A build that prints nothing would otherwise run to its end.
+                    self.engine.cancel()
                 fetchers.shutdown(wait=False, cancel_futures=True)
                 for name in running.values():
                     self.on_event(
@@ -300,16 +318,21 @@ class _Runner:
         )
 
     def _guarded(self, name: str) -> AppResult:
+        interrupted = AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
         try:
             return self.adopt_one(name)
         except (_Cancelled, CancelledError):  # CancelledError: its fetch was called off
-            return AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
+            return interrupted
         except SmartshareError as exc:
+            if self.cancel.is_set():  # a build or push the interrupt cut short
+                return interrupted
             self.on_event(Event(app=name, phase=Phase.FAILED, message=exc.message))
             return AppResult(
                 app=name, outcome=Outcome.FAILED, message=exc.message, hint=exc.hint, error=exc
             )
         except Exception as exc:  # an app's bug must not take the others down
+            if self.cancel.is_set():
+                return interrupted
             self.on_event(Event(app=name, phase=Phase.FAILED, message=repr(exc)))
             return AppResult(
                 app=name,
@@ -359,6 +382,7 @@ def adopt(
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
             ws.reset_scratch(workspace)
+            ws.move_runtime_folders(workspace)
             ctx.key = ws.ensure_key(workspace)  # once, before workers hash runtime files with it
             ctx.lock = read_lock(workspace)
             region = ctx.region_model

@@ -1,10 +1,12 @@
-"""Following an engine's build stream: log lines, the image id, and failures that say why."""
+"""Following an engine's build stream: log lines, the image id, what the build made in
+the engine, and failures that say why."""
 
 from __future__ import annotations
 
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from smartshare.errors import BuildError
@@ -13,6 +15,22 @@ LogCallback = Callable[[str], None]
 
 _STEP_OUTPUT_LINES = 12
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
+_STEP_RESULT = re.compile(r"^---> ([0-9a-f]{12,64})$")
+_RUNNING_IN = re.compile(r"^---> Running in ([0-9a-f]{12,64})$")
+_REMOVED = re.compile(r"^Removing intermediate container ([0-9a-f]{12,64})$")
+
+
+@dataclass
+class BuildTrace:
+    """What a build made in the engine, as its log tells: removed again if it fails.
+
+    ``images`` are the steps' results in order, without the images a ``FROM``
+    names and the steps answered from the cache (those were there before);
+    ``containers`` are the steps' containers the engine has not yet said it removed.
+    """
+
+    images: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
 
 
 class _Lines:
@@ -39,22 +57,42 @@ class _Lines:
 
 
 def follow_build(
-    chunks: Iterable[Mapping[str, Any]], name: str, dockerfile: str, on_log: LogCallback | None
+    chunks: Iterable[Mapping[str, Any]],
+    name: str,
+    dockerfile: str,
+    on_log: LogCallback | None,
+    *,
+    made: BuildTrace | None = None,
 ) -> str:
-    """Consume the build stream; return the image id or raise BuildError at the first error."""
+    """Consume the build stream; return the image id or raise BuildError at the first error.
+
+    ``made`` is filled in as the stream goes, also when it fails or is cut.
+    """
     step: str | None = None
     output: deque[str] = deque(maxlen=_STEP_OUTPUT_LINES)
     image_id: str | None = None
+    made = made if made is not None else BuildTrace()
+    reused = False  # the current step's result was there before the build
 
     def on_line(line: str) -> None:
-        nonlocal step, image_id
+        nonlocal step, image_id, reused
         if on_log is not None:
             on_log(line)
         if line.startswith("Step "):
             step = line
             output.clear()
+            reused = step.partition(" : ")[2].upper().startswith("FROM")
         elif not line.startswith(("--->", "Removing intermediate container")):
             output.append(line)
+        elif line == "---> Using cache":
+            reused = True
+        elif running := _RUNNING_IN.match(line):
+            made.containers.append(running.group(1))
+        elif removed := _REMOVED.match(line):
+            if removed.group(1) in made.containers:
+                made.containers.remove(removed.group(1))
+        elif (result := _STEP_RESULT.match(line)) and not reused:
+            made.images.append(result.group(1))
         built = _BUILT.match(line)
         if built and image_id is None:
             image_id = built.group(1)

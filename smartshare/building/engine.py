@@ -9,6 +9,13 @@ heredocs) fails with a :class:`BuildError` that says so.
 
 ``docker`` is imported inside functions: the CLI must start without it.
 
+What smartshare makes in the engine it cleans up, and nothing else: a build
+that fails or is cancelled (:meth:`DockerEngine.cancel`, which cuts the
+connections the engine streams on, so that it stops the build at once) leaves
+neither its containers nor the images its steps made; a tag moved by a build
+no longer keeps the smartshare image it pointed at before, once nothing else
+holds it (another tag, a child image, a container).
+
 One :class:`DockerEngine` may be shared by several threads. docker-py's client
 is a ``requests`` session, which is not documented as thread-safe, so each
 thread gets its own client to the same endpoint; that also lets two builds
@@ -17,26 +24,31 @@ stream at the same time instead of queueing behind a lock.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartshare.building.buildlog import LogCallback, build_hint, follow_build
-from smartshare.building.context import check_context, write_context
+from smartshare.building.buildlog import BuildTrace, LogCallback, build_hint, follow_build
+from smartshare.building.context import check_context, pack_context
 from smartshare.building.enginesocket import (
     ENGINE_HINT,
     PERMISSION_HINT,
     EngineSocket,
+    client_params,
     socket_path,
 )
 from smartshare.building.labels import (
+    APP_LABEL,
     NoShortcut,
     check_loaded,
     config_from_saved,
@@ -44,16 +56,24 @@ from smartshare.building.labels import (
     labelled_config,
     load_archive,
 )
-from smartshare.building.push import auth_from_env, follow_push, push_hint, split_reference
+from smartshare.building.push import (
+    auth_from_env,
+    follow_push,
+    push_hint,
+    redact_reference,
+    shown_reference,
+    split_reference,
+)
 from smartshare.errors import BuildError, EngineUnavailableError, ExternalError, PushError
 from smartshare.fetching.urls import redact_url
-
-DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 
 # The version probe answers at once from a live engine; waiting the full build
 # timeout for a dead TCP endpoint would only delay the error.
 _PROBE_TIMEOUT_S = 30
 _SAVE_CHUNK = 1 << 16
+# A cancelled build's container is killed and removed by the engine (or by
+# us) within a second or two; its images can go only after it.
+_CONTAINER_GONE_S = 10
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,7 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
         )
     import docker
 
-    params, endpoint = _client_params(docker_host)
+    params, endpoint = client_params(docker_host)
     try:
         api = docker.APIClient(version="auto", timeout=min(timeout, _PROBE_TIMEOUT_S), **params)
     except docker.errors.DockerException as exc:
@@ -126,6 +146,10 @@ class DockerEngine:
         self._clients: list[Any] = [api] if api is not None else []
         self._lock = threading.Lock()
         self._closed = False
+        self._cancelled = False
+        self._streams: dict[int, Any] = {}  # thread -> its response being streamed
+        if api is not None:
+            api.hooks["response"].append(self._on_response)
 
     def __enter__(self) -> DockerEngine:
         return self
@@ -141,12 +165,27 @@ class DockerEngine:
         for client in clients:
             client.close()
 
+    def cancel(self) -> None:
+        """Stop every build, push and save in progress, from any thread; refuse new ones.
+
+        Each is cut at its connection, even when the engine sends nothing (a
+        silent ``RUN sleep``): the engine then stops the build and kills its
+        container, and the call raises in its own thread after removing what
+        the build made.
+        """
+        with self._lock:
+            self._cancelled = True
+            streams = list(self._streams.values())
+        for response in streams:
+            _cut(response)
+
     # -- building ---------------------------------------------------------
 
     def build(
         self,
         *,
-        context_dir: Path,
+        source_dir: Path,
+        context: str = ".",
         dockerfile: str,
         tags: Sequence[str],
         labels: Mapping[str, str],
@@ -154,50 +193,64 @@ class DockerEngine:
         target: str | None = None,
         on_log: LogCallback | None = None,
     ) -> BuiltImage:
-        """Build ``dockerfile`` (relative to ``context_dir``) and tag the result with ``tags``.
+        """Build ``dockerfile`` (relative to the build context ``context`` of the source tree
+        ``source_dir``) and tag the result with ``tags``.
 
-        ``.git`` never enters the build context, whatever ``.dockerignore`` says.
-        Every log line goes to ``on_log``. Raises :class:`BuildError`.
+        The context and the Dockerfile must stay inside ``source_dir``
+        (:func:`.context.check_context`); ``.git`` never enters the build
+        context, whatever ``.dockerignore`` says.  Every log line goes to
+        ``on_log``.  Raises :class:`BuildError` (UnsafePathError for a context
+        or Dockerfile that leaves the tree).
         """
         import docker
 
-        name = tags[0] if tags else str(context_dir)
-        context, dockerfile_rel = check_context(context_dir, dockerfile)
+        name = shown_reference(tags[0]) if tags else str(source_dir / context)
+        folder, dockerfile_rel = check_context(source_dir, context, dockerfile)
         for tag in tags:
             if not docker.utils.build.match_tag(tag):
                 raise BuildError(
-                    f"'{tag}' is not a valid image tag",
+                    f"'{shown_reference(tag)}' is not a valid image tag",
                     hint="image names are lower-case: registry/name:tag",
                 )
         api = self._api()
-        with tempfile.TemporaryFile() as archive:
-            write_context(context, dockerfile_rel, archive)
-            with self._errors(BuildError, f"building {name}", dockerfile=dockerfile_rel):
-                # Labels are applied afterwards (see _labelled): the legacy builder
-                # turns the API's labels into one LABEL step (one container) per label.
-                chunks = api.build(
-                    fileobj=archive,
-                    custom_context=True,
-                    dockerfile=dockerfile_rel,
-                    tag=None if labels else (tags[0] if tags else None),
-                    buildargs=dict(buildargs or {}),
-                    target=target,
-                    decode=True,
-                    rm=True,
-                    forcerm=True,
-                    pull=False,
-                    timeout=self._timeout,
-                )
-                image_id = follow_build(chunks, name, dockerfile_rel, on_log)
-                if not image_id.startswith("sha256:"):
-                    image_id = api.inspect_image(image_id)["Id"]
-        if labels:
-            image_id = self._labelled(api, image_id, labels, name, on_log)
-        with self._errors(BuildError, f"tagging {name}"):
-            # Labelling leaves its result untagged: no name ever points at an
-            # image that might still be replaced.
-            for tag in tags if labels else tags[1:]:
-                self._tag(api, image_id, tag)
+        made = BuildTrace()
+        try:
+            replaced = {self.image_id(tag) for tag in tags}
+            with tempfile.TemporaryFile() as archive:
+                pack_context(folder, dockerfile_rel, archive)
+                with (
+                    self._streaming(BuildError, f"building {name}"),
+                    self._errors(BuildError, f"building {name}", dockerfile=dockerfile_rel),
+                ):
+                    # Labels are applied afterwards (see _labelled): the legacy builder
+                    # turns the API's labels into one LABEL step (one container) per label.
+                    chunks = api.build(
+                        fileobj=archive,
+                        custom_context=True,
+                        dockerfile=dockerfile_rel,
+                        tag=None if labels else (tags[0] if tags else None),
+                        buildargs=dict(buildargs or {}),
+                        target=target,
+                        decode=True,
+                        rm=True,
+                        forcerm=True,
+                        pull=False,
+                        timeout=self._timeout,
+                    )
+                    image_id = follow_build(chunks, name, dockerfile_rel, on_log, made=made)
+                    if not image_id.startswith("sha256:"):
+                        image_id = api.inspect_image(image_id)["Id"]
+            if labels:
+                image_id = self._labelled(api, image_id, labels, name, on_log, made)
+            with self._errors(BuildError, f"tagging {name}"):
+                # Labelling leaves its result untagged: no name ever points at an
+                # image that might still be replaced.
+                for tag in tags if labels else tags[1:]:
+                    self._tag(api, image_id, tag)
+        except BaseException:
+            self._discard(made)
+            raise
+        self._discard_replaced(replaced - {image_id, None})
         return BuiltImage(image_id=image_id, tags=tuple(tags))
 
     def _labelled(
@@ -207,6 +260,7 @@ class DockerEngine:
         labels: Mapping[str, str],
         name: str,
         on_log: LogCallback | None,
+        made: BuildTrace,
     ) -> str:
         """A child of ``base_id`` carrying ``labels``, untagged.
 
@@ -215,11 +269,13 @@ class DockerEngine:
         build step costs; an engine that refuses gets the one-step build.
         """
         try:
-            image_id = _load_with_labels(api, base_id, labels)
+            with self._streaming(BuildError, f"labelling {name}"):
+                image_id = _load_with_labels(api, base_id, labels)
         except NoShortcut as exc:
             if on_log is not None:
                 on_log(f"smartshare: labelling with a build step ({exc})")
-            return self._label(api, base_id, labels, name, on_log)
+            return self._label(api, base_id, labels, name, on_log, made)
+        made.images.append(image_id)
         if on_log is not None:
             on_log(f"smartshare: labels written into the image config ({image_id[7:19]})")
         return image_id
@@ -231,6 +287,7 @@ class DockerEngine:
         labels: Mapping[str, str],
         name: str,
         on_log: LogCallback | None,
+        made: BuildTrace,
     ) -> str:
         """A child of ``base_id`` carrying ``labels``, made by a one-step build."""
         dockerfile = label_dockerfile(base_id, labels).encode("utf-8")
@@ -240,7 +297,10 @@ class DockerEngine:
                 info.size = len(dockerfile)
                 tar.addfile(info, io.BytesIO(dockerfile))
             archive.seek(0)
-            with self._errors(BuildError, f"labelling {name}", dockerfile="Dockerfile"):
+            with (
+                self._streaming(BuildError, f"labelling {name}"),
+                self._errors(BuildError, f"labelling {name}", dockerfile="Dockerfile"),
+            ):
                 chunks = api.build(
                     fileobj=archive,
                     custom_context=True,
@@ -250,7 +310,7 @@ class DockerEngine:
                     pull=False,
                     timeout=self._timeout,
                 )
-                image_id = follow_build(chunks, name, "Dockerfile", on_log)
+                image_id = follow_build(chunks, name, "Dockerfile", on_log, made=made)
                 if not image_id.startswith("sha256:"):
                     image_id = str(api.inspect_image(image_id)["Id"])
         return image_id
@@ -262,7 +322,7 @@ class DockerEngine:
         import docker
 
         api = self._api()
-        with self._errors(BuildError, f"looking up image {reference}"):
+        with self._errors(BuildError, f"looking up image {shown_reference(reference)}"):
             try:
                 image_id: str = api.inspect_image(reference)["Id"]
             except docker.errors.NotFound:
@@ -287,10 +347,21 @@ class DockerEngine:
         import docker
 
         repo, tag = split_reference(reference)
-        registry = docker.auth.resolve_repository_name(repo)[0]
+        try:
+            registry = docker.auth.resolve_repository_name(repo)[0]
+        except docker.errors.InvalidRepository as exc:
+            raise PushError(
+                f"cannot push {shown_reference(reference)}: "
+                f"{redact_reference(str(exc), reference)}",
+                hint="use a reference of the form registry/name:tag",
+            ) from None
         auth = dict(auth_config) if auth_config is not None else auth_from_env(registry)
         api = self._api()
-        with self._errors(PushError, f"pushing {reference} to registry {registry}"):
+        doing = f"pushing {shown_reference(reference)} to registry {shown_reference(registry)}"
+        with (
+            self._streaming(PushError, doing),
+            self._errors(PushError, doing, references=(reference,)),
+        ):
             chunks = api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth)
             return follow_push(chunks, reference, registry, on_log)
 
@@ -307,11 +378,79 @@ class DockerEngine:
                     raise RuntimeError("DockerEngine used after close()")
                 # The version is already known: skip a second probe.
                 api = docker.APIClient(version=self._version, timeout=self._timeout, **self._params)
+                api.hooks["response"].append(self._on_response)
                 self._clients.append(api)
             self._local.api = api
         elif self._closed:
             raise RuntimeError("DockerEngine used after close()")
         return api
+
+    def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Every response of this engine's clients: remember the ones being streamed."""
+        if not getattr(self._local, "streaming", False):
+            return
+        with self._lock:
+            self._streams[threading.get_ident()] = response
+            cancelled = self._cancelled
+        if cancelled:
+            _cut(response)
+
+    @contextmanager
+    def _streaming(self, error: type[ExternalError], doing: str) -> Iterator[None]:
+        """Make this thread's responses cancellable (:meth:`cancel`) while inside."""
+        if self._cancelled:
+            raise error(f"{doing}: cancelled")
+        self._local.streaming = True
+        try:
+            yield
+        except Exception as exc:
+            if self._cancelled:
+                raise error(f"{doing}: cancelled") from exc
+            raise
+        finally:
+            self._local.streaming = False
+            with self._lock:
+                self._streams.pop(threading.get_ident(), None)
+
+    # -- cleaning up --------------------------------------------------------
+
+    @contextmanager
+    def _cleanup_api(self) -> Iterator[Any]:
+        """A client of its own: the build's may have been cut, and errors are not reported."""
+        import docker
+
+        api = docker.APIClient(version=self._version, timeout=_PROBE_TIMEOUT_S, **self._params)
+        try:
+            yield api
+        finally:
+            api.close()
+
+    def _discard(self, made: BuildTrace) -> None:
+        """Remove what a failed or cancelled build made: its containers, then its images."""
+        if not made.images and not made.containers:
+            return
+        with self._cleanup_api() as api:
+            for container in made.containers:
+                _quietly(api.remove_container, container, force=True)
+            deadline = time.monotonic() + _CONTAINER_GONE_S
+            for container in made.containers:
+                while time.monotonic() < deadline and _quietly(api.inspect_container, container):
+                    time.sleep(0.1)
+            # The last step's image first: each is then no longer a parent.
+            for image_id in reversed(made.images):
+                _remove_unused(api, image_id, prune=False)
+
+    def _discard_replaced(self, image_ids: set[str | None]) -> None:
+        """Remove the smartshare images the build's tags pointed at before, with the untagged
+        parents only they had (their own build), once nothing else holds them."""
+        if not image_ids:
+            return
+        with self._cleanup_api() as api:
+            for image_id in image_ids:
+                details = _quietly(api.inspect_image, image_id)
+                labels = ((details or {}).get("Config") or {}).get("Labels") or {}
+                if APP_LABEL in labels:
+                    _remove_unused(api, str(image_id), prune=True)
 
     def _tag(self, api: Any, image_id: str, reference: str) -> None:
         repo, tag = split_reference(reference)
@@ -320,9 +459,15 @@ class DockerEngine:
 
     @contextmanager
     def _errors(
-        self, error: type[ExternalError], doing: str, *, dockerfile: str | None = None
+        self,
+        error: type[ExternalError],
+        doing: str,
+        *,
+        dockerfile: str | None = None,
+        references: Sequence[str] = (),
     ) -> Iterator[None]:
-        """Turn docker-py and transport failures into smartshare errors."""
+        """Turn docker-py and transport failures into smartshare errors (without the
+        credentials of ``references``)."""
         import docker
         import requests
         import urllib3
@@ -344,7 +489,7 @@ class DockerEngine:
             # Also how a stream ends when the engine dies in the middle of a build.
             raise self._lost(doing, exc) from exc
         except docker.errors.APIError as exc:
-            detail = str(exc.explanation or exc).strip()
+            detail = redact_reference(str(exc.explanation or exc).strip(), *references)
             hint = None
             if error is BuildError:
                 hint = build_hint(detail, step=None, dockerfile=dockerfile)
@@ -352,45 +497,13 @@ class DockerEngine:
                 hint = push_hint(detail)
             raise error(f"{doing} failed: {detail}", hint=hint) from exc
         except docker.errors.DockerException as exc:
-            raise error(f"{doing} failed: {exc}") from exc
+            raise error(f"{doing} failed: {redact_reference(str(exc), *references)}") from exc
 
     def _lost(self, doing: str, exc: BaseException) -> EngineUnavailableError:
         return EngineUnavailableError(
             f"lost the Docker engine at {self.endpoint} while {doing}: {_reason(exc)}",
             hint=ENGINE_HINT,
         )
-
-
-def _client_params(docker_host: str | None) -> tuple[dict[str, Any], str]:
-    """docker-py client arguments and a printable endpoint, resolved like the docker CLI."""
-    import docker
-
-    if docker_host:
-        return {"base_url": docker_host}, redact_url(docker_host)
-    params: dict[str, Any] = docker.utils.kwargs_from_env()
-    if "base_url" in params:
-        return params, redact_url(str(params["base_url"]))
-    context = _current_context()
-    if context is not None:
-        name, host, tls = context
-        params = {"base_url": host}
-        if tls is not None:
-            params["tls"] = tls
-        return params, f"{redact_url(host)} (docker context '{name}')"
-    return params, DEFAULT_ENDPOINT
-
-
-def _current_context() -> tuple[str, str, Any] | None:
-    """The docker CLI's current non-default context as (name, host, tls), if any."""
-    from docker.context import ContextAPI
-
-    try:
-        context = ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT") or None)
-    except Exception:  # a broken context store must not hide the real problem
-        return None
-    if context is None or context.name == "default" or not context.Host:
-        return None
-    return str(context.name), str(context.Host), context.TLSConfig
 
 
 def _reason(exc: BaseException) -> str:
@@ -411,6 +524,40 @@ def _engine_hint(detail: str) -> str:
     if "Permission denied" in detail or "PermissionError" in detail:
         return PERMISSION_HINT
     return ENGINE_HINT
+
+
+def _cut(response: Any) -> None:
+    """Shut down the connection ``response`` streams on: a read blocked on it returns at once.
+
+    Closing the response from another thread would not wake that read.
+    """
+    raw = getattr(response, "raw", None)
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        with contextlib.suppress(Exception):
+            response.close()
+
+
+def _quietly(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(...)``, or None on any failure: cleaning up must not hide why it was needed."""
+    try:
+        return call(*args, **kwargs)
+    except Exception:
+        return None
+
+
+def _remove_unused(api: Any, image_id: str, *, prune: bool) -> None:
+    """Remove ``image_id`` if it has no tag; the engine itself refuses while a child image
+    or a container uses it (never forced).  ``prune`` also removes the untagged
+    parents that have no other child."""
+    details = _quietly(api.inspect_image, image_id)
+    if details is None or [t for t in details.get("RepoTags") or [] if t != "<none>:<none>"]:
+        return
+    _quietly(api.remove_image, details["Id"], force=False, noprune=not prune)
 
 
 def _load_with_labels(api: Any, base_id: str, labels: Mapping[str, str]) -> str:

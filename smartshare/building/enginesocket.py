@@ -1,4 +1,7 @@
-"""Read-only Docker Engine API calls over the engine's unix socket, without docker-py.
+"""Where the engine is, and read-only calls over its unix socket without docker-py.
+
+:func:`socket_path` and :func:`client_params` find the engine as the docker CLI
+does (DOCKER_HOST, the docker context, the default socket).
 
 A no-op ``adopt`` only asks the engine whether it answers and which image each
 tag names.  Importing docker-py for that (with requests and urllib3) costs more
@@ -18,9 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from smartshare.building.push import redact_reference, shown_reference
 from smartshare.errors import EngineUnavailableError
+from smartshare.fetching.urls import redact_url
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
+DEFAULT_ENDPOINT = f"unix://{DEFAULT_SOCKET}"
 ENGINE_HINT = (
     "start a Docker engine (`sudo systemctl start docker`), or from a smartshare checkout run "
     "`scripts/docker-sandbox start` and load its environment (`. .sandbox/env`) so DOCKER_HOST "
@@ -55,6 +61,38 @@ def socket_path(docker_host: str | None = None) -> str | None:
         return None  # let docker-py read it and report
     current = config.get("currentContext") if isinstance(config, dict) else None
     return DEFAULT_SOCKET if current in (None, "", "default") else None
+
+
+def client_params(docker_host: str | None) -> tuple[dict[str, Any], str]:
+    """docker-py client arguments and a printable endpoint, resolved like the docker CLI."""
+    import docker
+
+    if docker_host:
+        return {"base_url": docker_host}, redact_url(docker_host)
+    params: dict[str, Any] = docker.utils.kwargs_from_env()
+    if "base_url" in params:
+        return params, redact_url(str(params["base_url"]))
+    context = current_context()
+    if context is not None:
+        name, host, tls = context
+        params = {"base_url": host}
+        if tls is not None:
+            params["tls"] = tls
+        return params, f"{redact_url(host)} (docker context '{name}')"
+    return params, DEFAULT_ENDPOINT
+
+
+def current_context() -> tuple[str, str, Any] | None:
+    """The docker CLI's current non-default context as (name, host, tls), if any."""
+    from docker.context import ContextAPI
+
+    try:
+        context = ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT") or None)
+    except Exception:  # a broken context store must not hide the real problem
+        return None
+    if context is None or context.name == "default" or not context.Host:
+        return None
+    return str(context.name), str(context.Host), context.TLSConfig
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -102,14 +140,16 @@ class EngineSocket:
             return None
         if status != 200:
             raise EngineUnavailableError(
-                f"the Docker engine at {self.endpoint} could not look up image {reference}: "
-                f"HTTP {status} {_message(body)}",
+                f"the Docker engine at {self.endpoint} could not look up image "
+                f"{shown_reference(reference)}: "
+                f"HTTP {status} {redact_reference(_message(body), reference)}",
                 hint=ENGINE_HINT,
             )
         image_id = json.loads(body).get("Id")
         if not isinstance(image_id, str):
             raise EngineUnavailableError(
-                f"the Docker engine at {self.endpoint} sent no id for image {reference}"
+                f"the Docker engine at {self.endpoint} sent no id for image "
+                f"{shown_reference(reference)}"
             )
         return image_id
 

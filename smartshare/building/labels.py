@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from smartshare.catalog.models import AppManifest, RegionProfile
 
 CREATED_LABEL = "org.opencontainers.image.created"
+# Carried by every image smartshare builds: what it may clean up.
+APP_LABEL = "id.smartshare.app"
 _LOADED = re.compile(r"Loaded image ID: (sha256:[0-9a-f]{64})")
 _HISTORY_TEXT_MAX = 200
 
@@ -45,7 +47,7 @@ def static_labels(
         "org.opencontainers.image.description": next(iter(app.summary.values())),
         "org.opencontainers.image.licenses": app.license,
         "org.opencontainers.image.vendor": app.owner.name,
-        "id.smartshare.app": app.name,
+        APP_LABEL: app.name,
         "id.smartshare.region": region.name,
         "id.smartshare.region-code": region.code,
         "id.smartshare.config-digest": config_digest,

@@ -1,4 +1,9 @@
-"""Pushing: image references, registry credentials, and following the push stream."""
+"""Pushing: image references, registry credentials, and following the push stream.
+
+A registry or an image reference is shown only through :func:`shown_reference`,
+and text from the engine about one only through :func:`redact_reference`: a
+``user:password@`` written into a registry never reaches a message or a log.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,50 @@ from typing import Any
 
 from smartshare.building.buildlog import LogCallback
 from smartshare.errors import InvalidInputError, PushError
+from smartshare.fetching.urls import redact_url
 
 USERNAME_VAR = "SMARTSHARE_REGISTRY_USERNAME"
 PASSWORD_VAR = "SMARTSHARE_REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a secret
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+_DIGEST_SUFFIX = re.compile(r"@[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+_LOGIN_HINT = (
+    f"never write credentials into a registry or an image name: log in with `docker login`, "
+    f"or set {USERNAME_VAR} and {PASSWORD_VAR}"
+)
+
+
+def _userinfo(reference: str) -> str | None:
+    """The ``user[:password]`` part of a registry or image reference, if it has one."""
+    text = reference.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    host = _DIGEST_SUFFIX.sub("", text).split("/", 1)[0]
+    return host.rpartition("@")[0] or None
+
+
+def shown_reference(reference: str) -> str:
+    """A registry or image reference as it may be shown: credentials replaced by ``***``."""
+    userinfo = _userinfo(reference)
+    if userinfo is None:
+        return reference
+    shown = redact_url(reference)
+    if shown != reference:
+        return shown
+    return reference.replace(f"{userinfo}@", "***@", 1)
+
+
+def redact_reference(text: str, *references: str) -> str:
+    """``text`` (an engine's message, a log line) with the credentials of ``references`` hidden."""
+    for reference in references:
+        userinfo = _userinfo(reference)
+        if userinfo is None:
+            continue
+        text = text.replace(reference, shown_reference(reference))
+        user, _, password = userinfo.partition(":")
+        for secret in (userinfo, password or user):
+            if secret:
+                text = text.replace(secret, "***")
+    return text
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -22,6 +67,11 @@ def split_reference(reference: str) -> tuple[str, str]:
     port is never mistaken for a tag.
     """
     ref = reference.strip()
+    if _userinfo(ref) is not None:
+        raise InvalidInputError(
+            f"image reference '{shown_reference(reference)}' holds credentials",
+            hint=_LOGIN_HINT,
+        )
     if "@" in ref:
         raise InvalidInputError(
             f"image reference '{reference}' names a digest; a tag is needed here",
@@ -60,20 +110,20 @@ def follow_push(
     """Consume the push stream; return the digest or raise PushError at the first error."""
     digest: str | None = None
     last: dict[str, str] = {}
+    doing = f"pushing {shown_reference(reference)} to registry {shown_reference(registry)}"
     for chunk in chunks:
         if "error" in chunk or "errorDetail" in chunk:
             detail = chunk.get("errorDetail") or {}
             message = str(detail.get("message") or chunk.get("error") or "unknown error").strip()
-            raise PushError(
-                f"pushing {reference} to registry {registry} failed: {message}",
-                hint=push_hint(message),
-            )
+            message = redact_reference(message, reference, registry)
+            raise PushError(f"{doing} failed: {message}", hint=push_hint(message))
         status = str(chunk.get("status") or "").strip()
         layer = str(chunk.get("id") or "")
         # Progress chunks repeat one status per layer many times: report changes only.
         if status and on_log is not None and last.get(layer) != status:
             last[layer] = status
-            on_log(f"{layer}: {status}" if layer else status)
+            line = f"{layer}: {status}" if layer else status
+            on_log(redact_reference(line, reference, registry))
         aux = chunk.get("aux")
         if isinstance(aux, Mapping) and aux.get("Digest"):
             digest = str(aux["Digest"])
@@ -81,7 +131,7 @@ def follow_push(
             digest = found.group(1)
     if digest is None:
         raise PushError(
-            f"pushing {reference} to registry {registry}: the engine reported no digest",
+            f"{doing}: the engine reported no digest",
             hint="check the registry; retry the push",
         )
     return digest

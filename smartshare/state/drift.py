@@ -55,11 +55,15 @@ def file_drift(
     Runtime files are compared by their keyed digest (``key``: the
     workspace's key); lazily, so a caller may stop at the first.
     """
+    runtime_dir = ws.runtime_dir(workspace, app)
+    if not runtime_dir.is_dir():
+        # A workspace of the old layout until the next adopt moves its files.
+        runtime_dir = ws.legacy_runtime_dir(workspace, app)
     for recorded in files:
         runtime = recorded.target == "runtime"
-        folder = ws.runtime_dir if runtime else ws.src_dir
+        folder = runtime_dir if runtime else ws.src_dir(workspace, app)
         try:
-            data = (folder(workspace, app) / recorded.dest).read_bytes()
+            data = (folder / recorded.dest).read_bytes()
         except OSError:
             yield FileDrift(dest=recorded.dest, target=str(recorded.target), missing=True)
             continue

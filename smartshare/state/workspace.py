@@ -5,12 +5,15 @@ Layout::
     WORKSPACE/
       smartshare.lock              what was adopted (see lockfile.py)
       apps/<app>/src/              the source tree with its image files rendered in
-      apps/<app>/runtime/          runtime files (mode 0600): the only place for secrets
+      runtime/<app>/               runtime files (folders 0700, files 0600): the only
+                                   place for secrets, apart from every source tree
       .smartshare/                 internal: the HMAC key, a run lock, scratch space
 
-Every app is prepared under ``.smartshare/tmp`` and swapped into ``apps/``
-only when all its steps succeeded, so a failure or an interruption never
-leaves a half-written app behind.
+Every app is prepared under ``.smartshare/tmp`` and swapped into place only
+when all its steps succeeded, so a failure or an interruption never leaves a
+half-written app behind.  Workspaces made before ``runtime/<app>/`` kept the
+runtime files in ``apps/<app>/runtime/``; the next adopt moves them
+(:func:`move_runtime_folders`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ def src_dir(workspace: Path, app: str) -> Path:
     return app_dir(workspace, app) / "src"
 
 
+def runtime_root(workspace: Path) -> Path:
+    return workspace / "runtime"
+
+
 def runtime_dir(workspace: Path, app: str) -> Path:
+    return runtime_root(workspace) / app
+
+
+def legacy_runtime_dir(workspace: Path, app: str) -> Path:
+    """Where workspaces made before ``runtime/<app>/`` keep an app's runtime files."""
     return app_dir(workspace, app) / "runtime"
 
 
@@ -58,8 +70,38 @@ def ensure_workspace(workspace: Path) -> None:
     try:
         (workspace / INTERNAL).mkdir(parents=True, exist_ok=True)
         (workspace / "apps").mkdir(exist_ok=True)
+        runtime_root(workspace).mkdir(mode=0o700, exist_ok=True)
+        runtime_root(workspace).chmod(0o700)  # mkdir's mode is filtered by the umask
     except OSError as exc:
         raise _oserror("prepare the workspace", workspace, exc) from None
+
+
+def move_runtime_folders(workspace: Path) -> None:
+    """Move runtime folders of the old layout (``apps/<app>/runtime/``) to ``runtime/<app>/``.
+
+    An app that already has a folder in the new place keeps that one; the old
+    one is removed once the new one is in place.  Call it only while holding
+    :func:`run_lock`.
+    """
+    apps = workspace / "apps"
+    try:
+        old_folders = [
+            old
+            for old in (legacy_runtime_dir(workspace, a.name) for a in apps.iterdir())
+            if old.is_dir() and not old.is_symlink()
+        ]
+    except OSError as exc:
+        raise _oserror("read", apps, exc) from None
+    for old in old_folders:
+        new = runtime_dir(workspace, old.parent.name)
+        try:
+            if not new.exists():
+                old.chmod(0o700)
+                old.rename(new)
+            else:
+                shutil.rmtree(old)
+        except OSError as exc:
+            raise _oserror("move the runtime files of", old, exc) from None
 
 
 def reset_scratch(workspace: Path) -> None:
