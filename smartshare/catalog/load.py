@@ -50,6 +50,18 @@ class Catalog:
     def app(self, name: str) -> AppManifest:
         loaded = self.apps.get(name)
         if loaded is None:
+            # A manifest named after the app that does not load: say so, not "no such app".
+            broken = [
+                p
+                for p in self.problems
+                if p.severity is Severity.ERROR and Path(p.file).stem == name
+            ]
+            if broken:
+                raise InvalidInputError(
+                    f"the manifest of '{name}' ({broken[0].file}) is not valid",
+                    hint="fix it first ('smartshare validate' shows the same problems)",
+                    problems=broken,
+                )
             close = difflib.get_close_matches(name, list(self.apps), n=1)
             hint = (
                 f"did you mean '{close[0]}'?" if close else "run 'smartshare list' to see the apps"
