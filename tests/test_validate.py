@@ -424,7 +424,7 @@ def test_many_manifests_sharing_templates(tmp_path: Path) -> None:
     manifest = (tmp_path / "manifests" / "apps" / "portal.yaml").read_text()
     for number in range(200):
         name = f"portal-{number}"
-        text = manifest.replace("name: portal\n", f"name: {name}\n", 1)
+        text = manifest.replace("name: portal\n", f"name: {name}\n")  # the app and its image
         write(tmp_path, {f"manifests/apps/many/{name}.yaml": text})
     report = validate(catalog_root=tmp_path)
     assert report.files_checked == 203

@@ -37,6 +37,7 @@ from smartshare.catalog.models import (
     TemplateTarget,
     is_secret_reference,
 )
+from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse
 from smartshare.rendering.sandbox import make_environment
@@ -171,9 +172,13 @@ def _check_loaded(
     """The checks that need the whole catalogue, for the given apps and regions."""
     problems: list[Problem] = []
     on_cycles = cycles(catalog)
+    apps = list(apps)
     for app in apps:
         problems.extend(_check_requires(app, catalog, on_cycles))
         problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+    loaded = list(catalog.apps.values())
+    claimants = loaded + [app for app in apps if all(app is not other for other in loaded)]
+    problems.extend(repository_clashes(claimants, report=apps))
     for region in regions:
         problems.extend(check_region(region=region, catalog=catalog))
     return problems

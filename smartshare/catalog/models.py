@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
+    VERSION_PATTERN,
     git_url_problem,
     ref_problem,
     relative_path_problem,
@@ -205,9 +206,9 @@ def value_problem(kind: ParameterType, choices: list[Any] | None, value: Any) ->
         return None
     if not isinstance(value, str):
         return f"must be a string (got {type(value).__name__}; quote it in YAML)"
-    if kind is ParameterType.URL and not re.match(r"^https?://[^\s/$.?#][^\s]*$", value):
+    if kind is ParameterType.URL and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
         return "must be an http:// or https:// URL"
-    if kind is ParameterType.EMAIL and not re.match(EMAIL_PATTERN, value):
+    if kind is ParameterType.EMAIL and not re.fullmatch(EMAIL_PATTERN, value):
         return "must be an email address"
     return None
 
@@ -239,7 +240,10 @@ class AppManifest(StrictModel):
     category: Annotated[str, Field(pattern=SLUG_PATTERN)]
     tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
     license: NonEmptyStr = Field(description="SPDX identifier or expression")
-    version: NonEmptyStr = Field(description='Version of the app, quoted: "1.10"')
+    version: NonEmptyStr = Field(
+        description='Version of the app, quoted: "1.10"',
+        json_schema_extra={"pattern": VERSION_PATTERN},
+    )
     maturity: Maturity
     source: Source
     images: Annotated[list[Image], Field(min_length=1)]
@@ -308,7 +312,7 @@ class Branding(StrictModel):
 def timezone_exists(name: str) -> bool:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    if not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$|^UTC$", name):
+    if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)+|UTC", name):
         return False
     try:
         ZoneInfo(name)
@@ -369,13 +373,9 @@ class RegionProfile(StrictModel):
                 )
         return self
 
-    def image_namespace(self) -> str:
-        """Where this region's images go: its registry, or a local namespace."""
-        return self.registry or "smartshare"
-
 
 def is_secret_reference(value: object) -> bool:
-    return isinstance(value, str) and re.match(SECRET_REFERENCE_PATTERN, value) is not None
+    return isinstance(value, str) and re.fullmatch(SECRET_REFERENCE_PATTERN, value) is not None
 
 
 def model_for_kind(kind: object) -> type[AppManifest] | type[RegionProfile] | None:

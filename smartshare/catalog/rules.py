@@ -16,9 +16,15 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+# Patterns are written for JSON Schema too (``^...$``); Python checks them with
+# fullmatch, because its ``$`` also matches before a trailing newline.
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+# What Docker accepts after the ':' of an image reference.
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+# A version becomes the tag VERSION-REGION: the tag's characters, and room for
+# "-" and a region name of up to 40 characters within the tag's 128.
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,86}$"
 SPDX_EXPRESSION = re.compile(
     r"^\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*"
     r"(\s+(AND|OR)\s+\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?"
@@ -26,6 +32,7 @@ SPDX_EXPRESSION = re.compile(
 )
 
 _COMMIT = re.compile(COMMIT_PATTERN)
+_IMAGE_TAG = re.compile(IMAGE_TAG_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*|/.*)$")
@@ -86,7 +93,7 @@ def ref_problem(ref: str) -> str | None:
 
 def is_commit_id(value: str) -> bool:
     """A full sha1 commit id, lower case."""
-    return _COMMIT.match(value) is not None
+    return _COMMIT.fullmatch(value) is not None
 
 
 def git_url_problem(url: str) -> str | None:
@@ -129,7 +136,7 @@ def git_url_problem(url: str) -> str | None:
                 "give them through the environment (SMARTSHARE_GIT_TOKEN)"
             )
         return None
-    if _SCP_LIKE.match(url):
+    if _SCP_LIKE.fullmatch(url):
         return None
     if ":" in url.split("/", 1)[0]:
         return (
@@ -141,7 +148,7 @@ def git_url_problem(url: str) -> str | None:
 
 def is_local_url(url: str) -> bool:
     """True for ``file://`` URLs and plain paths."""
-    return url.startswith("file://") or ("://" not in url and not _SCP_LIKE.match(url))
+    return url.startswith("file://") or ("://" not in url and not _SCP_LIKE.fullmatch(url))
 
 
 # -- what a manifest declares -------------------------------------------------------
@@ -149,8 +156,22 @@ def is_local_url(url: str) -> bool:
 
 def version_problem(value: str) -> str | None:
     """Why ``value`` is not an app version (it becomes part of image tags), or None."""
-    if not _VERSION.match(value):
-        return "must be a version such as \"1.4.0\" (letters, digits, '.', '-', '+')"
+    if not _VERSION.fullmatch(value):
+        return (
+            "must be a version such as \"1.4.0\": letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 87 characters (it becomes part of "
+            "the image tags, which allow nothing else: write 1.0.0+build5 as 1.0.0-build5)"
+        )
+    return None
+
+
+def image_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` cannot be the tag of an image reference (``NAME:TAG``), or None."""
+    if not _IMAGE_TAG.fullmatch(tag):
+        return (
+            "is not a valid image tag (letters, digits, '_', '.' and '-', not starting "
+            "with '.' or '-', at most 128 characters)"
+        )
     return None
 
 
