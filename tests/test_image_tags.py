@@ -50,9 +50,7 @@ def manifest(**changes: Any) -> dict[str, Any]:
 
 def region(name: str = "badung") -> RegionProfile:
     data = yaml.safe_load(
-        (Path(__file__).parent.parent / "manifests/regions/badung.yaml").read_text(
-            encoding="utf-8"
-        )
+        (Path(__file__).parent.parent / "manifests/regions/badung.yaml").read_text(encoding="utf-8")
     )
     data["name"] = name
     return RegionProfile.model_validate(data)
@@ -153,7 +151,7 @@ def test_adopt_refuses_an_image_claimed_by_two_apps_of_the_run_before_any_work(
     result = adopt("alpha", "beta")
     assert result.exit_code == 1, result.output
     assert "smartshare/alpha" in result.stderr
-    assert "alpha.yaml" in result.stderr and "beta.yaml" in result.stderr
+    assert alpha.name in result.stderr and beta.name in result.stderr
     assert not workspace.exists()  # nothing fetched, nothing written
     assert not (tmp_path / "cache").exists()
     # Each alone is a run without a clash; afterwards the other one's recorded
