@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from smartshare.catalog.rules import is_git_dir_name
 from smartshare.errors import BuildError
 
 
@@ -29,7 +30,7 @@ def check_context(context_dir: Path, dockerfile: str) -> tuple[Path, str]:
             hint="give the Dockerfile as a path inside the build context",
         )
     relative = path.relative_to(context)
-    if ".git" in relative.parts:
+    if any(is_git_dir_name(part) for part in relative.parts):
         raise BuildError(
             f"Dockerfile {dockerfile} lies inside .git, which never enters a build context",
             hint="give a Dockerfile from the app's source tree",

@@ -48,6 +48,7 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
     Said of the spelling only: whether a symbolic link on the way leads out is
     for :func:`smartshare.state.safefs.confined_path` to find on the disk.
     ``.`` (the folder itself) passes; callers that need a file refuse it.
+    No component may be a name git reads as ``.git`` (:func:`is_git_dir_name`).
     """
     if not value or not value.strip():
         return "must not be empty"
@@ -58,9 +59,28 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
         return f"must be relative to {folder}, not absolute"
     if ".." in path.parts:
         return f"must stay inside {folder} ('..' is not allowed)"
-    if path.parts and path.parts[0] == ".git":
-        return "must not point into .git"
+    if any(is_git_dir_name(part) for part in path.parts):
+        return "must not name a .git folder (or a name git reads as .git) anywhere in the path"
     return None
+
+
+# Code points HFS+ ignores in file names, as git's is_hfs_dotgit lists them.
+_HFS_IGNORED = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def is_git_dir_name(name: str) -> bool:
+    """Whether git would take the path component ``name`` for ``.git``.
+
+    As git's own checks (is_ntfs_dotgit, is_hfs_dotgit) do: any case; trailing
+    dots and spaces and an NTFS stream suffix (``.git::$INDEX_ALLOCATION``)
+    dropped; the NTFS short name ``git~1``; the code points HFS+ ignores
+    (``.g\u200cit``).  A ``.git`` below the top level still matters: git finds
+    it from inside that folder, and reads its config (hooks, fsmonitor).
+    """
+    folded = name.translate(_HFS_IGNORED).split(":", 1)[0].rstrip(" .").lower()
+    return folded in (".git", "git~1")
 
 
 # -- git -------------------------------------------------------------------------
