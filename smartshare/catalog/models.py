@@ -270,19 +270,10 @@ class AppManifest(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _unique_names(self) -> AppManifest:
-        for label, names in (
-            ("parameter", [p.name for p in self.parameters]),
-            ("image", [i.name for i in self.images]),
-            ("template dest", [f"{t.target.value}:{t.dest}" for t in self.templates]),
-        ):
-            seen: set[str] = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f"{label} '{name}' is declared twice")
-                seen.add(name)
-        if self.name in self.requires:
-            raise ValueError("an app cannot require itself")
+    def _consistent(self) -> AppManifest:
+        problem = consistency_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def parameter(self, name: str) -> Parameter | None:
@@ -354,24 +345,47 @@ class RegionProfile(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _code_matches_type(self) -> RegionProfile:
-        parts = self.code.split(".")
-        if self.type is RegionType.PROVINSI:
-            if len(parts) != 1:
-                raise ValueError(f"code '{self.code}': a provinsi code is 'PP' (two digits)")
-        elif len(parts) != 2:
-            raise ValueError(f"code '{self.code}': a {self.type.value} code is 'PP.KK'")
-        else:
-            number = int(parts[1])
-            if self.type is RegionType.KOTA and not 71 <= number <= 99:
-                raise ValueError(
-                    f"code '{self.code}': a kota is numbered 71-99 within its province"
-                )
-            if self.type is RegionType.KABUPATEN and not 1 <= number <= 69:
-                raise ValueError(
-                    f"code '{self.code}': a kabupaten is numbered 01-69 within its province"
-                )
+    def _consistent(self) -> RegionProfile:
+        problem = consistency_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def consistency_problem(model: AppManifest | RegionProfile) -> str | None:
+    """What is wrong across the fields of a manifest or profile, or None.
+
+    The models' own check once their fields are valid; ``validate`` also
+    runs it on a partial model, where reading a field that is not valid
+    raises AttributeError.
+    """
+    if isinstance(model, AppManifest):
+        for label, names in (
+            ("parameter", [p.name for p in model.parameters]),
+            ("image", [i.name for i in model.images]),
+            ("template dest", [f"{t.target.value}:{t.dest}" for t in model.templates]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    return f"{label} '{name}' is declared twice"
+                seen.add(name)
+        if model.name in model.requires:
+            return "an app cannot require itself"
+        return None
+    parts = model.code.split(".")
+    if model.type is RegionType.PROVINSI:
+        if len(parts) != 1:
+            return f"code '{model.code}': a provinsi code is 'PP' (two digits)"
+    elif len(parts) != 2:
+        return f"code '{model.code}': a {model.type.value} code is 'PP.KK'"
+    else:
+        number = int(parts[1])
+        if model.type is RegionType.KOTA and not 71 <= number <= 99:
+            return f"code '{model.code}': a kota is numbered 71-99 within its province"
+        if model.type is RegionType.KABUPATEN and not 1 <= number <= 69:
+            return f"code '{model.code}': a kabupaten is numbered 01-69 within its province"
+    return None
 
 
 def is_secret_reference(value: object) -> bool:
