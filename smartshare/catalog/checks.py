@@ -37,6 +37,7 @@ from smartshare.catalog.models import (
     TemplateTarget,
     is_secret_reference,
 )
+from smartshare.catalog.rules import spdx_warnings
 from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse
@@ -178,12 +179,18 @@ def _check_loaded(
     on_cycles = cycles(catalog)
     apps = list(apps)
     for app in apps:
+        if app.has("license"):
+            problems.extend(
+                app.doc.problem(("license",), warning, severity=Severity.WARNING)
+                for warning in spdx_warnings(app.model.license)
+            )
         if app.has("requires"):
             problems.extend(_check_requires(app, catalog, on_cycles))
         if app.has("templates", "parameters"):
             problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]
-    claimants = loaded + [app for app in apps if all(app is not other for other in loaded)]
+    known = {id(app) for app in loaded}
+    claimants = loaded + [app for app in apps if id(app) not in known]
     problems.extend(
         repository_clashes(
             [app for app in claimants if app.has("images")],
