@@ -491,3 +491,53 @@ def test_a_broken_field_skips_only_the_checks_that_read_it(tmp_path: Path) -> No
     # undeclared), no check of the region's values; one problem, located.
     (problem,) = report.problems
     assert problem.field == "parameters.1.type"
+
+
+# -- what a message shows of a value ----------------------------------------------------
+
+CREDENTIAL_VALUES = [
+    ("registry", "deploy:s3cr3tPass@Registry.badungkab.go.id/apps"),
+    ("registry", "https://deploy:s3cr3tPass@registry.badungkab.go.id/apps"),
+    ("registry", "s3cr3tPass@registry.badungkab.go.id/apps/"),
+    ("domain", "https://admin:s3cr3tPass@badungkab.go.id"),
+    ("timezone", "https://admin:s3cr3tPass@tz.example/Asia/Makassar"),
+]
+
+
+def with_value(text: str, key: str, value: str) -> str:
+    """``text`` with its top-level ``key`` set to ``value`` (added when it has none)."""
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    return "\n".join([*lines, f"{key}: {value}"]) + "\n"
+
+
+@pytest.mark.parametrize(("key", "value"), CREDENTIAL_VALUES)
+def test_a_value_with_credentials_is_not_echoed(tmp_path: Path, key: str, value: str) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    text = region.read_text(encoding="utf-8")
+    region.write_text(with_value(text, key, f"'{value}'"), encoding="utf-8")
+    report = validate(catalog_root=tmp_path, paths=[region])
+    (problem,) = [p for p in report.problems if p.field == key]
+    assert "s3cr3tPass" not in problem.as_text()
+    assert "deploy" not in problem.message and "admin" not in problem.message
+    assert "***@" in problem.message
+
+
+@pytest.mark.parametrize("key", ["name", "domain", "timezone", "locale"])
+def test_a_long_value_is_shown_shortened(tmp_path: Path, key: str) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    region.write_text(with_value(region.read_text(encoding="utf-8"), key, "X" * 5000))
+    report = validate(catalog_root=tmp_path, paths=[region])
+    (problem,) = [p for p in report.problems if p.field == key]
+    assert len(problem.message) < 300, problem.message
+    assert "XXX..." in problem.message
+
+
+def test_long_unknown_keys_are_shown_shortened(tmp_path: Path) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    key = "k" * 1000
+    region.write_text(region.read_text(encoding="utf-8") + f"{key}: 1\n", encoding="utf-8")
+    (problem,) = validate(catalog_root=tmp_path, paths=[region]).problems
+    assert len(problem.as_text()) < 300 + len(str(region))

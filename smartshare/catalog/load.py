@@ -19,7 +19,7 @@ from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from smartshare.catalog.diagnostics import Problem, Severity
+from smartshare.catalog.diagnostics import Problem, Severity, shown_value
 from smartshare.catalog.models import (
     PATTERN_HINTS,
     AppManifest,
@@ -203,7 +203,7 @@ def problems_from_validation(
         kind = error["type"]
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
-            message = f"unknown key '{loc[-1]}'"
+            message = f"unknown key {shown_value(loc[-1])}"
             if parent is not None:
                 close = difflib.get_close_matches(str(loc[-1]), _keys_of(parent), n=1)
                 if close:
@@ -221,9 +221,11 @@ def problems_from_validation(
             if kind == "string_pattern_mismatch":
                 pattern = str((error.get("ctx") or {}).get("pattern", ""))
                 wanted = PATTERN_HINTS.get(pattern, f"a value matching {pattern}")
-                message = f"{error['input']!r} is not valid: expected {wanted}"
+                message = f"{shown_value(error['input'])} is not valid: expected {wanted}"
             elif kind == "literal_error" and present and present[-1] == "apiVersion":
-                message = f"{error['input']!r} is not supported: expected 'smartshare/v1'"
+                message = (
+                    f"{shown_value(error['input'])} is not supported: expected 'smartshare/v1'"
+                )
             else:
                 message = str(error["msg"]).removeprefix("Value error, ")
             problem = doc.problem(present, message, field=_join(present))
@@ -253,7 +255,9 @@ def parse_document(doc: YamlDocument) -> tuple[LoadedFile[Any] | None, list[Prob
             return None, [
                 doc.problem((), "required key 'kind' is missing (App or Region)", field="kind")
             ]
-        return None, [doc.problem(("kind",), f"unknown kind {kind!r}: expected App or Region")]
+        return None, [
+            doc.problem(("kind",), f"unknown kind {shown_value(kind)}: expected App or Region")
+        ]
     try:
         return LoadedFile(doc=doc, model=model.model_validate(data)), []
     except ValidationError as exc:

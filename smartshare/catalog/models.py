@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
@@ -133,7 +134,9 @@ class Source(StrictModel):
     def _ref_well_formed(cls, value: str) -> str:
         problem = ref_problem(value)
         if problem:
-            raise ValueError(f"'{value}' is not a valid git tag or branch name: {problem}")
+            raise ValueError(
+                f"{shown_value(value)} is not a valid git tag or branch name: {problem}"
+            )
         return value
 
 
@@ -181,7 +184,7 @@ class Parameter(StrictModel):
         if self.default is not None:
             problem = self.value_problem(self.default)
             if problem:
-                raise ValueError(f"default {self.default!r} {problem}")
+                raise ValueError(f"default {shown_value(self.default)} {problem}")
         return self
 
     def value_problem(self, value: Any) -> str | None:
@@ -339,8 +342,8 @@ class RegionProfile(StrictModel):
     def _timezone(cls, value: str) -> str:
         if not timezone_exists(value):
             raise ValueError(
-                f"unknown time zone '{value}'; Indonesia uses Asia/Jakarta, Asia/Pontianak, "
-                "Asia/Makassar or Asia/Jayapura"
+                f"unknown time zone {shown_value(value)}; Indonesia uses Asia/Jakarta, "
+                "Asia/Pontianak, Asia/Makassar or Asia/Jayapura"
             )
         return value
 

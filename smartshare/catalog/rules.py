@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from smartshare.catalog.diagnostics import shown_value
+
 # Patterns are written for JSON Schema too (``^...$``); Python checks them with
 # fullmatch, because its ``$`` also matches before a trailing newline.
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
@@ -129,7 +131,8 @@ def git_url_problem(url: str) -> str | None:
         return "a repository URL must not start with '-' (it would be read as a git option)"
     if "::" in url.split("/", 1)[0]:
         return (
-            f"transport '{url.split('::', 1)[0]}::' is not allowed: it can run commands; "
+            f"transport {shown_value(url.split('::', 1)[0] + '::')} is not allowed: it can run "
+            "commands; "
             "use https://, ssh://, git@host:path or a local path"
         )
     if "://" in url:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from smartshare.catalog.diagnostics import Problem, Severity
+from smartshare.catalog.diagnostics import Problem, Severity, shown_value
 from smartshare.errors import InvalidInputError
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -98,12 +98,18 @@ class YamlDocument:
         field: str | None = None,
     ) -> Problem:
         line, column = self.position(loc, key=key)
+        if field is None:
+            # Keys are untrusted too: a long or URL-like one is shown as shown_value shows it.
+            field = ".".join(
+                str(p) if isinstance(p, int) or (len(p) <= 40 and "@" not in p) else shown_value(p)
+                for p in loc
+            )
         return Problem(
             file=self.display,
             line=line,
             column=column,
             severity=severity,
-            field=field if field is not None else ".".join(str(p) for p in loc),
+            field=field,
             message=message,
         )
 
