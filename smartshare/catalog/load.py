@@ -295,9 +295,12 @@ def _partial(
         key = info.alias or name
         if key in broken or name in broken:
             continue
-        intact.add(name)
         if key in doc.data:
-            values[name] = _field_adapter(model, name).validate_python(doc.data[key])
+            try:
+                values[name] = _field_adapter(model, name).validate_python(doc.data[key])
+            except ValidationError:
+                continue  # not expected (pydantic reported no error here); not intact then
+        intact.add(name)
     if "name" not in intact:
         return None, []  # nothing could refer to it
     partial = model.model_construct(**values)
