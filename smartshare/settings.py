@@ -55,11 +55,17 @@ def load_settings() -> Settings:
         )
         rewrites = {}
     for prefix, target in rewrites.items():
+        loc = ("source_rewrites", prefix)
+        if not prefix.strip() or any(ord(ch) < 32 or ch.isspace() for ch in prefix):
+            message = "the URL prefix must not be empty nor hold whitespace or control characters"
+            problems.append(doc.problem(loc, message, key=True))
         problem = git_url_problem(target)
         if problem:
-            problems.append(doc.problem(("source_rewrites", prefix), problem))
+            problems.append(doc.problem(loc, problem))
     cache_dir = data.get("cache_dir")
-    if cache_dir is not None and not isinstance(cache_dir, str):
+    if cache_dir is not None and (
+        not isinstance(cache_dir, str) or not cache_dir.strip() or "\x00" in cache_dir
+    ):
         problems.append(doc.problem(("cache_dir",), "must be a folder path"))
         cache_dir = None
     if problems:

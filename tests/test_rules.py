@@ -7,12 +7,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from smartshare.catalog.models import Source, TemplateSpec
+from smartshare.building.context import check_context
+from smartshare.catalog.checks import validate
+from smartshare.catalog.models import Image, Source, TemplateSpec
 from smartshare.catalog.rules import ref_problem, relative_path_problem
 from smartshare.errors import GitError, UnsafePathError
 from smartshare.fetching.mirror import resolve_ref
 from smartshare.rendering.sandbox import TemplateSource
 from smartshare.state.safefs import confined_path
+
+from catalogs import make_catalog
 
 BAD_REFS = [
     "-v1",
@@ -50,6 +54,34 @@ def test_plain_tags_and_branches_pass(ref: str) -> None:
 
 
 BAD_PATHS = ["../x", "a/../../x", "/etc/passwd", "~/x", "a\\b", "a\x00b", "", " ", ".git/config"]
+# Every name git itself treats as .git (is_ntfs_dotgit, is_hfs_dotgit), anywhere in a path.
+GIT_DIR_PATHS = [
+    "www/.git/config",  # below the top level: git finds it from inside www/
+    ".git",
+    "a/b/.git/hooks/post-checkout",
+    ".GIT/config",
+    "www/.Git/config",
+    "www/.git./config",  # NTFS drops trailing dots and spaces
+    "www/.git /config",
+    "www/.git. . ./config",
+    "www/.git::$INDEX_ALLOCATION/config",  # an NTFS stream name
+    "www/git~1/config",  # the NTFS short name of .git
+    "www/GIT~1./config",
+    "www/.g\u200cit/config",  # HFS+ ignores zero-width and direction code points
+    "www/.\u200dgit/config",
+    "www/.gi\u202et/config",
+    "www/.git\ufeff/config",
+    "www/\u206a.git/config",
+]
+NOT_GIT_DIR_PATHS = [
+    "www/.gitignore",
+    ".github/workflows/ci.yml",
+    "a/git/config",
+    "www/.gitx/y",
+    "www/git~2/x",
+    "www/.git-keep",
+    "www/x.git/config",
+]
 
 
 @pytest.mark.parametrize("path", BAD_PATHS)
@@ -63,6 +95,49 @@ def test_one_relative_path_rule_for_manifests_templates_and_writes(
         TemplateSource(tmp_path).joined(path)
     with pytest.raises(UnsafePathError):
         confined_path(tmp_path, path)
+
+
+@pytest.mark.parametrize("path", GIT_DIR_PATHS)
+def test_no_component_may_be_a_name_git_reads_as_dot_git(path: str, tmp_path: Path) -> None:
+    assert relative_path_problem(path) is not None
+    with pytest.raises(ValidationError, match="git"):
+        TemplateSpec(src="page.j2", dest=path)
+    with pytest.raises(ValidationError, match="git"):
+        Image(name="web", context=path)
+    with pytest.raises(ValidationError, match="git"):
+        Image(name="web", dockerfile=f"{path}/Dockerfile")
+    with pytest.raises(UnsafePathError, match="git"):
+        TemplateSource(tmp_path).joined(path)
+    with pytest.raises(UnsafePathError, match="git"):
+        confined_path(tmp_path, path)
+
+
+@pytest.mark.parametrize("path", NOT_GIT_DIR_PATHS)
+def test_names_like_dot_git_that_git_does_not_take_for_it(path: str) -> None:
+    assert relative_path_problem(path) is None
+    assert TemplateSpec(src="page.j2", dest=path).dest == path
+
+
+def test_a_dockerfile_below_a_dot_git_folder_is_not_built(tmp_path: Path) -> None:
+    hidden = tmp_path / ".Git. "
+    hidden.mkdir()
+    (hidden / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(UnsafePathError, match="git"):
+        check_context(tmp_path, ".", ".Git. /Dockerfile")
+
+
+def test_validate_locates_a_dest_in_dot_git(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("dest: www/index.html", "dest: www/.git/config")
+    )
+    (problem,) = [
+        p for p in validate(catalog_root=catalog.root).problems if p.file == str(manifest)
+    ]
+    assert problem.field == "templates.0.dest"
+    assert problem.line == manifest.read_text().splitlines().index("    dest: www/.git/config") + 1
+    assert ".git" in problem.message
 
 
 def test_the_folder_is_named_in_the_message(tmp_path: Path) -> None:

@@ -95,6 +95,9 @@ def test_region_drift(tmp_path: Path) -> None:
     assert region_drift(region) == f"region profile {profile} changed since adoption"
     profile.unlink()
     assert region_drift(region) == f"region profile {profile} is gone"
+    # A lock edited to name a device is not read (it would never end).
+    endless = region.model_copy(update={"file": "/dev/zero"})
+    assert region_drift(endless) == "region profile /dev/zero is not a profile file any more"
 
 
 class Busy(Exception):

@@ -424,8 +424,120 @@ def test_many_manifests_sharing_templates(tmp_path: Path) -> None:
     manifest = (tmp_path / "manifests" / "apps" / "portal.yaml").read_text()
     for number in range(200):
         name = f"portal-{number}"
-        text = manifest.replace("name: portal\n", f"name: {name}\n", 1)
+        text = manifest.replace("name: portal\n", f"name: {name}\n")  # the app and its image
         write(tmp_path, {f"manifests/apps/many/{name}.yaml": text})
     report = validate(catalog_root=tmp_path)
     assert report.files_checked == 203
     assert report.problems == []
+
+
+# -- every independent problem of a file in one run ------------------------------
+
+
+def test_all_independent_problems_of_a_manifest_in_one_run(tmp_path: Path) -> None:
+    minimal_catalogue(tmp_path)
+    portal = tmp_path / "manifests/apps/portal.yaml"
+    text = portal.read_text(encoding="utf-8")
+    text = text.replace("category: public-service\n", "category: public-service\ncolour: red\n")
+    text = text.replace("requires: [auth]", "requires: [auht]")
+    write(tmp_path, {"manifests/apps/portal.yaml": text})
+    write(
+        tmp_path,
+        {
+            "templates/portal/runtime.env.j2": "SUPPORT={{ params.support_mail | shquote }}\n"
+            "TOKEN={{ params.api_token | shquote }}\n"
+        },
+    )
+    report = validate(catalog_root=tmp_path)
+    found = {(Path(p.file).name, p.field): p.message for p in report.problems}
+    assert "unknown key 'colour'" in found[("portal.yaml", "colour")]
+    assert "did you mean 'auth'?" in found[("portal.yaml", "requires.0")]
+    assert "did you mean 'support_email'?" in found[("runtime.env.j2", "params.support_mail")]
+    # Nothing else (the region's values for portal are checked, and fine), each once;
+    # the misspelt parameter leaves support_email unused: a warning.
+    errors = [p.as_text() for p in report.problems if p.severity is E]
+    assert len(errors) == len(set(errors)) == 3, "\n".join(errors)
+    assert [p.field for p in report.problems if p.severity is W] == ["parameters.1"]
+
+
+def test_a_required_field_in_error_does_not_hide_the_other_checks(tmp_path: Path) -> None:
+    minimal_catalogue(tmp_path)
+    portal = tmp_path / "manifests/apps/portal.yaml"
+    text = portal.read_text(encoding="utf-8").replace("maturity: stable", "maturity: finished")
+    text = text.replace("  - name: languages\n", "  - name: site_title\n  - name: languages\n")
+    text = text.replace("license: GPL-3.0-only", "license: GPL-3.0-only\nlicence: MIT")
+    write(tmp_path, {"manifests/apps/portal.yaml": text})
+    values = "    support_email: it@badungkab.go.id\n    api_token: env:TOKEN\n    nope: 1\n"
+    write(tmp_path, {"manifests/regions/badung.yaml": REGION + "apps:\n  portal:\n" + values})
+    report = validate(catalog_root=tmp_path)
+    messages = [p.as_text() for p in report.problems]
+    fields = sorted(p.field for p in report.problems)
+    # the model's errors, its check across fields (which pydantic skips once a
+    # field fails), and the region's values against the app's parameters
+    assert fields == ["", "apps.portal.nope", "licence", "maturity"], messages
+    assert any("parameter 'site_title' is declared twice" in m for m in messages), messages
+    assert any("app 'portal' has no parameter 'nope'" in m for m in messages), messages
+    # the app stays out of everything but validate
+    assert "portal" not in load_catalog(tmp_path).apps
+
+
+def test_a_broken_field_skips_only_the_checks_that_read_it(tmp_path: Path) -> None:
+    minimal_catalogue(tmp_path)
+    portal = tmp_path / "manifests/apps/portal.yaml"
+    text = portal.read_text(encoding="utf-8").replace("    type: email\n", "    type: e-mail\n")
+    write(tmp_path, {"manifests/apps/portal.yaml": text})
+    report = validate(catalog_root=tmp_path)
+    # parameters is broken: no template check (it would call every parameter
+    # undeclared), no check of the region's values; one problem, located.
+    (problem,) = report.problems
+    assert problem.field == "parameters.1.type"
+
+
+# -- what a message shows of a value ----------------------------------------------------
+
+CREDENTIAL_VALUES = [
+    ("registry", "deploy:s3cr3tPass@Registry.badungkab.go.id/apps"),
+    ("registry", "https://deploy:s3cr3tPass@registry.badungkab.go.id/apps"),
+    ("registry", "s3cr3tPass@registry.badungkab.go.id/apps/"),
+    ("domain", "https://admin:s3cr3tPass@badungkab.go.id"),
+    ("timezone", "https://admin:s3cr3tPass@tz.example/Asia/Makassar"),
+]
+
+
+def with_value(text: str, key: str, value: str) -> str:
+    """``text`` with its top-level ``key`` set to ``value`` (added when it has none)."""
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    return "\n".join([*lines, f"{key}: {value}"]) + "\n"
+
+
+@pytest.mark.parametrize(("key", "value"), CREDENTIAL_VALUES)
+def test_a_value_with_credentials_is_not_echoed(tmp_path: Path, key: str, value: str) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    text = region.read_text(encoding="utf-8")
+    region.write_text(with_value(text, key, f"'{value}'"), encoding="utf-8")
+    report = validate(catalog_root=tmp_path, paths=[region])
+    (problem,) = [p for p in report.problems if p.field == key]
+    assert "s3cr3tPass" not in problem.as_text()
+    assert "deploy" not in problem.message and "admin" not in problem.message
+    assert "***@" in problem.message
+
+
+@pytest.mark.parametrize("key", ["name", "domain", "timezone", "locale"])
+def test_a_long_value_is_shown_shortened(tmp_path: Path, key: str) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    region.write_text(with_value(region.read_text(encoding="utf-8"), key, "X" * 5000))
+    report = validate(catalog_root=tmp_path, paths=[region])
+    (problem,) = [p for p in report.problems if p.field == key]
+    assert len(problem.message) < 300, problem.message
+    assert "XXX..." in problem.message
+
+
+def test_long_unknown_keys_are_shown_shortened(tmp_path: Path) -> None:
+    minimal_catalogue(tmp_path)
+    region = tmp_path / "manifests/regions/badung.yaml"
+    key = "k" * 1000
+    region.write_text(region.read_text(encoding="utf-8") + f"{key}: 1\n", encoding="utf-8")
+    (problem,) = validate(catalog_root=tmp_path, paths=[region]).problems
+    assert len(problem.as_text()) < 300 + len(str(region))

@@ -3,7 +3,8 @@
 Its source is resolved (all apps at once: mostly network waits), its files
 rendered (or, when the lock shows the same inputs, taken from the lock
 without rendering), its image tags and build key worked out, and all of it
-compared with the lock and the disk.  The tag policy is :func:`image_tags`.
+compared with the lock and the disk.  The tag policy is
+:func:`smartshare.catalog.tags.image_tags`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from smartshare import __version__
 from smartshare.adoption.request import Context, current_template_digests
 from smartshare.building.labels import static_labels
 from smartshare.catalog.load import Catalog
-from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.models import AppManifest, TemplateTarget
 from smartshare.catalog.rules import is_local_url
+from smartshare.catalog.tags import image_tags
 from smartshare.rendering.values import ResolvedValues
 from smartshare.state import workspace as ws
 from smartshare.state.drift import file_drift, manifest_digest
@@ -68,11 +70,6 @@ class Assessment:
     @property
     def up_to_date(self) -> bool:
         return not (self.sync or self.build or self.push)
-
-
-def image_tags(app: AppManifest, region: RegionProfile, image_name: str) -> tuple[str, ...]:
-    """The tags an app's image gets for a region: ``NAMESPACE/IMAGE:VERSION-REGION``."""
-    return (f"{region.image_namespace()}/{image_name}:{app.version}-{region.name}",)
 
 
 def _resolve_source_url(catalog: Catalog, url: str) -> str:

@@ -111,6 +111,7 @@ def prepare(
             hint="fix it first ('smartshare validate' shows the same problems)",
             problems=problems,
         )
+    _check_image_names(catalog, order, lock, region.model)
     region_problems = [
         p for p in check_region(region=region, catalog=catalog) if p.severity.value == "error"
     ]
@@ -156,6 +157,33 @@ def prepare(
         push=push,
         force=force,
     )
+
+
+def _check_image_names(
+    catalog: Catalog, order: Sequence[str], lock: Lock, region: RegionProfile
+) -> None:
+    """Every image of the run can be tagged, and goes where no other app's image goes.
+
+    The apps recorded in the workspace count as well: adopting one that claims
+    their image would overwrite what they recorded.
+    """
+    from smartshare.catalog.tags import LOCAL_NAMESPACE, image_tags, repository_clashes
+
+    for name in order:
+        app = catalog.app(name)
+        for image in app.images:
+            image_tags(app, region, image.name)
+    run = [catalog.apps[name] for name in order]
+    recorded = [catalog.apps[n] for n in lock.apps if n in catalog.apps and n not in order]
+    clashes = repository_clashes(
+        run + recorded, report=run, namespace=region.registry or LOCAL_NAMESPACE
+    )
+    if clashes:
+        raise InvalidInputError(
+            "two apps would push to the same image and overwrite each other's tags",
+            hint="rename the image in one of the manifests ('smartshare validate' shows it)",
+            problems=clashes,
+        )
 
 
 def checked_before(catalog: Catalog, entry: LockedApp | None, name: str) -> bool:

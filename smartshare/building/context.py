@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from smartshare.catalog.rules import is_git_dir_name
 from smartshare.errors import BuildError, UnsafePathError
 from smartshare.state.safefs import confined_path
 
@@ -52,7 +53,7 @@ def check_context(source_dir: Path, context: str, dockerfile: str) -> tuple[Path
         )
     path = _confined("Dockerfile", dockerfile, folder, source_dir / context)
     relative = PurePosixPath(path.relative_to(folder).as_posix())
-    if ".git" in relative.parts:
+    if any(is_git_dir_name(part) for part in relative.parts):
         raise UnsafePathError(
             f"Dockerfile {dockerfile} lies inside .git, which never enters a build context",
             hint="give a Dockerfile from the app's source tree",
@@ -106,7 +107,9 @@ def pack_context(context: Path, dockerfile_rel: str, archive: Any) -> None:
 
     try:
         files = exclude_paths(str(context), _dockerignore_patterns(context), dockerfile_rel)
-        kept = sorted(f for f in files if ".git" not in PurePosixPath(f).parts)
+        kept = sorted(
+            f for f in files if not any(is_git_dir_name(p) for p in PurePosixPath(f).parts)
+        )
         create_archive(root=str(context), files=kept, fileobj=archive, gzip=False)
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError(

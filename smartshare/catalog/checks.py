@@ -37,6 +37,8 @@ from smartshare.catalog.models import (
     TemplateTarget,
     is_secret_reference,
 )
+from smartshare.catalog.rules import spdx_warnings
+from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse
 from smartshare.rendering.sandbox import make_environment
@@ -85,9 +87,9 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
         # Everything loaded is reported on: no need to sort files into catalogues.
         catalog = load_catalog(catalog_root)
         problems = set(catalog.problems)
-        problems.update(
-            _check_loaded(catalog, list(catalog.apps.values()), catalog.regions.values())
-        )
+        apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
+        regions = [*catalog.regions.values(), *catalog.partial_regions]
+        problems.update(_check_loaded(catalog, apps, regions))
         # Each file was either loaded into the catalogue or has a problem.
         seen = {f.doc.display for f in catalog.apps.values()}
         seen.update(f.doc.display for f in catalog.regions.values())
@@ -138,12 +140,12 @@ def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
     apps: list[LoadedFile[AppManifest]] = []
     regions: list[LoadedFile[RegionProfile]] = []
     found: set[Path] = set()
-    for app in catalog.apps.values():
+    for app in [*catalog.apps.values(), *catalog.partial_apps.values()]:
         key = app.doc.path.resolve()
         if key in wanted:
             apps.append(app)
             found.add(key)
-    for region in catalog.regions.values():
+    for region in [*catalog.regions.values(), *catalog.partial_regions]:
         key = region.doc.path.resolve()
         if key in wanted:
             regions.append(region)
@@ -153,11 +155,11 @@ def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
             continue
         # Loaded but not in the catalogue: a duplicate name (already reported).
         # Its other checks still run; files that failed to load are skipped.
-        model, doc, _ = load_file(path)
-        if isinstance(model, AppManifest) and doc is not None:
-            apps.append(LoadedFile(doc=doc, model=model))
-        elif isinstance(model, RegionProfile) and doc is not None:
-            regions.append(LoadedFile(doc=doc, model=model))
+        loaded, _ = load_file(path)
+        if loaded is not None and isinstance(loaded.model, AppManifest):
+            apps.append(loaded)
+        elif loaded is not None and isinstance(loaded.model, RegionProfile):
+            regions.append(loaded)
 
     problems.extend(_check_loaded(catalog, apps, regions))
     return problems
@@ -168,14 +170,36 @@ def _check_loaded(
     apps: Iterable[LoadedFile[AppManifest]],
     regions: Iterable[LoadedFile[RegionProfile]],
 ) -> list[Problem]:
-    """The checks that need the whole catalogue, for the given apps and regions."""
+    """The checks that need the whole catalogue, for the given apps and regions.
+
+    A file that does not validate gets the checks whose fields are intact
+    (LoadedFile.has): all its independent problems come in one run.
+    """
     problems: list[Problem] = []
     on_cycles = cycles(catalog)
+    apps = list(apps)
     for app in apps:
-        problems.extend(_check_requires(app, catalog, on_cycles))
-        problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+        if app.has("license"):
+            problems.extend(
+                app.doc.problem(("license",), warning, severity=Severity.WARNING)
+                for warning in spdx_warnings(app.model.license)
+            )
+        if app.has("requires"):
+            problems.extend(_check_requires(app, catalog, on_cycles))
+        if app.has("templates", "parameters"):
+            problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+    loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]
+    known = {id(app) for app in loaded}
+    claimants = loaded + [app for app in apps if id(app) not in known]
+    problems.extend(
+        repository_clashes(
+            [app for app in claimants if app.has("images")],
+            report=[app for app in apps if app.has("images")],
+        )
+    )
     for region in regions:
-        problems.extend(check_region(region=region, catalog=catalog))
+        if region.has("apps"):
+            problems.extend(check_region(region=region, catalog=catalog))
     return problems
 
 
@@ -193,7 +217,7 @@ def _check_requires(
     problems: list[Problem] = []
     model = app.model
     for index, needed in enumerate(model.requires):
-        if needed not in catalog.apps:
+        if needed not in catalog.apps and needed not in catalog.partial_apps:
             problems.append(
                 app.doc.problem(
                     ("requires", index),
@@ -221,7 +245,7 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
     doc = region.doc
     problems: list[Problem] = []
     for app_name, values in region.model.apps.items():
-        loaded = catalog.apps.get(app_name)
+        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
         if loaded is None:
             problems.append(
                 doc.problem(
@@ -232,6 +256,8 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
                 )
             )
             continue
+        if not loaded.has("parameters"):
+            continue  # the app's manifest is invalid there, and says so
         app = loaded.model
         for key, value in values.items():
             loc = ("apps", app_name, key)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+# A value shown in a message is cut to this many characters.
+SHOWN_LENGTH = 60
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class Severity(StrEnum):
@@ -48,3 +53,37 @@ class Problem:
 
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` without the credentials a URL-like value may carry.
+
+    ``user:password@`` before a host (with or without a scheme) becomes
+    ``***@``, and a query string ``?...`` becomes ``?***``.
+    """
+    scheme = _SCHEME.match(text)
+    head = scheme.group() if scheme else ""
+    rest = text[len(head) :]
+    end = len(rest)
+    for stop in ("/", "?", "#"):
+        found = rest.find(stop)
+        if found != -1:
+            end = min(end, found)
+    at = rest.rfind("@", 0, end)
+    if at != -1:
+        rest = "***" + rest[at:]
+    if "?" in rest:
+        rest = rest[: rest.index("?")] + "?***"
+    return head + rest
+
+
+def shown_value(value: object, limit: int = SHOWN_LENGTH) -> str:
+    """An untrusted value as a message may show it: quoted, redacted, at most ``limit`` long.
+
+    Control characters come out escaped (repr), credentials in URL-like
+    values as ``***``, and a long value is cut with ``...``.
+    """
+    text = redact_userinfo(value) if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return repr(text) if isinstance(value, str) else text

@@ -13,13 +13,20 @@ import os
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from smartshare.catalog.diagnostics import Problem, Severity
-from smartshare.catalog.models import PATTERN_HINTS, AppManifest, RegionProfile, model_for_kind
+from smartshare.catalog.diagnostics import Problem, Severity, shown_value
+from smartshare.catalog.models import (
+    PATTERN_HINTS,
+    AppManifest,
+    RegionProfile,
+    consistency_problem,
+    model_for_kind,
+)
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError
 
@@ -30,10 +37,20 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class LoadedFile(Generic[ModelT]):
-    """A validated model and the YAML it came from (for locating later problems)."""
+    """A validated model and the YAML it came from (for locating later problems).
+
+    ``intact`` is None for a valid file.  A file that does not validate may
+    still give a partial model, for ``validate``'s other checks only: the
+    fields named in ``intact`` are valid, the others are not to be used.
+    """
 
     doc: YamlDocument
     model: ModelT
+    intact: frozenset[str] | None = None
+
+    def has(self, *fields: str) -> bool:
+        """Whether the model's ``fields`` are valid (always, for a valid file)."""
+        return self.intact is None or self.intact.issuperset(fields)
 
 
 @dataclass
@@ -42,6 +59,10 @@ class Catalog:
     apps: dict[str, LoadedFile[AppManifest]] = field(default_factory=dict)
     regions: dict[str, LoadedFile[RegionProfile]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Files that do not validate, as far as they do (see LoadedFile.intact):
+    # validate checks what it can of them; nothing else sees them.
+    partial_apps: dict[str, LoadedFile[AppManifest]] = field(default_factory=dict)
+    partial_regions: list[LoadedFile[RegionProfile]] = field(default_factory=list)
 
     @property
     def templates_dir(self) -> Path:
@@ -50,6 +71,18 @@ class Catalog:
     def app(self, name: str) -> AppManifest:
         loaded = self.apps.get(name)
         if loaded is None:
+            # A manifest named after the app that does not load: say so, not "no such app".
+            broken = [
+                p
+                for p in self.problems
+                if p.severity is Severity.ERROR and Path(p.file).stem == name
+            ]
+            if broken:
+                raise InvalidInputError(
+                    f"the manifest of '{name}' ({broken[0].file}) is not valid",
+                    hint="fix it first ('smartshare validate' shows the same problems)",
+                    problems=broken,
+                )
             close = difflib.get_close_matches(name, list(self.apps), n=1)
             hint = (
                 f"did you mean '{close[0]}'?" if close else "run 'smartshare list' to see the apps"
@@ -170,7 +203,7 @@ def problems_from_validation(
         kind = error["type"]
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
-            message = f"unknown key '{loc[-1]}'"
+            message = f"unknown key {shown_value(loc[-1])}"
             if parent is not None:
                 close = difflib.get_close_matches(str(loc[-1]), _keys_of(parent), n=1)
                 if close:
@@ -188,9 +221,11 @@ def problems_from_validation(
             if kind == "string_pattern_mismatch":
                 pattern = str((error.get("ctx") or {}).get("pattern", ""))
                 wanted = PATTERN_HINTS.get(pattern, f"a value matching {pattern}")
-                message = f"{error['input']!r} is not valid: expected {wanted}"
+                message = f"{shown_value(error['input'])} is not valid: expected {wanted}"
             elif kind == "literal_error" and present and present[-1] == "apiVersion":
-                message = f"{error['input']!r} is not supported: expected 'smartshare/v1'"
+                message = (
+                    f"{shown_value(error['input'])} is not supported: expected 'smartshare/v1'"
+                )
             else:
                 message = str(error["msg"]).removeprefix("Value error, ")
             problem = doc.problem(present, message, field=_join(present))
@@ -205,8 +240,13 @@ def _join(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def parse_document(doc: YamlDocument) -> tuple[AppManifest | RegionProfile | None, list[Problem]]:
-    """Validate a loaded YAML document against the model its ``kind`` names."""
+def parse_document(doc: YamlDocument) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+    """Validate a loaded YAML document against the model its ``kind`` names.
+
+    A document that does not validate gives its problems and, when its name
+    is valid, a partial model (:func:`_partial`) for the checks that need
+    only its valid fields.
+    """
     data = doc.data
     kind = data.get("kind")
     model = model_for_kind(kind)
@@ -215,25 +255,83 @@ def parse_document(doc: YamlDocument) -> tuple[AppManifest | RegionProfile | Non
             return None, [
                 doc.problem((), "required key 'kind' is missing (App or Region)", field="kind")
             ]
-        return None, [doc.problem(("kind",), f"unknown kind {kind!r}: expected App or Region")]
+        return None, [
+            doc.problem(("kind",), f"unknown kind {shown_value(kind)}: expected App or Region")
+        ]
     try:
-        return model.model_validate(data), []
+        return LoadedFile(doc=doc, model=model.model_validate(data)), []
     except ValidationError as exc:
-        return None, problems_from_validation(doc, model, exc)
+        problems = problems_from_validation(doc, model, exc)
+        partial, more = _partial(doc, model, exc)
+        return partial, problems + more
 
 
-def load_file(
-    path: Path,
-) -> tuple[AppManifest | RegionProfile | None, YamlDocument | None, list[Problem]]:
+@lru_cache(maxsize=64)
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if info.metadata:
+        annotation = Annotated[(annotation, *info.metadata)]
+    return TypeAdapter(annotation)
+
+
+def _partial(
+    doc: YamlDocument, model: type[AppManifest] | type[RegionProfile], exc: ValidationError
+) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+    """The fields of an invalid document that are valid, as a partial model.
+
+    Unknown keys are left out; a field with any other error is not intact.
+    The model's own checks across fields run again when the fields they read
+    are intact (pydantic skips them once a field fails), so their problems
+    come in the same round.
+    """
+    errors = exc.errors(include_url=False)
+    if any(not error["loc"] for error in errors):
+        return None, []  # every field was valid: only a check across fields failed
+    broken = {str(e["loc"][0]) for e in errors if e["type"] != "extra_forbidden"}
+    values: dict[str, Any] = {}
+    intact: set[str] = set()
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key in broken or name in broken:
+            continue
+        if key in doc.data:
+            try:
+                values[name] = _field_adapter(model, name).validate_python(doc.data[key])
+            except ValidationError:
+                continue  # not expected (pydantic reported no error here); not intact then
+        intact.add(name)
+    if "name" not in intact:
+        return None, []  # nothing could refer to it
+    partial = model.model_construct(**values)
+    problems: list[Problem] = []
+    try:
+        problem = consistency_problem(partial)
+    except AttributeError:  # it reads a field that is not intact
+        problem = None
+    if problem:
+        problems.append(doc.problem((), problem, field=""))
+    return LoadedFile(doc=doc, model=partial, intact=frozenset(intact)), problems
+
+
+def load_file(path: Path) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+    """Load and validate one file: a valid model, a partial one (see LoadedFile), or None."""
     try:
         doc = load_yaml(path, display=display_path(path))
     except InvalidInputError as exc:
-        return None, None, exc.problems
-    model, problems = parse_document(doc)
-    return model, doc, problems
+        return None, exc.problems
+    return parse_document(doc)
 
 
-def _add(catalog: Catalog, model: AppManifest | RegionProfile, doc: YamlDocument) -> None:
+def _add(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
+    model = loaded.model
+    doc = loaded.doc
+    if loaded.intact is not None:
+        if isinstance(model, AppManifest):
+            catalog.partial_apps.setdefault(model.name, loaded)
+        else:
+            catalog.partial_regions.append(loaded)
+        return
     table: dict[str, Any] = catalog.apps if isinstance(model, AppManifest) else catalog.regions
     if model.name in table:
         first = table[model.name].doc.display
@@ -241,7 +339,7 @@ def _add(catalog: Catalog, model: AppManifest | RegionProfile, doc: YamlDocument
             doc.problem(("name",), f"'{model.name}' is already defined in {first}")
         )
         return
-    table[model.name] = LoadedFile(doc=doc, model=model)
+    table[model.name] = loaded
     stem = doc.path.stem
     if stem != model.name:
         catalog.problems.append(
@@ -270,10 +368,10 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
     gc.disable()
     try:
         for path in files:
-            model, doc, problems = load_file(path)
+            loaded, problems = load_file(path)
             catalog.problems.extend(problems)
-            if model is not None and doc is not None:
-                _add(catalog, model, doc)
+            if loaded is not None:
+                _add(catalog, loaded)
     finally:
         if collecting:
             gc.enable()
@@ -287,13 +385,13 @@ def load_region_file(path: Path) -> LoadedFile[RegionProfile]:
             f"region profile {path} does not exist",
             hint="pass --region with the path of a region profile (manifests/regions/*.yaml)",
         )
-    model, doc, problems = load_file(path)
-    if not isinstance(model, RegionProfile) or doc is None:
-        if not problems and doc is not None:
-            problems = [doc.problem(("kind",), "expected a region profile (kind: Region)")]
+    loaded, problems = load_file(path)
+    if loaded is None or loaded.intact is not None or not isinstance(loaded.model, RegionProfile):
+        if not problems and loaded is not None:
+            problems = [loaded.doc.problem(("kind",), "expected a region profile (kind: Region)")]
         raise InvalidInputError(
             f"region profile {display_path(path)} is not valid",
             hint="run 'smartshare validate' on it for details",
             problems=problems,
         )
-    return LoadedFile(doc=doc, model=model)
+    return loaded

@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
+    VERSION_PATTERN,
     git_url_problem,
     ref_problem,
     relative_path_problem,
@@ -132,7 +134,9 @@ class Source(StrictModel):
     def _ref_well_formed(cls, value: str) -> str:
         problem = ref_problem(value)
         if problem:
-            raise ValueError(f"'{value}' is not a valid git tag or branch name: {problem}")
+            raise ValueError(
+                f"{shown_value(value)} is not a valid git tag or branch name: {problem}"
+            )
         return value
 
 
@@ -180,7 +184,7 @@ class Parameter(StrictModel):
         if self.default is not None:
             problem = self.value_problem(self.default)
             if problem:
-                raise ValueError(f"default {self.default!r} {problem}")
+                raise ValueError(f"default {shown_value(self.default)} {problem}")
         return self
 
     def value_problem(self, value: Any) -> str | None:
@@ -205,9 +209,9 @@ def value_problem(kind: ParameterType, choices: list[Any] | None, value: Any) ->
         return None
     if not isinstance(value, str):
         return f"must be a string (got {type(value).__name__}; quote it in YAML)"
-    if kind is ParameterType.URL and not re.match(r"^https?://[^\s/$.?#][^\s]*$", value):
+    if kind is ParameterType.URL and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
         return "must be an http:// or https:// URL"
-    if kind is ParameterType.EMAIL and not re.match(EMAIL_PATTERN, value):
+    if kind is ParameterType.EMAIL and not re.fullmatch(EMAIL_PATTERN, value):
         return "must be an email address"
     return None
 
@@ -239,7 +243,10 @@ class AppManifest(StrictModel):
     category: Annotated[str, Field(pattern=SLUG_PATTERN)]
     tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
     license: NonEmptyStr = Field(description="SPDX identifier or expression")
-    version: NonEmptyStr = Field(description='Version of the app, quoted: "1.10"')
+    version: NonEmptyStr = Field(
+        description='Version of the app, quoted: "1.10"',
+        json_schema_extra={"pattern": VERSION_PATTERN},
+    )
     maturity: Maturity
     source: Source
     images: Annotated[list[Image], Field(min_length=1)]
@@ -266,19 +273,10 @@ class AppManifest(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _unique_names(self) -> AppManifest:
-        for label, names in (
-            ("parameter", [p.name for p in self.parameters]),
-            ("image", [i.name for i in self.images]),
-            ("template dest", [f"{t.target.value}:{t.dest}" for t in self.templates]),
-        ):
-            seen: set[str] = set()
-            for name in names:
-                if name in seen:
-                    raise ValueError(f"{label} '{name}' is declared twice")
-                seen.add(name)
-        if self.name in self.requires:
-            raise ValueError("an app cannot require itself")
+    def _consistent(self) -> AppManifest:
+        problem = consistency_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def parameter(self, name: str) -> Parameter | None:
@@ -308,7 +306,7 @@ class Branding(StrictModel):
 def timezone_exists(name: str) -> bool:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    if not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$|^UTC$", name):
+    if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)+|UTC", name):
         return False
     try:
         ZoneInfo(name)
@@ -344,38 +342,57 @@ class RegionProfile(StrictModel):
     def _timezone(cls, value: str) -> str:
         if not timezone_exists(value):
             raise ValueError(
-                f"unknown time zone '{value}'; Indonesia uses Asia/Jakarta, Asia/Pontianak, "
-                "Asia/Makassar or Asia/Jayapura"
+                f"unknown time zone {shown_value(value)}; Indonesia uses Asia/Jakarta, "
+                "Asia/Pontianak, Asia/Makassar or Asia/Jayapura"
             )
         return value
 
     @model_validator(mode="after")
-    def _code_matches_type(self) -> RegionProfile:
-        parts = self.code.split(".")
-        if self.type is RegionType.PROVINSI:
-            if len(parts) != 1:
-                raise ValueError(f"code '{self.code}': a provinsi code is 'PP' (two digits)")
-        elif len(parts) != 2:
-            raise ValueError(f"code '{self.code}': a {self.type.value} code is 'PP.KK'")
-        else:
-            number = int(parts[1])
-            if self.type is RegionType.KOTA and not 71 <= number <= 99:
-                raise ValueError(
-                    f"code '{self.code}': a kota is numbered 71-99 within its province"
-                )
-            if self.type is RegionType.KABUPATEN and not 1 <= number <= 69:
-                raise ValueError(
-                    f"code '{self.code}': a kabupaten is numbered 01-69 within its province"
-                )
+    def _consistent(self) -> RegionProfile:
+        problem = consistency_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
-    def image_namespace(self) -> str:
-        """Where this region's images go: its registry, or a local namespace."""
-        return self.registry or "smartshare"
+
+def consistency_problem(model: AppManifest | RegionProfile) -> str | None:
+    """What is wrong across the fields of a manifest or profile, or None.
+
+    The models' own check once their fields are valid; ``validate`` also
+    runs it on a partial model, where reading a field that is not valid
+    raises AttributeError.
+    """
+    if isinstance(model, AppManifest):
+        for label, names in (
+            ("parameter", [p.name for p in model.parameters]),
+            ("image", [i.name for i in model.images]),
+            ("template dest", [f"{t.target.value}:{t.dest}" for t in model.templates]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    return f"{label} '{name}' is declared twice"
+                seen.add(name)
+        if model.name in model.requires:
+            return "an app cannot require itself"
+        return None
+    parts = model.code.split(".")
+    if model.type is RegionType.PROVINSI:
+        if len(parts) != 1:
+            return f"code '{model.code}': a provinsi code is 'PP' (two digits)"
+    elif len(parts) != 2:
+        return f"code '{model.code}': a {model.type.value} code is 'PP.KK'"
+    else:
+        number = int(parts[1])
+        if model.type is RegionType.KOTA and not 71 <= number <= 99:
+            return f"code '{model.code}': a kota is numbered 71-99 within its province"
+        if model.type is RegionType.KABUPATEN and not 1 <= number <= 69:
+            return f"code '{model.code}': a kabupaten is numbered 01-69 within its province"
+    return None
 
 
 def is_secret_reference(value: object) -> bool:
-    return isinstance(value, str) and re.match(SECRET_REFERENCE_PATTERN, value) is not None
+    return isinstance(value, str) and re.fullmatch(SECRET_REFERENCE_PATTERN, value) is not None
 
 
 def model_for_kind(kind: object) -> type[AppManifest] | type[RegionProfile] | None:

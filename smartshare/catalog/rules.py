@@ -13,19 +13,24 @@ settings use these rules without loading pydantic.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from smartshare.catalog.diagnostics import shown_value
+
+# Patterns are written for JSON Schema too (``^...$``); Python checks them with
+# fullmatch, because its ``$`` also matches before a trailing newline.
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
-SPDX_EXPRESSION = re.compile(
-    r"^\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*"
-    r"(\s+(AND|OR)\s+\(*\s*[A-Za-z0-9][A-Za-z0-9.+-]*\+?"
-    r"(\s+WITH\s+[A-Za-z0-9][A-Za-z0-9.-]*)?\s*\)*)*$"
-)
+# What Docker accepts after the ':' of an image reference.
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+# A version becomes the tag VERSION-REGION: the tag's characters, and room for
+# "-" and a region name of up to 40 characters within the tag's 128.
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,86}$"
 
 _COMMIT = re.compile(COMMIT_PATTERN)
+_IMAGE_TAG = re.compile(IMAGE_TAG_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*|/.*)$")
@@ -41,6 +46,7 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
     Said of the spelling only: whether a symbolic link on the way leads out is
     for :func:`smartshare.state.safefs.confined_path` to find on the disk.
     ``.`` (the folder itself) passes; callers that need a file refuse it.
+    No component may be a name git reads as ``.git`` (:func:`is_git_dir_name`).
     """
     if not value or not value.strip():
         return "must not be empty"
@@ -51,9 +57,30 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
         return f"must be relative to {folder}, not absolute"
     if ".." in path.parts:
         return f"must stay inside {folder} ('..' is not allowed)"
-    if path.parts and path.parts[0] == ".git":
-        return "must not point into .git"
+    if any(is_git_dir_name(part) for part in path.parts):
+        return "must not name a .git folder (or a name git reads as .git) anywhere in the path"
     return None
+
+
+# Code points HFS+ ignores in file names, as git's is_hfs_dotgit lists them.
+_HFS_IGNORED = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def is_git_dir_name(name: str) -> bool:
+    """Whether git would take the path component ``name`` for ``.git``.
+
+    As git's own checks (is_ntfs_dotgit, is_hfs_dotgit) do: any case; trailing
+    dots and spaces and an NTFS stream suffix (``.git::$INDEX_ALLOCATION``)
+    dropped; the NTFS short name ``git~1``; the code points HFS+ ignores
+    (``.g\u200cit``).  A ``.git`` below the top level still matters: git finds
+    it from inside that folder, and reads its config (hooks, fsmonitor).
+    """
+    if name.isascii() and "git" not in name.lower():
+        return False  # the common case, cheaply
+    folded = name.translate(_HFS_IGNORED).split(":", 1)[0].rstrip(" .").lower()
+    return folded in (".git", "git~1")
 
 
 # -- git -------------------------------------------------------------------------
@@ -86,7 +113,7 @@ def ref_problem(ref: str) -> str | None:
 
 def is_commit_id(value: str) -> bool:
     """A full sha1 commit id, lower case."""
-    return _COMMIT.match(value) is not None
+    return _COMMIT.fullmatch(value) is not None
 
 
 def git_url_problem(url: str) -> str | None:
@@ -104,7 +131,8 @@ def git_url_problem(url: str) -> str | None:
         return "a repository URL must not start with '-' (it would be read as a git option)"
     if "::" in url.split("/", 1)[0]:
         return (
-            f"transport '{url.split('::', 1)[0]}::' is not allowed: it can run commands; "
+            f"transport {shown_value(url.split('::', 1)[0] + '::')} is not allowed: it can run "
+            "commands; "
             "use https://, ssh://, git@host:path or a local path"
         )
     if "://" in url:
@@ -129,7 +157,7 @@ def git_url_problem(url: str) -> str | None:
                 "give them through the environment (SMARTSHARE_GIT_TOKEN)"
             )
         return None
-    if _SCP_LIKE.match(url):
+    if _SCP_LIKE.fullmatch(url):
         return None
     if ":" in url.split("/", 1)[0]:
         return (
@@ -141,7 +169,7 @@ def git_url_problem(url: str) -> str | None:
 
 def is_local_url(url: str) -> bool:
     """True for ``file://`` URLs and plain paths."""
-    return url.startswith("file://") or ("://" not in url and not _SCP_LIKE.match(url))
+    return url.startswith("file://") or ("://" not in url and not _SCP_LIKE.fullmatch(url))
 
 
 # -- what a manifest declares -------------------------------------------------------
@@ -149,13 +177,205 @@ def is_local_url(url: str) -> bool:
 
 def version_problem(value: str) -> str | None:
     """Why ``value`` is not an app version (it becomes part of image tags), or None."""
-    if not _VERSION.match(value):
-        return "must be a version such as \"1.4.0\" (letters, digits, '.', '-', '+')"
+    if not _VERSION.fullmatch(value):
+        return (
+            "must be a version such as \"1.4.0\": letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 87 characters (it becomes part of "
+            "the image tags, which allow nothing else: write 1.0.0+build5 as 1.0.0-build5)"
+        )
+    return None
+
+
+def image_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` cannot be the tag of an image reference (``NAME:TAG``), or None."""
+    if not _IMAGE_TAG.fullmatch(tag):
+        return (
+            "is not a valid image tag (letters, digits, '_', '.' and '-', not starting "
+            "with '.' or '-', at most 128 characters)"
+        )
     return None
 
 
 def spdx_problem(value: str) -> str | None:
-    """Why ``value`` is not an SPDX licence identifier or expression, or None."""
-    if not SPDX_EXPRESSION.match(value):
-        return f"'{value}' is not an SPDX identifier or expression"
-    return None
+    """Why ``value`` is not an SPDX licence identifier or expression, or None.
+
+    Identifiers are checked against the SPDX License List (:mod:`.spdx_ids`);
+    expressions combine them with AND, OR, WITH (an exception) and
+    parentheses; ``+`` means "or later"; ``LicenseRef-...`` names a licence of
+    one's own.
+    """
+    return _spdx_check(value)[0]
+
+
+def spdx_warnings(value: str) -> tuple[str, ...]:
+    """What to change in a valid SPDX expression: deprecated identifiers, their spelling."""
+    return _spdx_check(value)[1]
+
+
+# Longer, or nested deeper, is no licence anyone writes.
+SPDX_MAX_LENGTH = 500
+SPDX_MAX_NESTING = 10
+_SPDX_TOKEN = re.compile(r"\(|\)|[^\s()]+", re.ASCII)  # other spaces are no separators
+_SPDX_REF = re.compile(r"(DocumentRef-[A-Za-z0-9.-]+:)?(LicenseRef|AdditionRef)-[A-Za-z0-9.-]+")
+
+
+@lru_cache(maxsize=256)
+def _spdx_check(value: str) -> tuple[str | None, tuple[str, ...]]:
+    if not value.strip():
+        return "the licence is empty: give an SPDX identifier such as MIT", ()
+    if len(value) > SPDX_MAX_LENGTH:
+        return f"the licence expression is longer than {SPDX_MAX_LENGTH} characters", ()
+    depth = 0
+    for char in value:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth > SPDX_MAX_NESTING:
+            return f"the licence expression nests more than {SPDX_MAX_NESTING} parentheses", ()
+    parser = _SpdxParser(_SPDX_TOKEN.findall(value))
+    try:
+        parser.expression()
+        if parser.position < len(parser.tokens):
+            token = parser.tokens[parser.position]
+            parser.capitals_check(token)
+            raise _SpdxError(f"{_quoted(token)} where AND, OR or WITH is expected")
+    except _SpdxError as exc:
+        if len(parser.tokens) == 1:
+            return str(exc), ()
+        return f"{_quoted(value)} is not a valid SPDX expression: {exc}", ()
+    return None, tuple(parser.warnings)
+
+
+class _SpdxError(Exception):
+    pass
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+class _SpdxParser:
+    """expression := term (OR term)*; term := factor (AND factor)*;
+    factor := '(' expression ')' | licence [WITH exception]."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        from smartshare.catalog import spdx_ids
+
+        self.ids = spdx_ids
+        self.tokens = tokens
+        self.position = 0
+        self.warnings: list[str] = []
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.peek()
+        if token is None:
+            raise _SpdxError("it ends where a licence is expected")
+        self.position += 1
+        return token
+
+    def expression(self) -> None:
+        self.term()
+        while self.peek() == "OR":
+            self.take()
+            self.term()
+
+    def term(self) -> None:
+        self.factor()
+        while self.peek() == "AND":
+            self.take()
+            self.factor()
+
+    def factor(self) -> None:
+        word = self.take()
+        if word == "(":
+            self.expression()
+            if self.take() != ")":
+                raise _SpdxError("a '(' is not closed")
+            return
+        self.licence(word)
+        if self.peek() == "WITH":
+            self.take()
+            self.exception(self.take())
+
+    def operator_check(self, token: str) -> None:
+        if token in ("AND", "OR", "WITH", ")"):
+            raise _SpdxError(f"{_quoted(token)} where a licence is expected")
+        self.capitals_check(token)
+
+    def capitals_check(self, token: str) -> None:
+        if token.upper() in ("AND", "OR", "WITH") and token != token.upper():
+            raise _SpdxError(f"write the operator {_quoted(token)} in capitals: {token.upper()}")
+
+    def licence(self, token: str) -> None:
+        self.operator_check(token)
+        if _SPDX_REF.fullmatch(token):
+            if "AdditionRef-" in token:
+                raise _SpdxError(f"{_quoted(token)} is an addition: it goes after WITH")
+            return
+        base = token
+        canonical = self.canonical(token, self.ids.LICENSES)
+        if canonical is None and token.endswith("+"):
+            base = token[:-1]
+            canonical = self.canonical(base, self.ids.LICENSES)
+            canonical = canonical + "+" if canonical is not None else None
+        if canonical is None:
+            if self.canonical(token, self.ids.EXCEPTIONS) is not None:
+                raise _SpdxError(f"{_quoted(token)} is an exception: write LICENCE WITH {token}")
+            raise _SpdxError(
+                f"{_quoted(token)} is not on the SPDX License List "
+                f"{self.ids.LICENSE_LIST_VERSION}"
+                f"{_closest(token, self.ids.LICENSES - self.ids.DEPRECATED_LICENSES)} "
+                "(a licence of your own: LicenseRef-NAME)"
+            )
+        self.spelling(token, canonical)
+        deprecated = self.canonical(canonical, self.ids.DEPRECATED_LICENSES) or (
+            canonical.endswith("+") and self.canonical(canonical[:-1], self.ids.DEPRECATED_LICENSES)
+        )
+        if deprecated:
+            self.warnings.append(f"{_quoted(canonical)} is deprecated{self.instead(canonical)}")
+
+    def exception(self, token: str) -> None:
+        self.operator_check(token)
+        if _SPDX_REF.fullmatch(token) and "AdditionRef-" in token:
+            return
+        canonical = self.canonical(token, self.ids.EXCEPTIONS)
+        if canonical is None:
+            raise _SpdxError(
+                f"{_quoted(token)} is not an exception on the SPDX License List"
+                f"{_closest(token, self.ids.EXCEPTIONS)}"
+            )
+        self.spelling(token, canonical)
+        if canonical in self.ids.DEPRECATED_EXCEPTIONS:
+            self.warnings.append(f"exception {_quoted(canonical)} is deprecated")
+
+    def canonical(self, token: str, known: frozenset[str]) -> str | None:
+        if token in known:
+            return token
+        return _folded(known).get(token.lower())
+
+    def spelling(self, token: str, canonical: str) -> None:
+        if token != canonical:
+            self.warnings.append(f"SPDX writes {_quoted(token)} as {_quoted(canonical)}")
+
+    def instead(self, deprecated: str) -> str:
+        stem = deprecated.removesuffix("+")
+        later = f"{stem}-or-later"
+        if deprecated.endswith("+") and later in self.ids.LICENSES:
+            return f": use {later}"
+        only = f"{stem}-only"
+        if only in self.ids.LICENSES and later in self.ids.LICENSES:
+            return f": use {only} or {later}"
+        return ": see https://spdx.org/licenses/ for its replacement"
+
+
+@lru_cache(maxsize=8)
+def _folded(known: frozenset[str]) -> dict[str, str]:
+    return {identifier.lower(): identifier for identifier in known}
+
+
+def _closest(token: str, known: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(token, sorted(known), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(close)}?" if close else ""

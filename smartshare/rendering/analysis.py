@@ -136,6 +136,23 @@ def _parse_cached(
 
 
 def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Parsed:
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        parsed = _parse_tree(env, text, name)
+        if parsed.syntax_error is None:
+            # Rendering compiles the template to Python, which refuses some
+            # templates Jinja's parser takes (blocks nested 100 deep): say so now.
+            env.compile(text, name=name)
+    except TemplateSyntaxError as exc:
+        return _Parsed(syntax_error=(exc.lineno, exc.message or "invalid template"))
+    except (RecursionError, SyntaxError):
+        # Jinja parses and compiles by recursion: a hostile depth must not crash.
+        return _Parsed(syntax_error=(1, "the template is nested too deeply"))
+    return parsed
+
+
+def _parse_tree(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Parsed:
     from jinja2 import TemplateSyntaxError, meta
     from jinja2 import nodes as n
 

@@ -66,7 +66,13 @@ class TemplateSource:
 
     def confine(self, path: Path, name: str) -> None:
         """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links)."""
-        if not path.resolve().is_relative_to(self.real_root):
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
+            raise UnsafePathError(
+                f"template '{name}' cannot be resolved (a symbolic link loop?)"
+            ) from None
+        if not resolved.is_relative_to(self.real_root):
             raise UnsafePathError(
                 f"template '{name}' resolves outside the templates folder "
                 "(a symbolic link pointing elsewhere); refusing to read it"
@@ -91,9 +97,12 @@ class TemplateSource:
                 f"template '{name}' is larger than {MAX_FILE_BYTES // 1024} KiB"
             )
         try:
-            return raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"template '{name}' is not UTF-8 text ({exc.reason})") from None
+        if "\x00" in text:
+            raise InvalidInputError(f"template '{name}' holds NUL bytes: it is not a text file")
+        return text
 
     def __call__(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         path = self.path_of(name)

@@ -84,6 +84,10 @@ def resolve_secret(reference: str, *, base_dir: Path, param: str, app: str) -> s
             f"{app}.{param}: secret reference '{reference}' cannot be read ({exc.strerror or exc})",
             hint="file: paths are relative to the region profile's folder",
         ) from None
+    except UnicodeDecodeError:
+        raise SecretResolutionError(
+            f"{app}.{param}: secret file of reference '{reference}' is not UTF-8 text"
+        ) from None
 
 
 def validate_overrides(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from smartshare.catalog.yamlfile import MAX_FILE_BYTES
 from smartshare.state import workspace as ws
 
 if TYPE_CHECKING:
@@ -84,8 +85,14 @@ def manifest_drift(entry: LockedApp, current: AppManifest | None) -> str | None:
 
 def region_drift(region: LockedRegion) -> str | None:
     """How the region profile on disk differs from the one the lock records."""
+    path = Path(region.file)
     try:
-        current = ws.file_digest(Path(region.file).read_bytes())
+        # The lock may have been edited: never read a device, a FIFO or a huge file.
+        if not path.exists():
+            return f"region profile {region.file} is gone"
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            return f"region profile {region.file} is not a profile file any more"
+        current = ws.file_digest(path.read_bytes())
     except OSError:
         return f"region profile {region.file} is gone"
     if current != region.digest:

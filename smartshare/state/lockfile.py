@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from smartshare.catalog.models import SLUG_PATTERN, ParameterValue
+from smartshare.catalog.rules import relative_path_problem
 from smartshare.errors import WorkspaceError
 
 LOCK_NAME = "smartshare.lock"
 LOCK_VERSION = 1
+# A lock of a thousand apps is a few MiB; anything far larger is not one.
+MAX_LOCK_BYTES = 16 * 1024 * 1024
 
 
 class _LockModel(BaseModel):
@@ -35,6 +39,16 @@ class LockedFile(_LockModel):
     # sha256 of image files; for runtime files (which may hold secrets) an
     # HMAC keyed by the workspace's own key, so the lock is no password oracle.
     digest: str
+
+    @field_validator("dest")
+    @classmethod
+    def _inside_the_app(cls, value: str) -> str:
+        # status and drift read WORKSPACE/apps/APP/src/DEST: an edited lock must
+        # not point them elsewhere.
+        problem = relative_path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class LockedImage(_LockModel):
@@ -59,7 +73,7 @@ class LockedApp(_LockModel):
     version: str
     manifest_digest: str
     source: LockedSource
-    values: dict[str, Any]  # secrets as their references
+    values: dict[str, ParameterValue | None]  # secrets as their references
     files: list[LockedFile]
     build_key: str
     built: bool
@@ -78,27 +92,65 @@ class LockedRegion(_LockModel):
 
 
 class Lock(_LockModel):
-    lock_version: int = LOCK_VERSION
+    lock_version: Annotated[int, Field(strict=True, ge=1)] = LOCK_VERSION
     region: LockedRegion | None = None
     catalog: str | None = None
-    apps: dict[str, LockedApp] = Field(default_factory=dict)
+    apps: dict[Annotated[str, Field(pattern=SLUG_PATTERN)], LockedApp] = Field(default_factory=dict)
 
 
 def read_lock(workspace: Path) -> Lock:
+    """The workspace's lock (an empty one when there is none yet).
+
+    Raises WorkspaceError, naming the file, for anything that is not a lock
+    this smartshare wrote: too large, not UTF-8, not JSON, nested without
+    bound, not the lock's shape, or written by a newer smartshare.
+    """
     path = workspace / LOCK_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_LOCK_BYTES + 1)
     except FileNotFoundError:
         return Lock()
     except OSError as exc:
         raise WorkspaceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return Lock.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
-        raise WorkspaceError(
-            f"{path} is not a smartshare lock file ({str(exc).splitlines()[0]})",
+
+    def unusable(reason: str) -> WorkspaceError:
+        return WorkspaceError(
+            f"{path} is not a smartshare lock file ({reason})",
             hint="move it away and run adopt again with --force to rebuild it",
-        ) from None
+        )
+
+    if len(raw) > MAX_LOCK_BYTES:
+        raise unusable(f"larger than {MAX_LOCK_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+        if "\\u" in text:  # an escaped lone surrogate would break every output later
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise unusable(f"not UTF-8 text: {exc.reason}") from None
+    except UnicodeEncodeError:
+        raise unusable("a string holds an invalid Unicode escape") from None
+    except RecursionError:
+        raise unusable("nested too deeply") from None
+    except ValueError as exc:
+        raise unusable(str(exc).splitlines()[0][:200]) from None
+    version = data.get("lock_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
+        from smartshare import __version__
+
+        raise WorkspaceError(
+            f"{path} was written by a newer smartshare (lock version {version}; "
+            f"smartshare {__version__} reads version {LOCK_VERSION}): upgrade smartshare "
+            "to use this workspace",
+            hint="upgrade smartshare; this one leaves the lock as it is",
+        )
+    try:
+        return Lock.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the top level"
+        raise unusable(f"{where[:200]}: {error['msg']}") from None
 
 
 def write_lock(workspace: Path, lock: Lock) -> None:
