@@ -93,6 +93,7 @@ def resolve_source(ctx: Context, name: str) -> ResolvedRef:
         commit=app.source.commit,
         cache_dir=ctx.cache_dir,
         rewrites=ctx.rewrites,
+        credentials=ctx.credentials,
     )
 
 
