@@ -117,6 +117,98 @@ def test_unknown_command_is_usage() -> None:
     assert result.stdout == ""
 
 
+# -- exit codes, as README's table says -----------------------------------------------------
+
+BADUNG = "manifests/regions/badung.yaml"
+
+
+@pytest.fixture
+def _no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.parametrize("command", ["plan", "adopt"])
+@pytest.mark.parametrize(
+    ("region", "says"),
+    [
+        ("no-such-region.yaml", "does not exist"),
+        ("manifests/regions", "is not a file"),
+    ],
+)
+def test_a_missing_region_file_is_usage(
+    tmp_path: Path, command: str, region: str, says: str
+) -> None:
+    result = invoke(command, "laksa", "--region", region, "--workspace", str(tmp_path / "ws"))
+    assert result.exit_code == 2, result.output
+    assert region in result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_region_file_is_usage(tmp_path: Path) -> None:
+    region = tmp_path / "badung.yaml"
+    shutil.copy(MANIFESTS / "regions" / "badung.yaml", region)
+    region.chmod(0)
+    result = invoke("plan", "laksa", "--region", str(region), "--workspace", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "cannot be read" in result.stderr
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_status_without_a_lock_is_usage(tmp_path: Path, exists: bool) -> None:
+    workspace = tmp_path / "ws"
+    if exists:
+        workspace.mkdir()
+    result = invoke("status", "--workspace", str(workspace))
+    assert result.exit_code == 2, result.output
+    assert "no adopted apps" in result.stderr
+    assert "hint:" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "laksa"], ["validate"]])
+def test_a_catalogue_folder_without_manifests_is_usage(tmp_path: Path, command: list[str]) -> None:
+    for catalog in (tmp_path, tmp_path / "missing"):
+        result = invoke(*command, "--catalog", str(catalog))
+        assert result.exit_code == 2, result.output
+        assert str(catalog) in result.stderr
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["adopt", "-r", BADUNG], "name the apps to adopt"),
+        (["adopt", "laksa", "--all", "-r", BADUNG], "not both"),
+        (["adopt", "nope", "-r", BADUNG], "no app named 'nope'"),
+        (["adopt", "laksa", "-r", BADUNG, "--set", "laksa"], "is not APP.PARAM=VALUE"),
+        (["plan", "laksa", "-r", BADUNG, "--set", "laksa.nope=1"], "nope"),
+        (["adopt", "laksa", "-r", BADUNG, "--bogus"], "--bogus"),
+        (["adopt", "laksa"], "--region"),
+        (["show"], "Missing argument"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    result = (
+        invoke(*args, "--workspace", str(tmp_path / "ws")) if args[0] != "show" else invoke(*args)
+    )
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.usefixtures("_no_settings")
+def test_an_invalid_region_profile_is_invalid_input(tmp_path: Path) -> None:
+    region = tmp_path / "badung.yaml"
+    region.write_text("apiVersion: smartshare/v1\nkind: Region\nname: badung\n")
+    result = invoke("plan", "laksa", "--region", str(region), "--workspace", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "is not valid" in result.stderr
+
+
 # -- list ---------------------------------------------------------------------------------
 
 
@@ -220,7 +312,7 @@ def test_list_search_and_category_combine() -> None:
 
 def test_list_empty_catalogue_folder(tmp_path: Path) -> None:
     result = invoke("list", "--catalog", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert "error:" in result.stderr
     assert str(tmp_path) in result.stderr
@@ -230,7 +322,7 @@ def test_list_empty_catalogue_folder(tmp_path: Path) -> None:
 
 def test_list_catalogue_from_environment(tmp_path: Path) -> None:
     result = invoke("list", env={"SMARTSHARE_CATALOG": str(tmp_path)})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert str(tmp_path) in result.stderr
     assert "hint:" in result.stderr
 
@@ -428,7 +520,7 @@ def test_validate_missing_path_is_usage() -> None:
 
 def test_validate_empty_catalogue(tmp_path: Path) -> None:
     result = invoke("validate", "--catalog", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "hint:" in result.stderr
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from smartshare.catalog.diagnostics import Problem, Severity
 from smartshare.catalog.models import PATTERN_HINTS, AppManifest, RegionProfile, model_for_kind
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError, UsageError
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
 CATALOG_ENV = "SMARTSHARE_CATALOG"
@@ -281,12 +281,22 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
 
 
 def load_region_file(path: Path) -> LoadedFile[RegionProfile]:
-    """Load one region profile given on the command line; raise when it is not valid."""
+    """Load one region profile given on the command line; raise when it is not valid.
+
+    A path that names no readable file is a wrong command line (UsageError);
+    a file that is not a valid profile is invalid input.
+    """
+    hint = "pass --region with the path of a region profile (manifests/regions/*.yaml)"
+    if not path.exists():
+        raise UsageError(f"region profile {path} does not exist", hint=hint)
     if not path.is_file():
-        raise InvalidInputError(
-            f"region profile {path} does not exist",
-            hint="pass --region with the path of a region profile (manifests/regions/*.yaml)",
-        )
+        raise UsageError(f"region profile {path} is not a file", hint=hint)
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise UsageError(
+            f"region profile {path} cannot be read: {exc.strerror or exc}", hint=hint
+        ) from None
     model, doc, problems = load_file(path)
     if not isinstance(model, RegionProfile) or doc is None:
         if not problems and doc is not None:
