@@ -217,6 +217,21 @@ def test_notes_say_what_was_done_and_why(tmp_path: Path) -> None:
     assert missing.results[0].message == "image file www/index.html is missing"
 
 
+def test_the_failure_hint_counts_what_was_recorded(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "broken": ()})
+    manifest = catalog.root / "manifests/apps/broken.yaml"
+    manifest.write_text(manifest.read_text().replace("ref: v1.0.0", "ref: v9.9.9"))
+    workspace = tmp_path / "ws"
+    alone = invoke(catalog, "adopt", "broken", "--workspace", str(workspace), "--no-build")
+    assert alone.exit_code == 3, alone.output
+    assert "recorded in the lock" not in alone.stderr
+    assert "nothing was recorded" in alone.stderr
+    both = invoke(catalog, "adopt", "alpha", "broken", "--workspace", str(workspace), "--no-build")
+    assert both.exit_code == 3, both.output
+    assert "1 of 2 app(s) not adopted: broken" in both.stderr
+    assert "alpha is recorded in the lock" in both.stderr
+
+
 def test_an_interrupted_run_lists_the_apps_it_did_not_start(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": (), "beta": (), "gamma": ()})
     events: list[Event] = []
