@@ -61,8 +61,8 @@ class InvalidInputError(SmartshareError):
         self.problems = list(problems)
 
 
-class CatalogNotFoundError(InvalidInputError):
-    """The catalogue folder does not exist or has no manifests."""
+class CatalogNotFoundError(UsageError):
+    """The catalogue folder (--catalog, SMARTSHARE_CATALOG) does not exist or has no manifests."""
 
 
 class UnknownAppError(UsageError):

@@ -1,9 +1,11 @@
-"""User settings: where sources are fetched from, where the git cache lives.
+"""User settings: where sources are fetched from, with which credentials, and the git cache.
 
 Read from ``$SMARTSHARE_CONFIG`` or ``$XDG_CONFIG_HOME/smartshare/config.yaml``
 (``~/.config/smartshare/config.yaml``).  A region that mirrors the sharing
 region's forge internally (or the bundled demo, which makes a local forge)
-maps URL prefixes to the mirror here, without editing the manifests.
+maps URL prefixes to the mirror here, without editing the manifests.  Git
+tokens are given per host (:mod:`smartshare.fetching.credentials`); the file
+names the variable holding each token, never the token.
 """
 
 from __future__ import annotations
@@ -11,10 +13,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.rules import git_url_problem
-from smartshare.catalog.yamlfile import load_yaml
+from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import InvalidInputError
+from smartshare.fetching.credentials import (
+    HostCredential,
+    host_problem,
+    normal_host,
+    variable_problem,
+)
+
+if TYPE_CHECKING:
+    from smartshare.catalog.diagnostics import Problem
 
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 
@@ -23,6 +35,7 @@ CONFIG_ENV = "SMARTSHARE_CONFIG"
 class Settings:
     source_rewrites: dict[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
+    git_credentials: tuple[HostCredential, ...] = ()
     path: Path | None = None
 
 
@@ -40,7 +53,7 @@ def load_settings() -> Settings:
     doc = load_yaml(path)
     data = doc.data
     problems = []
-    allowed = {"source_rewrites", "cache_dir"}
+    allowed = {"source_rewrites", "cache_dir", "git_credentials"}
     for key in data:
         if key not in allowed:
             problems.append(
@@ -68,6 +81,7 @@ def load_settings() -> Settings:
     ):
         problems.append(doc.problem(("cache_dir",), "must be a folder path"))
         cache_dir = None
+    credentials = _git_credentials(doc, data.get("git_credentials"), problems)
     if problems:
         raise InvalidInputError(
             f"settings file {path} is not valid",
@@ -77,5 +91,60 @@ def load_settings() -> Settings:
     return Settings(
         source_rewrites=dict(rewrites),
         cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
+        git_credentials=credentials,
         path=path,
     )
+
+
+_CREDENTIAL_KEYS = ("host", "username", "token_env")
+
+
+def _git_credentials(
+    doc: YamlDocument, entries: Any, problems: list[Problem]
+) -> tuple[HostCredential, ...]:
+    """``git_credentials``: a list of ``{host, username (optional), token_env}``."""
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        problems.append(
+            doc.problem(("git_credentials",), "must be a list of {host, username, token_env}")
+        )
+        return ()
+    found = []
+    for index, entry in enumerate(entries):
+        where = ("git_credentials", index)
+        if not isinstance(entry, dict):
+            problems.append(doc.problem(where, "must be a mapping: host, username, token_env"))
+            continue
+        for key in entry:
+            if key not in _CREDENTIAL_KEYS:
+                problems.append(
+                    doc.problem(
+                        (*where, key),
+                        f"unknown key '{key}'; allowed: {', '.join(_CREDENTIAL_KEYS)} "
+                        "(the token itself stays in the environment: token_env names "
+                        "its variable)",
+                    )
+                )
+        host, token_env, username = (entry.get(k) for k in ("host", "token_env", "username"))
+        bad = len(problems)
+        if not isinstance(host, str) or host_problem(host):
+            problems.append(
+                doc.problem((*where, "host"), host_problem(str(host)) or "must be a host name")
+            )
+        if not isinstance(token_env, str) or variable_problem(token_env):
+            problems.append(
+                doc.problem(
+                    (*where, "token_env"),
+                    variable_problem(str(token_env)) or "must name an environment variable",
+                )
+            )
+        if username is not None and (not isinstance(username, str) or not username.strip()):
+            problems.append(doc.problem((*where, "username"), "must be a user name"))
+        if len(problems) == bad:
+            found.append(
+                HostCredential(
+                    host=normal_host(str(host)), token_env=str(token_env), username=username
+                )
+            )
+    return tuple(found)

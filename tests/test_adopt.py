@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from smartshare.adoption.events import Outcome, Phase
+from smartshare.adoption.events import Event, Outcome, Phase
 from smartshare.adoption.plan import make_plan
 from smartshare.adoption.runner import adopt
 from smartshare.cli import app as cli_app
@@ -190,6 +191,81 @@ def test_value_change_rerenders_only_that_app(tmp_path: Path) -> None:
     assert "Om Swastiastu" in (workspace / "apps/beta/src/www/index.html").read_text()
 
 
+def test_notes_say_what_was_done_and_why(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    workspace = tmp_path / "ws"
+    plan = make_plan(
+        apps=["alpha"],
+        region_file=catalog.region_file,
+        workspace=workspace,
+        catalog_root=catalog.root,
+        build=False,
+    )
+    assert plan.entries[0].reasons == ["first adoption"]
+    first, _ = run_adopt(catalog, workspace, "alpha", "beta", build=False)
+    assert [r.message for r in first.results] == ["first adoption", "first adoption"]
+    # A --set value re-renders beta: the value is the reason, nothing was edited by hand.
+    changed, _ = run_adopt(
+        catalog, workspace, "alpha", "beta", build=False, overrides=["beta.greeting=Om Swastiastu"]
+    )
+    assert outcomes(changed) == {"alpha": Outcome.UP_TO_DATE, "beta": Outcome.ADOPTED}
+    assert changed.results[1].message == "values changed: greeting"
+    # A hand edit is reported as one, even when the values change too.
+    (workspace / "apps/beta/src/www/index.html").write_text("edited\n")
+    both, _ = run_adopt(catalog, workspace, "beta", build=False)
+    assert both.results[0].message == (
+        "values changed: greeting; image file www/index.html was edited by hand"
+    )
+    (workspace / "apps/beta/src/www/index.html").unlink()
+    missing, _ = run_adopt(catalog, workspace, "beta", build=False)
+    assert missing.results[0].message == "image file www/index.html is missing"
+
+
+def test_the_failure_hint_counts_what_was_recorded(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "broken": ()})
+    manifest = catalog.root / "manifests/apps/broken.yaml"
+    manifest.write_text(manifest.read_text().replace("ref: v1.0.0", "ref: v9.9.9"))
+    workspace = tmp_path / "ws"
+    alone = invoke(catalog, "adopt", "broken", "--workspace", str(workspace), "--no-build")
+    assert alone.exit_code == 3, alone.output
+    assert "recorded in the lock" not in alone.stderr
+    assert "nothing was recorded" in alone.stderr
+    both = invoke(catalog, "adopt", "alpha", "broken", "--workspace", str(workspace), "--no-build")
+    assert both.exit_code == 3, both.output
+    assert "1 of 2 app(s) not adopted: broken" in both.stderr
+    assert "alpha is recorded in the lock" in both.stderr
+
+
+def test_an_interrupted_run_lists_the_apps_it_did_not_start(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": (), "gamma": ()})
+    events: list[Event] = []
+
+    def interrupt_at_the_first_fetch(event: Event) -> None:
+        events.append(event)
+        worker = threading.current_thread() is not threading.main_thread()
+        if event.phase is Phase.FETCHING and worker:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while the main thread waits
+            time.sleep(2)  # the main thread takes it and calls the run off meanwhile
+
+    result = adopt(
+        apps=["alpha", "beta", "gamma"],
+        region_file=catalog.region_file,
+        workspace=tmp_path / "ws",
+        catalog_root=catalog.root,
+        jobs=1,
+        build=False,
+        on_event=interrupt_at_the_first_fetch,
+    )
+    assert result.interrupted
+    assert [r.app for r in result.results] == ["alpha", "beta", "gamma"]
+    started = next(e.app for e in events if e.phase is Phase.FETCHING)
+    for r in result.results:
+        if r.app == started:
+            assert (r.outcome, r.message) == (Outcome.SKIPPED, "interrupted")
+        else:
+            assert r.outcome is Outcome.NOT_STARTED
+
+
 def test_included_template_edit_rerenders(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     catalog.write("templates/page/footer.j2", "<footer>v1</footer>\n")
@@ -217,7 +293,7 @@ def test_included_template_edit_rerenders(tmp_path: Path) -> None:
     catalog.write("templates/page/footer.j2", "<footer>v2</footer>\n")
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED}
-    assert "rendered files changed" in result.results[0].message
+    assert result.results[0].message == "templates changed"
     assert "<footer>v2</footer>" in page.read_text()
 
     # A file appears under a name that was missing, and now takes precedence.
@@ -250,7 +326,7 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     original = runtime.read_text()
     runtime.write_text("API_TOKEN=other\n")
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
-    assert "runtime.env differs from its rendering" in result.results[0].message
+    assert result.results[0].message == "runtime file runtime.env was edited by hand"
     assert runtime.read_text() == original
 
 

@@ -117,6 +117,146 @@ def test_unknown_command_is_usage() -> None:
     assert result.stdout == ""
 
 
+COMMANDS = ("list", "show", "validate", "schema", "plan", "adopt", "status")
+TYPE_LABELS = re.compile(r"<(bool|path|int|text|list\[str\]|str)[^>]*>|\[x>=|\{[A-Z]+\}")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_naturally_in_80_columns(command: str) -> None:
+    result = invoke(command, "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert not [line for line in text.splitlines() if len(line) > 80], text
+    assert not TYPE_LABELS.search(text), f"type labels in the help of {command}:\n{text}"
+    assert "Examples:" in text
+    assert re.search(rf"^\s+smartshare {command}\b", text, re.MULTILINE), text
+
+
+def test_help_shows_flags_as_flags_and_options_with_their_value() -> None:
+    text = invoke("adopt", "--help", env={"COLUMNS": "80"}).stdout
+    assert re.search(r"^\s+--no-build\s+Fetch and render only", text, re.MULTILINE), text
+    assert re.search(r"^\s+-r, --region FILE\s+Region profile", text, re.MULTILINE), text
+    assert re.search(r"^\s+--set APP\.PARAM=VALUE\b", text, re.MULTILINE), text
+    assert re.search(r"^\s+-j, --jobs N\b", text, re.MULTILINE), text
+    assert re.search(r"^\s+-f, --format table\|json\b", text, re.MULTILINE), text
+    assert "Usage: smartshare adopt [OPTIONS] [APP]..." in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_examples_are_valid_command_lines(command: str) -> None:
+    """Each example parses: its options exist and take what it gives them."""
+    import shlex
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    text = invoke(command, "--help", env={"COLUMNS": "80"}).stdout
+    examples = re.findall(rf"^\s+smartshare {command}\b(.*)$", text, re.MULTILINE)
+    assert examples
+    for example in examples:
+        words = shlex.split(example.partition(">")[0])
+        group.commands[command].make_context(command, words)  # raises on a wrong option
+
+
+def test_jobs_must_be_positive() -> None:
+    result = invoke("adopt", "laksa", "-r", "manifests/regions/badung.yaml", "--jobs", "0")
+    assert result.exit_code == 2
+    assert "--jobs" in result.stderr
+    assert "1 or more" in result.stderr
+
+
+# -- exit codes, as README's table says -----------------------------------------------------
+
+BADUNG = "manifests/regions/badung.yaml"
+
+
+@pytest.fixture
+def _no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.parametrize("command", ["plan", "adopt"])
+@pytest.mark.parametrize(
+    ("region", "says"),
+    [
+        ("no-such-region.yaml", "does not exist"),
+        ("manifests/regions", "is not a file"),
+    ],
+)
+def test_a_missing_region_file_is_usage(
+    tmp_path: Path, command: str, region: str, says: str
+) -> None:
+    result = invoke(command, "laksa", "--region", region, "--workspace", str(tmp_path / "ws"))
+    assert result.exit_code == 2, result.output
+    assert region in result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_region_file_is_usage(tmp_path: Path) -> None:
+    region = tmp_path / "badung.yaml"
+    shutil.copy(MANIFESTS / "regions" / "badung.yaml", region)
+    region.chmod(0)
+    result = invoke("plan", "laksa", "--region", str(region), "--workspace", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "cannot be read" in result.stderr
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_status_without_a_lock_is_usage(tmp_path: Path, exists: bool) -> None:
+    workspace = tmp_path / "ws"
+    if exists:
+        workspace.mkdir()
+    result = invoke("status", "--workspace", str(workspace))
+    assert result.exit_code == 2, result.output
+    assert "no adopted apps" in result.stderr
+    assert "hint:" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "laksa"], ["validate"]])
+def test_a_catalogue_folder_without_manifests_is_usage(tmp_path: Path, command: list[str]) -> None:
+    for catalog in (tmp_path, tmp_path / "missing"):
+        result = invoke(*command, "--catalog", str(catalog))
+        assert result.exit_code == 2, result.output
+        assert str(catalog) in result.stderr
+
+
+@pytest.mark.usefixtures("_no_settings")
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["adopt", "-r", BADUNG], "name the apps to adopt"),
+        (["adopt", "laksa", "--all", "-r", BADUNG], "not both"),
+        (["adopt", "nope", "-r", BADUNG], "no app named 'nope'"),
+        (["adopt", "laksa", "-r", BADUNG, "--set", "laksa"], "is not APP.PARAM=VALUE"),
+        (["plan", "laksa", "-r", BADUNG, "--set", "laksa.nope=1"], "nope"),
+        (["adopt", "laksa", "-r", BADUNG, "--bogus"], "--bogus"),
+        (["adopt", "laksa"], "--region"),
+        (["show"], "Missing argument"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    result = (
+        invoke(*args, "--workspace", str(tmp_path / "ws")) if args[0] != "show" else invoke(*args)
+    )
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.usefixtures("_no_settings")
+def test_an_invalid_region_profile_is_invalid_input(tmp_path: Path) -> None:
+    region = tmp_path / "badung.yaml"
+    region.write_text("apiVersion: smartshare/v1\nkind: Region\nname: badung\n")
+    result = invoke("plan", "laksa", "--region", str(region), "--workspace", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "is not valid" in result.stderr
+
+
 # -- list ---------------------------------------------------------------------------------
 
 
@@ -128,8 +268,7 @@ def test_list_table_shows_every_app() -> None:
     result = invoke("list")
     assert result.exit_code == 0, result.output
     assert "16 app(s)" in result.stdout
-    first_cells = re.findall(r"^│ ([a-z][a-z0-9-]+) +│", result.stdout, re.MULTILINE)
-    assert first_cells == sorted(BUNDLED)
+    assert [row["Name"] for row in _table(result.stdout, "Name")] == sorted(BUNDLED)
     assert result.stderr == ""
 
 
@@ -220,7 +359,7 @@ def test_list_search_and_category_combine() -> None:
 
 def test_list_empty_catalogue_folder(tmp_path: Path) -> None:
     result = invoke("list", "--catalog", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert "error:" in result.stderr
     assert str(tmp_path) in result.stderr
@@ -230,7 +369,7 @@ def test_list_empty_catalogue_folder(tmp_path: Path) -> None:
 
 def test_list_catalogue_from_environment(tmp_path: Path) -> None:
     result = invoke("list", env={"SMARTSHARE_CATALOG": str(tmp_path)})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert str(tmp_path) in result.stderr
     assert "hint:" in result.stderr
 
@@ -246,10 +385,25 @@ def test_list_other_catalogue(tmp_path: Path) -> None:
 # -- show ---------------------------------------------------------------------------------
 
 
-def _table_row(text: str, first_cell: str) -> str:
-    rows = [line for line in text.splitlines() if re.match(rf"^│ {first_cell} +│", line)]
-    assert len(rows) == 1, f"no single row for {first_cell!r} in:\n{text}"
-    return rows[0]
+def _table(text: str, first_column: str) -> list[dict[str, str]]:
+    """The rows of the table whose header starts with ``first_column``, cells by column.
+
+    Columns start where their header does; detail lines (indented) are not rows.
+    """
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_column + " "))
+    header = lines[start]
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=  ))\S", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line or not line[0].isalnum():
+            if not line:
+                break
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
 
 
 def test_show_laksa_text() -> None:
@@ -261,16 +415,21 @@ def test_show_laksa_text() -> None:
     assert "Required by: tangerang-live, tangerang-live-room" in out
     parameters = BUNDLED["laksa"]["parameters"]
     assert len(parameters) == 6
-    for parameter in parameters:
-        cells = [c.strip() for c in _table_row(out, parameter["name"]).split("│")]
-        # cells: "", name, type, required, default, secret, description, ""
-        assert cells[1] == parameter["name"]
-        assert cells[3] == ("required" if parameter.get("required") else "")
-        assert cells[5] == ("secret" if parameter.get("secret") else "")
-    assert _table_row(out, "support_email").split("│")[3].strip() == "required"
-    assert _table_row(out, "smtp_password").split("│")[5].strip() == "secret"
-    for template in BUNDLED["laksa"]["templates"]:
-        assert template["src"] in out
+    rows = _table(out, "Parameter")
+    assert [row["Parameter"] for row in rows] == [p["name"] for p in parameters]
+    for row, parameter in zip(rows, parameters, strict=True):
+        assert row["Type"] == parameter["type"]
+        assert row["Required"] == ("required" if parameter.get("required") else "")
+        assert row["Secret"] == ("secret" if parameter.get("secret") else "")
+    by_name = {row["Parameter"]: row for row in rows}
+    assert by_name["support_email"]["Required"] == "required"
+    assert by_name["smtp_password"]["Secret"] == "secret"
+    assert '  default: "LAKSA"' in out.splitlines()
+    assert "  choices: id | en" in out.splitlines()
+    templates = _table(out, "Template")
+    assert [(t["Template"], t["Destination"], t["Target"]) for t in templates] == [
+        (t["src"], t["dest"], t.get("target", "image")) for t in BUNDLED["laksa"]["templates"]
+    ]
 
 
 def test_show_laksa_json() -> None:
@@ -428,7 +587,7 @@ def test_validate_missing_path_is_usage() -> None:
 
 def test_validate_empty_catalogue(tmp_path: Path) -> None:
     result = invoke("validate", "--catalog", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "hint:" in result.stderr
 
 
@@ -556,22 +715,3 @@ def test_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
         f"'smartshare {' '.join(argv)}' imported {report['loaded']}; "
         "see python -X importtime for the chain"
     )
-
-
-def test_tables_leave_out_columns_empty_in_every_row() -> None:
-    from rich.console import Console as RichConsole
-
-    from smartshare.console import Console
-
-    console = Console()
-    console.out = RichConsole(record=True, width=80, color_system=None)
-    console.table(["App", "Result", "Note"], [["laksa", "up to date", ""], ["sikda", "ok", ""]])
-    shown = console.out.export_text()
-    assert "Result" in shown and "up to date" in shown
-    assert "Note" not in shown
-    console.table(
-        ["App", "Result", "Note"], [["laksa", "failed", "no engine"], ["sikda", "ok", ""]]
-    )
-    assert "Note" in console.out.export_text()
-    console.table(["App", "Note"], [])  # nothing to show: the headers still say what would be
-    assert "Note" in console.out.export_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import os
 import shutil
@@ -19,7 +18,7 @@ from smartshare.errors import (
     UnsafePathError,
     WorkspaceError,
 )
-from smartshare.fetching import gitrunner
+from smartshare.fetching import credentials, gitrunner
 from smartshare.fetching.export import FetchedSource, export_tree
 from smartshare.fetching.mirror import ResolvedRef, default_cache_dir, mirror_path, resolve_ref
 
@@ -40,8 +39,8 @@ def cache(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(gitrunner.TOKEN_ENV, raising=False)
-    monkeypatch.delenv(gitrunner.USERNAME_ENV, raising=False)
+    monkeypatch.delenv(credentials.TOKEN_ENV, raising=False)
+    monkeypatch.delenv(credentials.USERNAME_ENV, raising=False)
 
 
 def _files(root: Path) -> list[Path]:
@@ -319,7 +318,7 @@ def test_credentials_in_url_never_appear_in_errors(cache: Path, url: str) -> Non
 def test_connection_refused_names_url_and_hides_token(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(credentials.TOKEN_ENV, TOKEN)
     with pytest.raises(GitError) as err:
         resolve_ref(url="https://127.0.0.1:1/x.git", ref="main", commit=None, cache_dir=cache)
     text = _full_text(err)
@@ -726,50 +725,6 @@ def test_a_broken_mirror_is_rebuilt(app: AppRepo, cache: Path) -> None:
     (mirror / "leftover").write_text("interrupted init")
     assert resolve_ref(url=app.url, ref="v1", commit=None, cache_dir=cache).commit == app.v1
     assert not (mirror / "leftover").exists()
-
-
-def test_token_never_lands_on_disk(
-    app: AppRepo, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
-    monkeypatch.setenv(gitrunner.USERNAME_ENV, "deploy-bot")
-    dest = tmp_path / "src"
-    fetched = fetch(url=app.url, ref="v1", commit=None, dest=dest, cache_dir=cache)
-
-    basic = base64.b64encode(f"deploy-bot:{TOKEN}".encode()).decode()
-    mirror = mirror_path(cache_dir=cache, url=app.url)
-    scanned = _files(mirror) + _files(dest)
-    assert mirror / "config" in scanned
-    for path in scanned:
-        data = path.read_bytes()
-        assert TOKEN.encode() not in data, path
-        assert basic.encode() not in data, path
-    assert TOKEN not in repr(fetched)
-
-
-def test_token_header_is_scoped_to_the_https_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(gitrunner.TOKEN_ENV, TOKEN)
-    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
-    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.name")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "Someone")
-    env = {**git_env(), **gitrunner.fetch_env("https://Forge.Example:8443/apps/x.git")}
-    env.update({k: os.environ[k] for k in ("GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")})
-
-    def header_for(url: str) -> str:
-        return subprocess.run(
-            ["git", "config", "--get-urlmatch", "http.extraheader", url],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-
-    expected = "Authorization: Basic " + base64.b64encode(f"oauth2:{TOKEN}".encode()).decode()
-    assert header_for("https://forge.example:8443/apps/x.git") == expected
-    assert header_for("https://elsewhere.example/x.git") == ""
-    assert env["GIT_CONFIG_COUNT"] == "2"  # the caller's own entry is kept
-    assert gitrunner.fetch_env("file:///srv/x.git").get("GIT_CONFIG_COUNT") is None
-    assert gitrunner.fetch_env("ssh://git@forge.example/x.git").get("GIT_CONFIG_COUNT") is None
 
 
 def test_rewrites_use_the_local_copy_but_record_the_original_url(

@@ -9,6 +9,7 @@ import pytest
 from smartshare.adoption.events import Outcome
 from smartshare.adoption.runner import adopt
 from smartshare.errors import InvalidInputError, UsageError
+from smartshare.fetching.credentials import HostCredential
 from smartshare.rendering.values import parse_set_options
 from smartshare.settings import load_settings
 from smartshare.state.lockfile import read_lock
@@ -29,6 +30,46 @@ def test_no_settings_file_means_defaults() -> None:
     settings = load_settings()
     assert settings.source_rewrites == {}
     assert settings.cache_dir is None
+    assert settings.git_credentials == ()
+
+
+def test_git_credentials_are_given_per_host(_env: Path) -> None:
+    _env.write_text(
+        "git_credentials:\n"
+        "  - host: Git.Tangerangkota.go.id\n"
+        "    username: oauth2\n"
+        "    token_env: TANGERANG_GIT_TOKEN\n"
+        "  - host: 127.0.0.1:8443\n"
+        "    token_env: LOCAL_GIT_TOKEN\n"
+    )
+    assert load_settings().git_credentials == (
+        HostCredential(
+            host="git.tangerangkota.go.id", token_env="TANGERANG_GIT_TOKEN", username="oauth2"
+        ),
+        HostCredential(host="127.0.0.1:8443", token_env="LOCAL_GIT_TOKEN"),
+    )
+
+
+def test_bad_git_credentials_are_named(_env: Path) -> None:
+    _env.write_text(
+        "git_credentials:\n"
+        "  - host: https://git.example.go.id/\n"  # 2: a URL, not a host
+        "    token_env: OK_TOKEN\n"
+        "  - host: git.example.go.id\n"
+        "    token: glpat-in-the-file\n"  # 5: the token itself
+        "    token_env: 1BAD\n"  # 6
+        "  - just-a-string\n"  # 7
+    )
+    with pytest.raises(InvalidInputError) as caught:
+        load_settings()
+    problems = {(p.field, p.line) for p in caught.value.problems}
+    assert ("git_credentials.0.host", 2) in problems
+    assert ("git_credentials.1.token", 5) in problems
+    assert ("git_credentials.1.token_env", 6) in problems
+    assert ("git_credentials.2", 7) in problems
+    token = next(p for p in caught.value.problems if p.field == "git_credentials.1.token")
+    assert "token_env" in token.message
+    assert "glpat-in-the-file" not in token.message
 
 
 def test_source_rewrite_fetches_from_the_mirror_but_records_the_original(

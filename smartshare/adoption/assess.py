@@ -26,7 +26,7 @@ from smartshare.catalog.tags import image_tags
 from smartshare.rendering.values import ResolvedValues
 from smartshare.state import workspace as ws
 from smartshare.state.drift import file_drift, manifest_digest
-from smartshare.state.lockfile import RenderInputs
+from smartshare.state.lockfile import LockedApp, RenderInputs
 
 if TYPE_CHECKING:
     from smartshare.fetching.mirror import ResolvedRef
@@ -90,6 +90,7 @@ def resolve_source(ctx: Context, name: str) -> ResolvedRef:
         commit=app.source.commit,
         cache_dir=ctx.cache_dir,
         rewrites=ctx.rewrites,
+        credentials=ctx.credentials,
     )
 
 
@@ -152,20 +153,27 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         result.push = ctx.push
         return
     if entry is None:
-        reasons.append("not adopted yet")
+        reasons.append("first adoption")
         result.sync, result.build, result.push = True, ctx.build, ctx.push
         return
     if entry.source.commit != result.resolved.commit:
         reasons.append(f"source moved {entry.source.commit[:12]} -> {result.resolved.commit[:12]}")
-    if entry.build_key != result.build_key and entry.source.commit == result.resolved.commit:
-        reasons.append("image files, image spec or tags changed")
     wanted = {(f.dest, f.target.value): f.digest for f in result.files}
     recorded = {(f.dest, f.target): f.digest for f in entry.files}
+    image_files_changed = {k: v for k, v in wanted.items() if k[1] == "image"} != {
+        k: v for k, v in recorded.items() if k[1] == "image"
+    }
+    if (
+        entry.build_key != result.build_key
+        and entry.source.commit == result.resolved.commit
+        and not image_files_changed
+    ):
+        reasons.append("image spec, tags or labels changed")
     if wanted != recorded:
-        reasons.append("rendered files changed")
-    changed = next(file_drift(ctx.workspace, name, result.files, key=ctx.key), None)
-    if changed is not None:
-        reasons.append(f"{changed.dest} differs from its rendering (edited by hand or missing)")
+        reasons.append(_why_rendered_files_changed(ctx, result, entry))
+    # Against what the lock recorded, not the new rendering: a file that
+    # differs from that was changed by someone, not by new values.
+    reasons += [d.describe() for d in file_drift(ctx.workspace, name, entry.files, key=ctx.key)]
     if not ws.src_dir(ctx.workspace, name).is_dir():
         reasons.append("source tree missing from the workspace")
     result.sync = bool(reasons)
@@ -179,6 +187,22 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         if result.build or not wanted_tags <= pushed:
             result.push = True
             reasons.append("images not pushed yet")
+
+
+def _why_rendered_files_changed(ctx: Context, result: Assessment, entry: LockedApp) -> str:
+    changed = sorted(
+        name
+        for name in entry.values.keys() | result.values.recorded.keys()
+        if entry.values.get(name) != result.values.recorded.get(name)
+    )
+    if changed:
+        return "values changed: " + ", ".join(changed)
+    inputs = entry.render_inputs
+    if inputs is not None and current_template_digests(ctx.catalog, inputs.templates) != (
+        inputs.templates
+    ):
+        return "templates changed"
+    return "rendered files changed"
 
 
 def render_files(

@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     UP_TO_DATE = "up to date"
     FAILED = "failed"
     SKIPPED = "skipped"
+    NOT_STARTED = "not started"  # the run was interrupted first
 
 
 @dataclass

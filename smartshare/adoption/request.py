@@ -24,6 +24,7 @@ from smartshare.catalog.load import (
 )
 from smartshare.catalog.models import RegionProfile
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
+from smartshare.fetching.credentials import HostCredential
 from smartshare.rendering.values import (
     ResolvedValues,
     parse_set_options,
@@ -49,6 +50,7 @@ class Context:
     build: bool
     push: bool
     force: bool
+    credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
 
@@ -153,6 +155,7 @@ def prepare(
         lock=lock,
         cache_dir=cache_dir or settings.cache_dir or default_cache_dir(),
         rewrites=settings.source_rewrites,
+        credentials=settings.git_credentials,
         build=build,
         push=push,
         force=force,

@@ -309,6 +309,15 @@ class _Runner:
                 for future, name in running.items():
                     if not future.cancelled() and future.exception() is None:
                         results[name] = future.result()
+                # Every app gets a line in the summary: those never begun as not started.
+                unstarted = {*pending, *(n for f, n in running.items() if f.cancelled())}
+                for name in ctx.order:
+                    if name in unstarted:
+                        results[name] = AppResult(app=name, outcome=Outcome.NOT_STARTED)
+                    elif name not in results:
+                        results[name] = AppResult(
+                            app=name, outcome=Outcome.SKIPPED, message="interrupted"
+                        )
         ordered = [results[n] for n in ctx.order if n in results]
         return AdoptResult(
             region=ctx.region_model.name,

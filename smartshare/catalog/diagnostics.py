@@ -38,13 +38,6 @@ class Problem:
         field = f"{self.field}: " if self.field else ""
         return f"{where}: {self.severity.value}: {field}{self.message}"
 
-    def as_github(self) -> str:
-        # Workflow commands need %, CR and LF escaped in the message part.
-        message = f"{self.field}: {self.message}" if self.field else self.message
-        message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        kind = "error" if self.severity is Severity.ERROR else "warning"
-        return f"::{kind} file={self.file},line={self.line},col={self.column}::{message}"
-
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = self.severity.value

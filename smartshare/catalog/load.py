@@ -28,7 +28,7 @@ from smartshare.catalog.models import (
     model_for_kind,
 )
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError
+from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError, UsageError
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
 CATALOG_ENV = "SMARTSHARE_CATALOG"
@@ -379,12 +379,22 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
 
 
 def load_region_file(path: Path) -> LoadedFile[RegionProfile]:
-    """Load one region profile given on the command line; raise when it is not valid."""
+    """Load one region profile given on the command line; raise when it is not valid.
+
+    A path that names no readable file is a wrong command line (UsageError);
+    a file that is not a valid profile is invalid input.
+    """
+    hint = "pass --region with the path of a region profile (manifests/regions/*.yaml)"
+    if not path.exists():
+        raise UsageError(f"region profile {path} does not exist", hint=hint)
     if not path.is_file():
-        raise InvalidInputError(
-            f"region profile {path} does not exist",
-            hint="pass --region with the path of a region profile (manifests/regions/*.yaml)",
-        )
+        raise UsageError(f"region profile {path} is not a file", hint=hint)
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise UsageError(
+            f"region profile {path} cannot be read: {exc.strerror or exc}", hint=hint
+        ) from None
     loaded, problems = load_file(path)
     if loaded is None or loaded.intact is not None or not isinstance(loaded.model, RegionProfile):
         if not problems and loaded is not None:

@@ -22,8 +22,9 @@ class SmartshareGroup(TyperGroup):
     """Turns a SmartshareError into a message on stderr and its named exit code."""
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
-        from smartshare.console import get_console
+        from smartshare.console import get_console, new_console
 
+        new_console()  # each command reads the terminal's width afresh
         try:
             return super().invoke(ctx)
         except SmartshareError as exc:
@@ -39,6 +40,9 @@ app = typer.Typer(
     name="smartshare",
     help="Share a region's apps; adopt them in another region, in one command.",
     no_args_is_help=True,
+    # click's plain help: flags read as flags ("--no-build", not "--no-build <bool>"),
+    # folded to the terminal's width (80 columns at most).
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,44 +15,41 @@ from smartshare.cli.options import (
     AppsArgument,
     CacheOption,
     CatalogOption,
+    Command,
     ForceOption,
+    JobsOption,
     ListFormat,
     NoBuildOption,
     PushOption,
     RegionOption,
     SetOption,
     WorkspaceOption,
+    examples,
+    format_option,
 )
 
 if TYPE_CHECKING:
-    from smartshare.adoption.events import AdoptResult, Event
+    from smartshare.adoption.events import AdoptResult, AppResult, Event
     from smartshare.console import Console
 
 
-class _ProgressView:
+class ProgressView:
     """Live progress: one line per app with its phase; build logs with -v."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = console.progress()
-        self.tasks: dict[str, Any] = {}
+        self.board = console.progress()
 
     def __call__(self, event: Event) -> None:
         from smartshare.adoption.events import Phase
 
         if event.log:
             if self.console.verbose:
-                self.progress.console.print(
-                    f"[dim]{event.app}:[/dim] {event.message}", markup=True, highlight=False
-                )
+                self.console.log_line(event.app, event.message)
             return
-        task = self.tasks.get(event.app)
-        if task is None:
-            task = self.progress.add_task(event.app, total=1, phase=event.phase.value)
-            self.tasks[event.app] = task
         finished = event.phase in (Phase.DONE, Phase.UP_TO_DATE, Phase.FAILED, Phase.SKIPPED)
-        phase = event.phase.value + (f" {event.message}" if event.message and not finished else "")
-        self.progress.update(task, phase=phase, completed=1 if finished else 0)
+        state = event.phase.value + (f" {event.message}" if event.message and not finished else "")
+        self.board.show(event.app, state, finished=finished)
 
 
 @contextlib.contextmanager
@@ -67,24 +64,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _render_summary(console: Console, result: AdoptResult) -> None:
+def render_summary(console: Console, result: AdoptResult) -> None:
     from smartshare.adoption.events import Outcome
+    from smartshare.console import Row
 
+    rows = []
+    for r in result.results:
+        details = [("image", tag) for tag in r.images]
+        if r.message and r.outcome is not Outcome.UP_TO_DATE:
+            details.append(("note", r.message))
+        if r.hint:
+            details.append(("hint", r.hint))
+        rows.append(Row(cells=[r.app, r.outcome.value, r.version, r.commit[:12]], details=details))
     console.table(
-        ["App", "Result", "Version", "Commit", "Images", "Note"],
-        [
-            [
-                r.app,
-                r.outcome.value,
-                r.version,
-                r.commit[:12],
-                "\n".join(r.images) or "-",
-                (r.message + (f"\nhint: {r.hint}" if r.hint else ""))
-                if r.outcome is not Outcome.UP_TO_DATE
-                else "",
-            ]
-            for r in result.results
-        ],
+        ["App", "Result", "Version", "Commit"],
+        rows,
         title=f"Region '{result.region}', workspace {result.workspace}",
     )
     for r in result.results:
@@ -94,15 +88,18 @@ def _render_summary(console: Console, result: AdoptResult) -> None:
         console.line(f"All {len(result.results)} app(s) up to date; nothing to do.")
 
 
+def _recorded(results: list[AppResult]) -> list[str]:
+    from smartshare.adoption.events import Outcome
+
+    return [r.app for r in results if r.outcome in (Outcome.ADOPTED, Outcome.UP_TO_DATE)]
+
+
 def adopt_command(
     apps: AppsArgument = None,
     region: RegionOption = ...,  # type: ignore[assignment]
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    jobs: Annotated[
-        int | None,
-        typer.Option("--jobs", "-j", min=1, help="Apps adopted at once (default: CPUs)."),
-    ] = None,
+    jobs: JobsOption = None,
     overrides: SetOption = None,
     no_build: NoBuildOption = False,
     push: PushOption = False,
@@ -111,9 +108,7 @@ def adopt_command(
         bool, typer.Option("--fail-fast", help="Stop starting apps after the first failure.")
     ] = False,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
+    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
@@ -122,8 +117,8 @@ def adopt_command(
     from smartshare.errors import AdoptionFailedError, InterruptedRunError
 
     console = get_console()
-    view = _ProgressView(console)
-    live = view.progress if output is ListFormat.TABLE else contextlib.nullcontext()
+    view = ProgressView(console)
+    live = view.board if output is ListFormat.TABLE else contextlib.nullcontext()
     with _sigterm_as_interrupt(), live:
         result = adopt(
             apps=apps or [],
@@ -161,19 +156,36 @@ def adopt_command(
             }
         )
     else:
-        _render_summary(console, result)
+        render_summary(console, result)
+    recorded = _recorded(result.results)
     if result.interrupted:
         raise InterruptedRunError(
-            "interrupted; the apps that finished are recorded in the lock",
+            "interrupted; the apps that finished are recorded in the lock"
+            if recorded
+            else "interrupted before any app finished; nothing was recorded",
             hint="run the same command again to finish the job",
         )
     if result.failed:
         names = ", ".join(r.app for r in result.failed)
+        if not recorded:
+            done = "nothing was recorded"
+        elif len(recorded) == 1:
+            done = f"{recorded[0]} is recorded in the lock"
+        else:
+            done = f"the other {len(recorded)} apps are recorded in the lock"
         raise AdoptionFailedError(
             f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
-            hint="the others are recorded in the lock; fix the cause and run again",
+            hint=f"{done}; fix the cause and run again",
         )
 
 
 def register(app: typer.Typer) -> None:
-    app.command("adopt")(adopt_command)
+    app.command(
+        "adopt",
+        cls=Command,
+        epilog=examples(
+            "smartshare adopt laksa -r manifests/regions/badung.yaml -w ws/badung",
+            "smartshare adopt laksa -r badung.yaml --set laksa.site_title='LAKSA Badung'",
+            "smartshare adopt --all -r badung.yaml -w ws/badung --no-build",
+        ),
+    )(adopt_command)

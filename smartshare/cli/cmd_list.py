@@ -6,20 +6,24 @@ from typing import Annotated
 
 import typer
 
-from smartshare.cli.options import CatalogOption, ListFormat
+from smartshare.cli.options import CatalogOption, Command, ListFormat, examples, format_option
 
 
 def list_command(
     category: Annotated[
-        str | None, typer.Option("--category", "-c", help="Only apps of this category.")
+        str | None,
+        typer.Option("--category", "-c", metavar="NAME", help="Only apps of this category."),
     ] = None,
     search: Annotated[
         str | None,
-        typer.Option("--search", "-s", help="Match name, title, summary and tags (any language)."),
+        typer.Option(
+            "--search",
+            "-s",
+            metavar="TEXT",
+            help="Match name, title, summary and tags (any language).",
+        ),
     ] = None,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
+    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """List the apps that can be shared."""
@@ -50,15 +54,21 @@ def list_command(
             ]
         )
         return
+    # The owner is in 'show' and in the JSON: the table keeps to what tells apps apart.
     console.table(
-        ["Name", "Title", "Category", "Owner", "Version", "Maturity"],
-        [
-            [a.name, a.title, a.category, a.owner.name, a.version, a.maturity.value]
-            for a in listing.apps
-        ],
+        ["Name", "Title", "Category", "Version", "Maturity"],
+        [[a.name, a.title, a.category, a.version, a.maturity.value] for a in listing.apps],
         title=f"{len(listing.apps)} app(s)",
     )
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_command)
+    app.command(
+        "list",
+        cls=Command,
+        epilog=examples(
+            "smartshare list",
+            "smartshare list --search kepegawaian",
+            "smartshare list --category employment --format json",
+        ),
+    )(list_command)

@@ -12,6 +12,8 @@ from smartshare.cli.options import (
     AppsArgument,
     CacheOption,
     CatalogOption,
+    Command,
+    DetailOption,
     ForceOption,
     ListFormat,
     NoBuildOption,
@@ -19,6 +21,8 @@ from smartshare.cli.options import (
     RegionOption,
     SetOption,
     WorkspaceOption,
+    examples,
+    format_option,
 )
 
 
@@ -32,14 +36,13 @@ def plan_command(
     push: PushOption = False,
     force: ForceOption = False,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
+    detail: DetailOption = False,
+    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Show what 'adopt' would do, in order, without doing it."""
     from smartshare.adoption.plan import make_plan
-    from smartshare.console import get_console
+    from smartshare.console import Row, get_console
 
     console = get_console()
     plan = make_plan(
@@ -63,26 +66,39 @@ def plan_command(
             }
         )
         return
+    rows = []
+    for index, e in enumerate(plan.entries, 1):
+        details = [("why", reason) for reason in e.reasons] if e.actions else []
+        details += [("image", tag) for tag in e.images]
+        if detail:
+            details.append(("source", f"{e.source} ({e.ref})"))
+            details.append(("commit", e.commit + (" (pinned)" if e.pinned else "")))
+            details += [("file", f"{dest} ({target})") for dest, target in e.files]
+        rows.append(
+            Row(
+                cells=[
+                    str(index),
+                    e.app,
+                    e.version,
+                    e.commit[:12],
+                    ", ".join(e.actions) or "up to date",
+                ],
+                details=details,
+            )
+        )
     console.table(
-        ["#", "App", "Version", "Source", "Commit", "Files", "Images", "To do"],
-        [
-            [
-                str(index),
-                e.app,
-                e.version,
-                f"{e.source} ({e.ref})",
-                e.commit[:12] + (" (pinned)" if e.pinned else ""),
-                "\n".join(f"{dest} [{target}]" for dest, target in e.files) or "-",
-                "\n".join(e.images),
-                ", ".join(e.actions) + ("\n" + "; ".join(e.reasons) if e.reasons else "")
-                if e.actions
-                else "up to date",
-            ]
-            for index, e in enumerate(plan.entries, 1)
-        ],
+        ["#", "App", "Version", "Commit", "To do"],
+        rows,
         title=f"Plan for region '{plan.region}' in {plan.workspace}",
     )
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_command)
+    app.command(
+        "plan",
+        cls=Command,
+        epilog=examples(
+            "smartshare plan laksa sikda -r manifests/regions/badung.yaml -w ws/badung",
+            "smartshare plan --all -r manifests/regions/badung.yaml -w ws/badung --detail",
+        ),
+    )(plan_command)

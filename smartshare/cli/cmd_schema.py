@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from smartshare.cli.options import Command, examples
+
 
 class SchemaKind(StrEnum):
     APP = "app"
@@ -14,7 +16,9 @@ class SchemaKind(StrEnum):
 
 
 def schema_command(
-    kind: Annotated[SchemaKind, typer.Argument(help="Which file format.")],
+    kind: Annotated[
+        SchemaKind, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
+    ],
 ) -> None:
     """Print the JSON Schema of app manifests or region profiles."""
     from smartshare.catalog.schema import json_schema
@@ -24,4 +28,11 @@ def schema_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("schema")(schema_command)
+    app.command(
+        "schema",
+        cls=Command,
+        epilog=examples(
+            "smartshare schema app > schema/app.json",
+            "smartshare schema region > schema/region.json",
+        ),
+    )(schema_command)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from smartshare.cli.options import CatalogOption, ReportFormat
+from smartshare.cli.options import CatalogOption, Command, ReportFormat, examples, format_option
 
 if TYPE_CHECKING:
     from smartshare.catalog.browse import AppDetails
@@ -16,55 +16,67 @@ if TYPE_CHECKING:
 def _render_text(console: Console, details: AppDetails) -> None:
     import json
 
+    from smartshare.console import Row
+
     app = details.app
-    console.line(f"{app.title} ({app.name}) {app.version}, {app.maturity.value}", markup=False)
-    for language, text in app.summary.items():
-        console.line(f"  [{language}] {text}")
-    if app.description:
-        for language, text in app.description.items():
-            console.line(f"  [{language}] {text}")
+    console.heading(f"{app.title} ({app.name}) {app.version}, {app.maturity.value}")
+    for texts in (app.summary, app.description or {}):
+        for language, text in texts.items():
+            console.line(text, prefix=f"  [{language}] ")
     console.line()
-    console.line(f"Owner:      {app.owner.name} ({app.owner.region_code})")
-    console.line(f"Contact:    {app.owner.contact}")
-    console.line(f"Licence:    {app.license}")
-    console.line(f"Category:   {app.category}")
-    console.line(f"Tags:       {', '.join(app.tags) or '-'}")
     pin = f" @ {app.source.commit}" if app.source.commit else ""
-    console.line(f"Source:     {app.source.repo} ({app.source.ref}{pin})")
-    console.line(f"Requires:   {', '.join(app.requires) or '-'}")
-    console.line(f"Required by: {', '.join(details.required_by) or '-'}")
-    console.line(f"Manifest:   {details.manifest_file}")
+    console.fields(
+        [
+            ("Owner", f"{app.owner.name} ({app.owner.region_code})"),
+            ("Contact", app.owner.contact),
+            ("Licence", app.license),
+            ("Category", app.category),
+            ("Tags", ", ".join(app.tags) or "-"),
+            ("Source", f"{app.source.repo} ({app.source.ref}{pin})"),
+            ("Requires", ", ".join(app.requires) or "-"),
+            ("Required by", ", ".join(details.required_by) or "-"),
+            ("Manifest", details.manifest_file),
+        ]
+    )
     console.line()
     console.table(
-        ["Image", "Context", "Dockerfile", "Target", "Build args"],
+        ["Image", "Context", "Dockerfile", "Target"],
         [
-            [
-                i.name,
-                i.context,
-                i.dockerfile,
-                i.target or "-",
-                ", ".join(f"{k}={v}" for k, v in i.args.items()) or "-",
-            ]
+            Row(
+                cells=[i.name, i.context, i.dockerfile, i.target or "-"],
+                details=[("", f"build arg {k}={v}") for k, v in i.args.items()],
+            )
             for i in app.images
         ],
         title="Images",
     )
+    console.line()
     console.table(
-        ["Parameter", "Type", "Required", "Default", "Secret", "Description"],
+        ["Parameter", "Type", "Required", "Secret"],
         [
-            [
-                p.name,
-                p.type.value + (f" ({' | '.join(map(str, p.choices))})" if p.choices else ""),
-                "required" if p.required else "",
-                "-" if p.default is None else json.dumps(p.default, ensure_ascii=False),
-                "secret" if p.secret else "",
-                p.description,
-            ]
+            Row(
+                cells=[
+                    p.name,
+                    p.type.value,
+                    "required" if p.required else "",
+                    "secret" if p.secret else "",
+                ],
+                details=[
+                    *([("", p.description)] if p.description else []),
+                    *([("", "choices: " + " | ".join(map(str, p.choices)))] if p.choices else []),
+                    *(
+                        [("", "default: " + json.dumps(p.default, ensure_ascii=False))]
+                        if p.default is not None
+                        else []
+                    ),
+                ],
+            )
             for p in app.parameters
         ],
         title="Parameters (required ones must be given by the region; "
         "secrets as env:NAME or file:PATH)",
     )
+    console.line()
     console.table(
         ["Template", "Destination", "Target"],
         [[t.src, t.dest, t.target.value] for t in app.templates],
@@ -73,8 +85,10 @@ def _render_text(console: Console, details: AppDetails) -> None:
 
 
 def show_command(
-    name: Annotated[str, typer.Argument(help="App name, as 'smartshare list' shows it.")],
-    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+    name: Annotated[
+        str, typer.Argument(metavar="APP", help="App name, as 'smartshare list' shows it.")
+    ],
+    output: Annotated[ReportFormat, format_option(ReportFormat, ReportFormat.TEXT)] = (
         ReportFormat.TEXT
     ),
     catalog: CatalogOption = None,
@@ -92,4 +106,8 @@ def show_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("show")(show_command)
+    app.command(
+        "show",
+        cls=Command,
+        epilog=examples("smartshare show laksa", "smartshare show laksa --format json"),
+    )(show_command)

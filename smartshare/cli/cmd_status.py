@@ -7,23 +7,45 @@ from typing import Annotated
 
 import typer
 
-from smartshare.cli.options import DEFAULT_WORKSPACE, ListFormat, WorkspaceOption
+from smartshare.cli.options import (
+    DEFAULT_WORKSPACE,
+    Command,
+    DetailOption,
+    ListFormat,
+    WorkspaceOption,
+    examples,
+    format_option,
+)
+
+
+def _when(timestamp: str) -> str:
+    """An ISO 8601 time as ``2024-05-01 10:00 UTC``: short, and foldable at its spaces."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def status_command(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ListFormat.TABLE
-    ),
+    detail: DetailOption = False,
+    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
     catalog: Annotated[
         Path | None,
         typer.Option(
-            "--catalog", help="Catalogue to compare with (default: the one adopted from)."
+            "--catalog",
+            metavar="DIR",
+            help="Catalogue to compare with (default: the one adopted from).",
         ),
     ] = None,
 ) -> None:
     """Show what a workspace holds and what drifted since it was adopted."""
-    from smartshare.console import get_console
+    from smartshare.console import Row, get_console
     from smartshare.state.status import workspace_status
 
     console = get_console()
@@ -31,20 +53,31 @@ def status_command(
     if output is ListFormat.JSON:
         console.json(status.as_dict())
         return
+    rows = []
+    for a in status.apps:
+        details = [("image", tag) for tag in a.images]
+        if not a.built:
+            details.append(("image", "not built (--no-build)"))
+        details += [("drift", line) for line in a.drift]
+        if detail:
+            details.append(("commit", a.commit))
+            details.append(("adopted", a.adopted_at))
+            details += [("digest", digest) for digest in a.digests]
+        rows.append(
+            Row(
+                cells=[
+                    a.app,
+                    a.version,
+                    a.commit[:12],
+                    _when(a.adopted_at),
+                    "drifted" if a.drift else "none",
+                ],
+                details=details,
+            )
+        )
     console.table(
-        ["App", "Version", "Commit", "Image", "Digest", "Adopted", "Drift"],
-        [
-            [
-                a.app,
-                a.version,
-                a.commit[:12],
-                "\n".join(a.images) or ("-" if a.built else "not built (--no-build)"),
-                "\n".join(d[:19] for d in a.digests) or "-",
-                a.adopted_at,
-                "\n".join(a.drift) or "none",
-            ]
-            for a in status.apps
-        ],
+        ["App", "Version", "Commit", "Adopted", "Drift"],
+        rows,
         title=f"Workspace {status.workspace} (region '{status.region}')",
     )
     for line in status.region_drift:
@@ -52,4 +85,12 @@ def status_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status_command)
+    app.command(
+        "status",
+        cls=Command,
+        epilog=examples(
+            "smartshare status --workspace ws/badung",
+            "smartshare status -w ws/badung --detail",
+            "smartshare status -w ws/badung --format json",
+        ),
+    )(status_command)

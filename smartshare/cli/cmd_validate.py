@@ -7,16 +7,18 @@ from typing import Annotated
 
 import typer
 
-from smartshare.cli.options import CatalogOption, ValidateFormat
+from smartshare.cli.options import CatalogOption, Command, ValidateFormat, examples, format_option
 from smartshare.errors import ExitCode
 
 
 def validate_command(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders to check. Default: the whole catalogue."),
+        typer.Argument(
+            metavar="PATH", help="Files or folders to check. Default: the whole catalogue."
+        ),
     ] = None,
-    output: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = (
+    output: Annotated[ValidateFormat, format_option(ValidateFormat, ValidateFormat.TEXT)] = (
         ValidateFormat.TEXT
     ),
     catalog: CatalogOption = None,
@@ -35,11 +37,9 @@ def validate_command(
     if output is ValidateFormat.JSON:
         console.json({"valid": report.valid, "problems": [p.as_dict() for p in report.problems]})
     elif output is ValidateFormat.GITHUB:
-        for problem in report.problems:
-            console.plain(problem.as_github())
+        console.annotations(report.problems)
     else:
-        for problem in report.problems:
-            console.plain(problem.as_text())
+        console.problem_lines(report.problems)
         errors = sum(1 for p in report.problems if p.severity.value == "error")
         warnings = len(report.problems) - errors
         verdict = "valid" if report.valid else "invalid"
@@ -52,4 +52,12 @@ def validate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate_command)
+    app.command(
+        "validate",
+        cls=Command,
+        epilog=examples(
+            "smartshare validate",
+            "smartshare validate manifests/apps/laksa.yaml --format github",
+            "smartshare validate manifests/regions --format json",
+        ),
+    )(validate_command)

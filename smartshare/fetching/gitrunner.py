@@ -2,9 +2,10 @@
 
 Every git process of :mod:`.mirror` and :mod:`.export` starts here.  git never
 prompts, never runs unsafe transports, and credentials only travel in the
-environment of the git process (``SMARTSHARE_GIT_TOKEN``, sent as an HTTP
-header scoped to the remote's host), never in argv or a config file; what git
-prints is redacted before it reaches a message.
+environment of the git process (a token, sent as an HTTP header scoped to the
+remote's host, and only to a host the user configured for it: see
+:mod:`.credentials`), never in argv or a config file; what git prints is
+redacted before it reaches a message.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from smartshare.errors import GitError, WorkspaceError
+from smartshare.fetching.credentials import (
+    HostCredential,
+    credential_for,
+    https_host,
+    known_tokens,
+)
 from smartshare.fetching.urls import redact_text
 
-TOKEN_ENV = "SMARTSHARE_GIT_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-USERNAME_ENV = "SMARTSHARE_GIT_USERNAME"
-DEFAULT_TOKEN_USERNAME = "oauth2"  # noqa: S105 - what GitLab/Gitea accept with a token
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -42,26 +45,35 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def fetch_env(remote: str) -> dict[str, str]:
-    """:func:`base_env` plus the token as an HTTP header for https remotes.
+def fetch_env(remote: str, credentials: Sequence[HostCredential] = ()) -> dict[str, str]:
+    """:func:`base_env`, plus a token as an HTTP header when ``remote``'s host has one.
 
-    The header goes through GIT_CONFIG_* variables: it reaches git without
-    appearing in argv (visible to every user in ps) or in any config file, and
-    it is scoped to the remote's host so a redirect elsewhere does not carry it.
+    ``remote`` is the URL git fetches (after any rewrite); whether its host
+    gets a token is :func:`.credentials.credential_for`'s to say.  The header
+    goes through GIT_CONFIG_* variables: it reaches git without appearing in
+    argv (visible to every user in ps) or in any config file, and it is
+    scoped to the remote's host so a redirect elsewhere does not carry it.
     """
     env = base_env()
-    token = os.environ.get(TOKEN_ENV, "")
-    parts = urlsplit(remote)
-    if not token or parts.scheme.lower() != "https" or not parts.hostname:
+    credential = credential_for(remote, credentials)
+    host = https_host(remote)
+    if credential is None or host is None:
         return env
-    username = os.environ.get(USERNAME_ENV) or DEFAULT_TOKEN_USERNAME
+    username, token = credential
     basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
     count = os.environ.get("GIT_CONFIG_COUNT", "")
     index = int(count) if count.isdigit() else 0
-    env[f"GIT_CONFIG_KEY_{index}"] = f"http.https://{host}/.extraHeader"
-    env[f"GIT_CONFIG_VALUE_{index}"] = f"Authorization: Basic {basic}"
-    env["GIT_CONFIG_COUNT"] = str(index + 1)
+    scoped = {
+        f"http.https://{host}/.extraHeader": f"Authorization: Basic {basic}",
+        # git sends its extra headers on every request of a fetch, also to the
+        # host a redirect named (it takes the redirected URL as its base): with
+        # a token, a redirect is an error, never a way to another host.
+        f"http.https://{host}/.followRedirects": "false",
+    }
+    for offset, (key, value) in enumerate(scoped.items()):
+        env[f"GIT_CONFIG_KEY_{index + offset}"] = key
+        env[f"GIT_CONFIG_VALUE_{index + offset}"] = value
+    env["GIT_CONFIG_COUNT"] = str(index + len(scoped))
     return env
 
 
@@ -101,7 +113,10 @@ def run_git(
     }
     cwd = git_dir if git_dir.is_dir() else git_dir.parent
     if query:
-        return _run_query([f"--git-dir={git_dir}", *args], cwd=cwd, env=env, timeout=timeout)
+        status, out, err = _run_query(
+            [f"--git-dir={git_dir}", *args], cwd=cwd, env=env, timeout=timeout
+        )
+        return status, _without_credentials(out, env), _without_credentials(err, env)
     try:
         import git
     except ImportError as exc:  # GitPython refuses to import when no git binary is found
@@ -120,7 +135,26 @@ def run_git(
     except git.exc.GitCommandNotFound as exc:
         raise GitError("git is not available", hint=_NO_GIT_HINT) from exc
     stdout = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
-    return int(status), stdout, str(err)
+    return int(status), _without_credentials(stdout, env), _without_credentials(str(err), env)
+
+
+def _without_credentials(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with any credential given to git in ``env`` replaced by ``***``."""
+    for name, value in env.items():
+        if not name.startswith("GIT_CONFIG_VALUE_"):
+            continue
+        scheme, _, encoded = value.removeprefix("Authorization:").strip().partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            continue
+        try:
+            decoded = base64.b64decode(encoded).decode("utf-8")
+        except ValueError:
+            decoded = ""
+        token = decoded.partition(":")[2]
+        for secret in (encoded, decoded, token):
+            if secret:
+                text = text.replace(secret, "***")
+    return text
 
 
 _NO_GIT_HINT = "install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE"
@@ -176,11 +210,9 @@ def git_reason(err: str, *urls: str) -> str:
 def _redact(text: str, *urls: str) -> str:
     for url in urls:
         text = redact_text(text, url)
-    token = os.environ.get(TOKEN_ENV, "")
-    if token:
-        username = os.environ.get(USERNAME_ENV) or DEFAULT_TOKEN_USERNAME
-        basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-        text = text.replace(basic, "***").replace(token, "***")
+    # run_git already took out what it sent; a token set but not sent must not show either.
+    for token in known_tokens():
+        text = text.replace(token, "***")
     return text
 
 

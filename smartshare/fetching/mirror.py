@@ -16,13 +16,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from smartshare.catalog.rules import git_url_problem, is_commit_id, is_local_url, ref_problem
 from smartshare.errors import GitError, PinnedCommitMismatchError
+from smartshare.fetching.credentials import HostCredential, auth_hint, credential_for
 from smartshare.fetching.gitrunner import (
     DEFAULT_TIMEOUT,
     base_env,
@@ -48,13 +49,15 @@ _FAITHFUL_ATTRIBUTES = (
 )
 
 _UNREACHABLE_HINT = (
-    "check the URL and your network; for private repositories set SMARTSHARE_GIT_TOKEN "
-    "(https) or load an SSH key into ssh-agent (ssh)"
+    "check the URL and your network; for a private repository give its host a token "
+    "(git_credentials in the settings file, or SMARTSHARE_GIT_TOKEN with "
+    "SMARTSHARE_GIT_TOKEN_HOST) or load an SSH key into ssh-agent (ssh)"
 )
-_AUTH_HINT = (
-    "the repository needs credentials: set SMARTSHARE_GIT_TOKEN (and SMARTSHARE_GIT_USERNAME "
-    "if the forge wants another user name than 'oauth2') for https, or load an SSH key into "
-    "ssh-agent for ssh"
+
+_REDIRECT_HINT = (
+    "the server redirects elsewhere; with a token smartshare does not follow redirects "
+    "(git would send the token on to the new address): name the address it redirects to, "
+    "in the manifest or as a source rewrite in the settings file"
 )
 
 
@@ -91,11 +94,14 @@ def resolve_ref(
     cache_dir: Path,
     timeout: float = DEFAULT_TIMEOUT,
     rewrites: Mapping[str, str] | None = None,
+    credentials: Sequence[HostCredential] = (),
 ) -> ResolvedRef:
     """Bring ``ref`` of ``url`` into the cached mirror and resolve it to a commit.
 
     The remote is asked for the ref first; it is fetched only when the
     mirror's copy differs, force-updating a moved tag or rewound branch.
+    ``credentials`` are the user's per-host tokens (:mod:`.credentials`),
+    matched against the URL fetched, after ``rewrites``.
 
     Raises GitError when the URL is refused, the repository cannot be reached
     or the ref does not exist, and PinnedCommitMismatchError when ``commit`` is
@@ -110,10 +116,24 @@ def resolve_ref(
     with _mirror_lock(mirror, timeout=timeout, shown=shown):
         _ensure_mirror(mirror, shown=shown)
         actual = _commit_if_current(
-            mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout
+            mirror,
+            remote=remote,
+            url=url,
+            ref=ref,
+            shown=shown,
+            timeout=timeout,
+            credentials=credentials,
         )
         if actual is None:
-            _fetch(mirror, remote=remote, url=url, ref=ref, shown=shown, timeout=timeout)
+            _fetch(
+                mirror,
+                remote=remote,
+                url=url,
+                ref=ref,
+                shown=shown,
+                timeout=timeout,
+                credentials=credentials,
+            )
             actual = _local_commit(mirror, ref, shown=shown, timeout=timeout)
         if actual is None:
             raise _ref_not_found(ref, shown)
@@ -330,7 +350,14 @@ _REF_RULES = (
 
 
 def _commit_if_current(
-    mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float
+    mirror: Path,
+    *,
+    remote: str,
+    url: str,
+    ref: str,
+    shown: str,
+    timeout: float,
+    credentials: Sequence[HostCredential],
 ) -> str | None:
     """The commit of the mirror's copy of ``ref``, if that copy is what the remote has now.
 
@@ -356,7 +383,7 @@ def _commit_if_current(
     status, out, err = run_git(
         ["ls-remote", "--", remote, ref],
         git_dir=mirror,
-        env=fetch_env(remote),
+        env=fetch_env(remote, credentials),
         timeout=timeout,
         query=True,
     )
@@ -375,12 +402,24 @@ def _commit_if_current(
     return None
 
 
-def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout: float) -> None:
+def _fetch(
+    mirror: Path,
+    *,
+    remote: str,
+    url: str,
+    ref: str,
+    shown: str,
+    timeout: float,
+    credentials: Sequence[HostCredential],
+) -> None:
     """Fetch only ``ref`` (depth 1), force-updating its local copy."""
     refspec = f"+{ref}:{_local_ref(ref)}"
     args = ["fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules"]
     status, _out, err = run_git(
-        [*args, "--", remote, refspec], git_dir=mirror, env=fetch_env(remote), timeout=timeout
+        [*args, "--", remote, refspec],
+        git_dir=mirror,
+        env=fetch_env(remote, credentials),
+        timeout=timeout,
     )
     if status == 0:
         return
@@ -391,10 +430,14 @@ def _fetch(mirror: Path, *, remote: str, url: str, ref: str, shown: str, timeout
         raise _timed_out(ref, shown, remote, url, timeout)
     if "couldn't find remote ref" in err:
         raise _ref_not_found(ref, shown)
-    reason = git_reason(err, url, remote)
+    if _looks_like_auth(err):
+        hint = auth_hint(remote, credentials)
+    elif re.search(r"returned error: 30[12378]", err) and credential_for(remote, credentials):
+        hint = _REDIRECT_HINT
+    else:
+        hint = _UNREACHABLE_HINT
     raise GitError(
-        f"cannot fetch ref '{ref}' from {shown}{via}: {reason}",
-        hint=_AUTH_HINT if _looks_like_auth(err) else _UNREACHABLE_HINT,
+        f"cannot fetch ref '{ref}' from {shown}{via}: {git_reason(err, url, remote)}", hint=hint
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshare.catalog.load import load_catalog, resolve_catalog_root
-from smartshare.errors import CatalogNotFoundError, WorkspaceError
+from smartshare.errors import CatalogNotFoundError, UsageError
 from smartshare.state import workspace as ws
 from smartshare.state.drift import file_drift, manifest_drift, region_drift
 from smartshare.state.lockfile import LOCK_NAME, read_lock
@@ -55,7 +55,7 @@ class WorkspaceStatus:
 
 def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> WorkspaceStatus:
     if not (workspace / LOCK_NAME).is_file():
-        raise WorkspaceError(
+        raise UsageError(
             f"{workspace} holds no adopted apps (no {LOCK_NAME})",
             hint="adopt apps first: smartshare adopt APP --region FILE --workspace DIR",
         )
