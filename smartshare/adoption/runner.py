@@ -281,6 +281,7 @@ class _Runner:
                 interrupted = True
                 self.cancel.set()
                 fetchers.shutdown(wait=False, cancel_futures=True)
+                ctx.renderers.close()  # a render in progress stops now
                 for name in running.values():
                     self.on_event(
                         Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
@@ -305,17 +306,23 @@ class _Runner:
         except (_Cancelled, CancelledError):  # CancelledError: its fetch was called off
             return AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
         except SmartshareError as exc:
+            if self.cancel.is_set():  # what failed was stopped by the interruption
+                return AppResult(app=name, outcome=Outcome.SKIPPED, message="interrupted")
             self.on_event(Event(app=name, phase=Phase.FAILED, message=exc.message))
             return AppResult(
                 app=name, outcome=Outcome.FAILED, message=exc.message, hint=exc.hint, error=exc
             )
         except Exception as exc:  # an app's bug must not take the others down
-            self.on_event(Event(app=name, phase=Phase.FAILED, message=repr(exc)))
+            # Its text may quote anything, a rendered secret too: the type and
+            # where it was raised are shown, never the text.
+            message = f"internal error: {type(exc).__name__} (its message is withheld)"
+            self.on_event(Event(app=name, phase=Phase.FAILED, message=message))
+            stack = "".join(traceback.format_tb(exc.__traceback__))
             return AppResult(
                 app=name,
                 outcome=Outcome.FAILED,
-                message=f"internal error: {exc!r}",
-                traceback=traceback.format_exc(),
+                message=message,
+                traceback=f"Traceback (most recent call last):\n{stack}{type(exc).__qualname__}",
             )
 
 
@@ -350,12 +357,12 @@ def adopt(
         cache_dir=cache_dir,
     )
     engine: DockerEngine | None = None
-    if build:
-        from smartshare.building.engine import connect
-
-        # Before the workspace is touched: no engine means nothing changes.
-        engine = connect(docker_host=docker_host)
     try:
+        if build:
+            from smartshare.building.engine import connect
+
+            # Before the workspace is touched: no engine means nothing changes.
+            engine = connect(docker_host=docker_host)
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
             ws.reset_scratch(workspace)
@@ -381,5 +388,6 @@ def adopt(
                 write_lock(workspace, ctx.lock)
             return result
     finally:
+        ctx.close()
         if engine is not None:
             engine.close()

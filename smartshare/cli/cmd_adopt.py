@@ -119,7 +119,7 @@ def adopt_command(
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
     from smartshare.adoption.runner import adopt
     from smartshare.console import get_console
-    from smartshare.errors import AdoptionFailedError, InterruptedRunError
+    from smartshare.errors import AdoptionFailedError, ExitCode, InterruptedRunError
 
     console = get_console()
     view = _ProgressView(console)
@@ -169,10 +169,13 @@ def adopt_command(
         )
     if result.failed:
         names = ", ".join(r.app for r in result.failed)
-        raise AdoptionFailedError(
+        failure = AdoptionFailedError(
             f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
             hint="the others are recorded in the lock; fix the cause and run again",
         )
+        if result.failed_on_input:
+            failure.exit_code = ExitCode.INVALID_INPUT
+        raise failure
 
 
 def register(app: typer.Typer) -> None:
