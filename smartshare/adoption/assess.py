@@ -108,6 +108,13 @@ def resolve_sources(
     return {name: pool.submit(resolve_source, ctx, name) for name in names}
 
 
+def start_renderers(ctx: Context, names: Sequence[str]) -> None:
+    """Start a render worker now if any of ``names`` will be rendered (none for a no-op run)."""
+    apps = [ctx.catalog.app(name) for name in names]
+    if any(_unchanged_files(ctx, app, ctx.values[app.name]) is None for app in apps):
+        ctx.renderers.prestart()
+
+
 def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> Assessment:
     """Work out the wanted state of ``name`` and compare it with the lock and the disk."""
     app = ctx.catalog.app(name)

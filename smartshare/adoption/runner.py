@@ -27,6 +27,7 @@ from smartshare.adoption.assess import (
     assess,
     rendered_contents,
     resolve_sources,
+    start_renderers,
 )
 from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
 from smartshare.adoption.request import Context, prepare
@@ -245,6 +246,7 @@ class _Runner:
         fetchers = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch")
         with fetchers, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="adopt") as pool:
             self.sources = resolve_sources(ctx, pending, fetchers)
+            start_renderers(ctx, pending)  # while the sources resolve
             try:
                 while pending or running:
                     for name in list(pending):

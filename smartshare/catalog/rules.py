@@ -16,6 +16,8 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+# The largest manifest, profile or template file read (a catalogue file is a few KiB).
+MAX_FILE_BYTES = 1024 * 1024
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"

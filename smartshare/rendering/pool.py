@@ -96,6 +96,20 @@ class RenderPool:
         finally:
             self._release(worker)
 
+    def prestart(self) -> None:
+        """Start a worker now, so that it is ready when the first render comes.
+
+        Starting one (Python, Jinja) takes 0.1-0.3 s; a run that will render
+        calls this before it resolves sources, which takes about as long.
+        Renders take milliseconds, so threads mostly find this one idle; a
+        thread that finds none starts another.
+        """
+        with self._lock:
+            if not self._closed and not self._idle:
+                worker = _Worker(self.limits)
+                self._started.append(worker)
+                self._idle.append(worker)
+
     def close(self) -> None:
         """Stop every worker (they hold no state worth keeping), those rendering too.
 

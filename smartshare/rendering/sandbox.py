@@ -22,10 +22,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from smartshare.catalog.rules import relative_path_problem
-from smartshare.catalog.yamlfile import MAX_FILE_BYTES
+from smartshare.catalog.rules import MAX_FILE_BYTES, relative_path_problem
 from smartshare.errors import InvalidInputError, TemplateRenderError, UnsafePathError
 
 if TYPE_CHECKING:
@@ -172,6 +169,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _toyaml(value: Any) -> str:
+    import yaml  # only here: a render worker need not load it otherwise
+
     from smartshare.rendering.environment import refuse_undefined
 
     refuse_undefined(value)
