@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from smartshare.cli import app as cli_app
-from smartshare.errors import InvalidInputError, TemplateRenderError
+from smartshare.errors import ExternalError, InvalidInputError, TemplateRenderError
 from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool
 from smartshare.settings import load_settings
@@ -117,6 +119,43 @@ def test_concurrent_renders_each_get_their_worker(tmp_path: Path) -> None:
         for thread in threads:
             thread.join()
     assert results == [b"3"] * 9
+
+
+def test_closing_the_pool_stops_a_render_in_progress(tmp_path: Path) -> None:
+    """What Ctrl-C does during a render: the run is not kept waiting for the limit."""
+    root = templates(tmp_path, {"slow.j2": HOSTILE["time"]})
+    caught: list[BaseException] = []
+    pool = RenderPool(RenderLimits(seconds=60))
+
+    def work() -> None:
+        try:
+            render_one(pool, root, "slow.j2")
+        except TemplateRenderError as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while not _worker_pids():
+        time.sleep(0.05)
+    time.sleep(0.5)  # the worker has started rendering, or is about to
+    pool.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    [error] = caught
+    assert isinstance(error, TemplateRenderError)
+    assert "slow.j2" in error.message
+    assert _worker_pids() == []
+
+
+def test_a_worker_that_cannot_start_is_an_external_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = templates(tmp_path, {"ok.j2": "ok"})
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with RenderPool(RenderLimits()) as pool, pytest.raises(ExternalError) as caught:
+        render_one(pool, root, "ok.j2")
+    assert "the render worker did not start" in caught.value.message
+    assert isinstance(caught.value, ExternalError)
 
 
 def _worker_pids() -> list[int]:

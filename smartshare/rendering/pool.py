@@ -188,10 +188,21 @@ class _Worker:
             self.process.stdin.write(json.dumps(request, default=str).encode("ascii") + b"\n")
             self.process.stdin.flush()
         except OSError:
-            raise self._died(names[0]) from None
+            raise self._ended(names[0]) from None
         contents = []
         for name in names:
-            answer = self._read(name, time.monotonic() + self.limits.seconds)
+            try:
+                answer = self._read(time.monotonic() + self.limits.seconds)
+            except _TimedOut:
+                self.stop()
+                raise TemplateRenderError(
+                    f"template {name}: took longer than {self.limits.seconds:g} s to render "
+                    "(the limit per template); stopped",
+                    hint="raise render_limits.seconds in the settings file if the template "
+                    "needs the time",
+                ) from None
+            except _Ended:
+                raise self._ended(name) from None
             if "error" in answer:
                 if answer.get("retire"):
                     self.stop()
@@ -201,66 +212,64 @@ class _Worker:
 
     def _await_ready(self) -> None:
         try:
-            answer = self._read("", time.monotonic() + START_TIMEOUT)
-        except TemplateRenderError:
-            self.stop()
+            answer = self._read(time.monotonic() + START_TIMEOUT)
+        except (_TimedOut, _Ended):
+            answer = None
+        if answer != {"ready": True}:
+            self.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
             assert self.process.stderr is not None
-            # Nothing was sent yet: what it printed holds no secret.
-            said = self.process.stderr.read(2000).decode("utf-8", "replace").strip()
+            # Nothing was sent to it yet: what it printed holds no secret.
+            said = self.process.stderr.read(4000).decode("utf-8", "replace").strip()
+            self.stop()
             raise ExternalError(
                 "the render worker did not start" + (f": {said.splitlines()[-1]}" if said else ""),
                 hint=f"{sys.executable} must be able to import smartshare and jinja2",
-            ) from None
-        if answer != {"ready": True}:
-            self.stop()
-            raise ExternalError("the render worker did not start: unexpected answer")
+            )
         self._ready = True
 
-    def _read(self, name: str, deadline: float) -> dict[str, Any]:
-        """The worker's next answer; stops the worker when ``deadline`` passes first."""
+    def _read(self, deadline: float) -> dict[str, Any]:
+        """The worker's next answer; _TimedOut when ``deadline`` passes first, _Ended at EOF."""
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
-        # JSON may escape each character into 6 bytes (\\uXXXX).
+        # JSON may escape each character into 6 bytes (\uXXXX).
         most = 6 * self.limits.output_bytes + 65536
-        while b"\n" not in self._buffer:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        scanned = 0
+        while (end := self._buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self._buffer)
             left = deadline - time.monotonic()
             if left <= 0:
-                self.stop()
-                raise TemplateRenderError(
-                    f"template {name}: took longer than {self.limits.seconds:g} s to render "
-                    "(the limit per template); stopped",
-                    hint="raise render_limits.seconds in the settings file if the template "
-                    "needs the time",
-                )
-            readable, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if not readable:
+                raise _TimedOut
+            if not poller.poll(min(left, 1.0) * 1000):
                 continue
             chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise self._died(name)
+            if not chunk or len(self._buffer) + len(chunk) > most:
+                raise _Ended
             self._buffer += chunk
-            if len(self._buffer) > most:
-                self.stop()
-                raise TemplateRenderError(f"template {name}: the render worker answered too much")
-        line, _, rest = bytes(self._buffer).partition(b"\n")
-        self._buffer = bytearray(rest)
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
         try:
             answer = json.loads(line)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            self.stop()
-            raise TemplateRenderError(f"template {name}: the render worker answered nonsense")
+            raise _Ended
         return answer
 
-    def _died(self, name: str) -> TemplateRenderError:
-        """What to say about a worker that ended while rendering ``name``."""
+    def _ended(self, name: str) -> TemplateRenderError:
+        """What to say about a worker that ended (or went wrong) while rendering ``name``."""
+        stopped = self._stopped_by_us
+        self.kill()
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self.stop()
-            code = self.process.returncode
-        self._stopped_by_us = True
+            code = None
+        self.stop()
+        if stopped:
+            return TemplateRenderError(f"template {name}: rendering was stopped")
         if code == -signal.SIGXCPU:
             return TemplateRenderError(
                 f"template {name}: used more than {self.limits.seconds + 1:g} s of CPU time "
@@ -294,6 +303,14 @@ class _Worker:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+class _TimedOut(Exception):
+    """The worker did not answer in time."""
+
+
+class _Ended(Exception):
+    """The worker's output ended, or made no sense: it is to be stopped."""
 
 
 def _text(value: object) -> str:
