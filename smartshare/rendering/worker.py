@@ -37,21 +37,28 @@ from smartshare.rendering.limits import RenderLimits
 
 def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any]]:
     """Render one request's templates, in order; stop at the first error."""
-    from smartshare.errors import TemplateRenderError
+    from smartshare.errors import SmartshareError, TemplateRenderError
     from smartshare.rendering.environment import with_secret_parameters
     from smartshare.rendering.sandbox import new_environment, render
 
     limits = RenderLimits(**request["limits"])
-    env = new_environment(
-        Path(request["templates_dir"]), code_cache=code_cache, max_value_bytes=limits.output_bytes
-    )
+    names: list[str] = list(request["templates"])
+    try:
+        env = new_environment(
+            Path(request["templates_dir"]),
+            code_cache=code_cache,
+            max_value_bytes=limits.output_bytes,
+        )
+    except SmartshareError as exc:  # the templates folder itself is refused
+        yield {"error": f"template {names[0]}: {exc.message}", "hint": exc.hint}
+        return
     runtime = bool(request["runtime"])
     context = dict(request["context"])
     if not runtime:
         context["params"] = with_secret_parameters(
             context.get("params", {}), frozenset(request["secret_names"])
         )
-    for src in request["templates"]:
+    for src in names:
         # The parent stops a render at `seconds` of wall-clock time; this is
         # the kernel's backstop, should the parent be unable to.
         _limit_cpu(limits.seconds + 1)
@@ -98,6 +105,9 @@ def main(argv: list[str]) -> int:
     from smartshare.rendering.environment import CodeCache
 
     memory = int(argv[0])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        memory = min(memory, hard)  # a lower limit set from outside stands
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     code_cache = CodeCache()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
