@@ -1,4 +1,5 @@
-"""User settings: where sources are fetched from, with which credentials, and the git cache.
+"""User settings: where sources are fetched from, with which credentials, where the git
+cache lives, and what rendering a template may cost.
 
 Read from ``$SMARTSHARE_CONFIG`` or ``$XDG_CONFIG_HOME/smartshare/config.yaml``
 (``~/.config/smartshare/config.yaml``).  A region that mirrors the sharing
@@ -13,8 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.rules import git_url_problem
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import InvalidInputError
@@ -24,9 +26,7 @@ from smartshare.fetching.credentials import (
     normal_host,
     variable_problem,
 )
-
-if TYPE_CHECKING:
-    from smartshare.catalog.diagnostics import Problem
+from smartshare.rendering.limits import MIB, MIN_MEMORY_MIB, RenderLimits
 
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 
@@ -36,6 +36,7 @@ class Settings:
     source_rewrites: dict[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
     git_credentials: tuple[HostCredential, ...] = ()
+    render_limits: RenderLimits = field(default_factory=RenderLimits)
     path: Path | None = None
 
 
@@ -53,7 +54,7 @@ def load_settings() -> Settings:
     doc = load_yaml(path)
     data = doc.data
     problems = []
-    allowed = {"source_rewrites", "cache_dir", "git_credentials"}
+    allowed = {"source_rewrites", "cache_dir", "git_credentials", "render_limits"}
     for key in data:
         if key not in allowed:
             problems.append(
@@ -82,6 +83,7 @@ def load_settings() -> Settings:
         problems.append(doc.problem(("cache_dir",), "must be a folder path"))
         cache_dir = None
     credentials = _git_credentials(doc, data.get("git_credentials"), problems)
+    limits = _render_limits(doc, data.get("render_limits"), problems)
     if problems:
         raise InvalidInputError(
             f"settings file {path} is not valid",
@@ -92,6 +94,7 @@ def load_settings() -> Settings:
         source_rewrites=dict(rewrites),
         cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
         git_credentials=credentials,
+        render_limits=limits,
         path=path,
     )
 
@@ -148,3 +151,40 @@ def _git_credentials(
                 )
             )
     return tuple(found)
+
+
+# The smallest value of each key (memory: what the worker itself needs).
+_LIMIT_MINIMUMS = {"seconds": 0.0, "output_mib": 0.0, "memory_mib": float(MIN_MEMORY_MIB)}
+
+
+def _render_limits(doc: YamlDocument, data: object, problems: list[Problem]) -> RenderLimits:
+    """``render_limits: {seconds, output_mib, memory_mib}``, each optional."""
+    default = RenderLimits()
+    allowed = ", ".join(_LIMIT_MINIMUMS)
+    if data is None:
+        return default
+    if not isinstance(data, dict):
+        problems.append(doc.problem(("render_limits",), f"must be a mapping with keys {allowed}"))
+        return default
+    values: dict[str, float] = {}
+    for key, value in data.items():
+        minimum = _LIMIT_MINIMUMS.get(key)
+        if minimum is None:
+            problems.append(
+                doc.problem(("render_limits", key), f"unknown key '{key}'; allowed: {allowed}")
+            )
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < minimum
+            or value <= 0
+        ):
+            least = f"at least {minimum:g}" if minimum else "more than 0"
+            problems.append(doc.problem(("render_limits", key), f"must be a number, {least}"))
+        else:
+            values[key] = value
+    return RenderLimits(
+        seconds=values.get("seconds", default.seconds),
+        output_bytes=int(values.get("output_mib", default.output_bytes / MIB) * MIB),
+        memory_bytes=int(values.get("memory_mib", default.memory_bytes / MIB) * MIB),
+    )

@@ -67,17 +67,24 @@ def test_undefined_value_names_the_variable_and_line(tmp_path: Path) -> None:
         render_text(tmp_path, "{{ regoin.title }}", params={})
 
 
-def test_error_messages_never_carry_parameter_values(tmp_path: Path) -> None:
+def test_runtime_error_messages_never_carry_parameter_values(tmp_path: Path) -> None:
+    """A runtime render sees secrets: its messages are made without the values.
+
+    (tests/test_render_secrets.py tries every kind of error, transformed values too.)
+    """
     secret = "s3cr3t-p4ssw0rd"
+    for text in ("{{ params[params.token] }}", "{{ (params.token ~ '!') | list | sum }}"):
+        root = templates(tmp_path, {"t.j2": text})
+        with pytest.raises(TemplateRenderError) as caught:
+            render(make_environment(root), "t.j2", {"params": {"token": secret}}, runtime=True)
+        assert secret not in caught.value.message
+        assert "t.j2:1" in caught.value.message
+
+
+def test_image_error_messages_keep_jinja_details(tmp_path: Path) -> None:
     with pytest.raises(TemplateRenderError) as caught:
-        # A lookup keyed by the value: Jinja's own message would quote the key.
-        render_text(tmp_path, "{{ params[params.token] }}", params={"token": secret})
-    assert secret not in caught.value.message
-    assert "t.j2:1" in caught.value.message
-    with pytest.raises(TemplateRenderError) as caught:
-        render_text(tmp_path, "{{ (params.token ~ '!') | list | sum }}", params={"token": secret})
-    assert secret not in caught.value.message
-    assert "t.j2:1" in caught.value.message
+        render_text(tmp_path, "{{ params[params.key] }}", params={"key": "no-such-key"})
+    assert "no-such-key" in caught.value.message
 
 
 def test_undefined_in_an_included_template_points_at_that_template(tmp_path: Path) -> None:
@@ -211,6 +218,15 @@ def test_loader_refuses_symlinks_pointing_outside(tmp_path: Path) -> None:
         with pytest.raises(TemplateRenderError, match="outside the templates folder"):
             render(env, name, {})
     assert render(env, "alias.j2", {}) == "inner"
+
+
+def test_a_template_that_is_not_a_regular_file_is_refused_without_waiting(
+    tmp_path: Path,
+) -> None:
+    root = templates(tmp_path, {})
+    os.mkfifo(root / "fifo.j2")
+    with pytest.raises(TemplateRenderError, match=r"fifo\.j2.* not a regular file"):
+        render(make_environment(root), "fifo.j2", {})
 
 
 def test_environment_is_cached_per_folder(tmp_path: Path) -> None:

@@ -106,6 +106,13 @@ def resolve_sources(
     return {name: pool.submit(resolve_source, ctx, name) for name in names}
 
 
+def start_renderers(ctx: Context, names: Sequence[str]) -> None:
+    """Start a render worker now if any of ``names`` will be rendered (none for a no-op run)."""
+    apps = [ctx.catalog.app(name) for name in names]
+    if any(_unchanged_files(ctx, app, ctx.values[app.name]) is None for app in apps):
+        ctx.renderers.prestart()
+
+
 def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> Assessment:
     """Work out the wanted state of ``name`` and compare it with the lock and the disk."""
     app = ctx.catalog.app(name)
@@ -208,26 +215,40 @@ def _why_rendered_files_changed(ctx: Context, result: Assessment, entry: LockedA
 def render_files(
     ctx: Context, app: AppManifest, values: ResolvedValues
 ) -> tuple[list[RenderedFile], RenderInputs | None]:
-    """Render ``app``'s templates; with what they were rendered from, for the lock."""
+    """Render ``app``'s templates; with what they were rendered from, for the lock.
+
+    In render workers (:mod:`smartshare.rendering.pool`), under the run's
+    limits: the image templates, which do not see the secrets, and then the
+    runtime templates, each group in a fresh state.
+    """
     from smartshare.rendering.analysis import analyse
-    from smartshare.rendering.sandbox import render, render_context
+    from smartshare.rendering.sandbox import render_context
 
     env = ctx.template_env()
     # Digests before rendering: a file edited meanwhile then shows up as changed next time.
     looked_up = (name for spec in app.templates for name in analyse(env, spec.src).looked_up)
     templates = current_template_digests(ctx.catalog, dict.fromkeys(looked_up))
     context = render_context(region=ctx.region_model, app=app, params=values.params)
-    files = []
-    for spec in app.templates:
-        content = render(env, spec.src, context).encode("utf-8")
-        files.append(
-            RenderedFile(
-                dest=spec.dest,
-                target=spec.target,
-                digest=_file_digest(ctx, spec.target, content),
-                content=content,
-            )
+    contents: dict[int, bytes] = {}
+    for target in (TemplateTarget.IMAGE, TemplateTarget.RUNTIME):
+        group = [i for i, spec in enumerate(app.templates) if spec.target is target]
+        rendered = ctx.renderers.render(
+            templates_dir=ctx.catalog.templates_dir,
+            templates=[app.templates[i].src for i in group],
+            context=context,
+            secret_names=values.secret_names,
+            runtime=target is TemplateTarget.RUNTIME,
         )
+        contents.update(zip(group, rendered, strict=True))
+    files = [
+        RenderedFile(
+            dest=spec.dest,
+            target=spec.target,
+            digest=_file_digest(ctx, spec.target, contents[i]),
+            content=contents[i],
+        )
+        for i, spec in enumerate(app.templates)
+    ]
     digest = None if templates is None else _render_inputs_digest(ctx, app, values, templates)
     inputs = (
         None

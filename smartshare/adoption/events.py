@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from smartshare.errors import SmartshareError
+from smartshare.errors import InvalidInputError, SmartshareError
 
 
 class Phase(StrEnum):
@@ -74,3 +74,9 @@ class AdoptResult:
     @property
     def failed(self) -> list[AppResult]:
         return [r for r in self.results if r.outcome in (Outcome.FAILED, Outcome.SKIPPED)]
+
+    @property
+    def failed_on_input(self) -> bool:
+        """Every app that failed did so on wrong input (a template, a value): exit code 1."""
+        errors = [r.error for r in self.results if r.outcome is Outcome.FAILED]
+        return bool(errors) and all(isinstance(e, InvalidInputError) for e in errors)

@@ -89,9 +89,12 @@ def make_plan(
     )
     ctx.key = ws.read_key(workspace)
     entries = []
-    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch") as fetchers:
-        sources = resolve_sources(ctx, ctx.order, fetchers)
-        assessments = [assess(ctx, name, resolved=sources[name].result()) for name in ctx.order]
+    try:
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch") as fetchers:
+            sources = resolve_sources(ctx, ctx.order, fetchers)
+            assessments = [assess(ctx, name, resolved=sources[name].result()) for name in ctx.order]
+    finally:
+        ctx.close()
     for name, result in zip(ctx.order, assessments, strict=True):
         entries.append(
             PlanEntry(

@@ -25,6 +25,7 @@ from smartshare.catalog.load import (
 from smartshare.catalog.models import RegionProfile
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
 from smartshare.fetching.credentials import HostCredential
+from smartshare.rendering.pool import RenderPool
 from smartshare.rendering.values import (
     ResolvedValues,
     parse_set_options,
@@ -50,6 +51,7 @@ class Context:
     build: bool
     push: bool
     force: bool
+    renderers: RenderPool  # starts a render worker only when something is rendered
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
@@ -59,11 +61,16 @@ class Context:
         return self.region.model
 
     def template_env(self) -> Any:
+        """The environment for analysing templates (never for rendering them)."""
         if self._env is None:
             from smartshare.rendering.sandbox import make_environment
 
             self._env = make_environment(self.catalog.templates_dir)
         return self._env
+
+    def close(self) -> None:
+        """Stop what the run started (render workers)."""
+        self.renderers.close()
 
 
 def prepare(
@@ -159,6 +166,7 @@ def prepare(
         build=build,
         push=push,
         force=force,
+        renderers=RenderPool(settings.render_limits),
     )
 
 

@@ -28,6 +28,7 @@ from smartshare.adoption.assess import (
     assess,
     rendered_contents,
     resolve_sources,
+    start_renderers,
 )
 from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
 from smartshare.adoption.request import Context, prepare
@@ -260,6 +261,7 @@ class _Runner:
         fetchers = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="fetch")
         with fetchers, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="adopt") as pool:
             self.sources = resolve_sources(ctx, pending, fetchers)
+            start_renderers(ctx, pending)  # while the sources resolve
             try:
                 while pending or running:
                     for name in list(pending):
@@ -299,6 +301,7 @@ class _Runner:
                     # A build that prints nothing would otherwise run to its end.
                     self.engine.cancel()
                 fetchers.shutdown(wait=False, cancel_futures=True)
+                ctx.renderers.close()  # a render in progress stops now
                 for name in running.values():
                     self.on_event(
                         Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
@@ -342,12 +345,16 @@ class _Runner:
         except Exception as exc:  # an app's bug must not take the others down
             if self.cancel.is_set():
                 return interrupted
-            self.on_event(Event(app=name, phase=Phase.FAILED, message=repr(exc)))
+            # Its text may quote anything, a rendered secret too: the type and
+            # where it was raised are shown, never the text.
+            message = f"internal error: {type(exc).__name__} (its message is withheld)"
+            self.on_event(Event(app=name, phase=Phase.FAILED, message=message))
+            stack = "".join(traceback.format_tb(exc.__traceback__))
             return AppResult(
                 app=name,
                 outcome=Outcome.FAILED,
-                message=f"internal error: {exc!r}",
-                traceback=traceback.format_exc(),
+                message=message,
+                traceback=f"Traceback (most recent call last):\n{stack}{type(exc).__qualname__}",
             )
 
 
@@ -382,12 +389,12 @@ def adopt(
         cache_dir=cache_dir,
     )
     engine: DockerEngine | None = None
-    if build:
-        from smartshare.building.engine import connect
-
-        # Before the workspace is touched: no engine means nothing changes.
-        engine = connect(docker_host=docker_host)
     try:
+        if build:
+            from smartshare.building.engine import connect
+
+            # Before the workspace is touched: no engine means nothing changes.
+            engine = connect(docker_host=docker_host)
         ws.ensure_workspace(workspace)
         with ws.run_lock(workspace):
             ws.reset_scratch(workspace)
@@ -414,5 +421,6 @@ def adopt(
                 write_lock(workspace, ctx.lock)
             return result
     finally:
+        ctx.close()
         if engine is not None:
             engine.close()

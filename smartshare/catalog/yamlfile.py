@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 
 from smartshare.catalog.diagnostics import Problem, Severity, shown_value
+from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.errors import InvalidInputError
 
-MAX_FILE_BYTES = 1024 * 1024
 # A 50-line manifest has a few hundred nodes; 100k expanded nodes only comes
 # from aliases multiplying each other.
 MAX_EXPANDED_NODES = 100_000

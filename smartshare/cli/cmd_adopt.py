@@ -114,7 +114,7 @@ def adopt_command(
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
     from smartshare.adoption.runner import adopt
     from smartshare.console import get_console
-    from smartshare.errors import AdoptionFailedError, InterruptedRunError
+    from smartshare.errors import AdoptionFailedError, ExitCode, InterruptedRunError
 
     console = get_console()
     view = ProgressView(console)
@@ -173,10 +173,13 @@ def adopt_command(
             done = f"{recorded[0]} is recorded in the lock"
         else:
             done = f"the other {len(recorded)} apps are recorded in the lock"
-        raise AdoptionFailedError(
+        failure = AdoptionFailedError(
             f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
             hint=f"{done}; fix the cause and run again",
         )
+        if result.failed_on_input:
+            failure.exit_code = ExitCode.INVALID_INPUT
+        raise failure
 
 
 def register(app: typer.Typer) -> None:

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from smartshare.catalog.rules import relative_path_problem
-from smartshare.catalog.yamlfile import MAX_FILE_BYTES
+from smartshare.catalog.rules import MAX_FILE_BYTES, relative_path_problem
 from smartshare.errors import InvalidInputError, TemplateRenderError, UnsafePathError
 
 if TYPE_CHECKING:
+    from jinja2 import BytecodeCache, Template
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from smartshare.catalog.models import AppManifest, RegionProfile
@@ -48,7 +48,12 @@ class TemplateSource:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.real_root = root.resolve()
+        try:
+            self.real_root = root.resolve()
+        except (RuntimeError, OSError):
+            raise UnsafePathError(
+                f"the templates folder {root} is a symbolic link loop (or points into one)"
+            ) from None
         self._names: dict[str, str] = {}
 
     def path_of(self, name: str) -> Path:
@@ -68,9 +73,10 @@ class TemplateSource:
         """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links)."""
         try:
             resolved = path.resolve()
-        except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
+        except (RuntimeError, OSError):  # RuntimeError: a loop, before Python 3.13
             raise UnsafePathError(
-                f"template '{name}' cannot be resolved (a symbolic link loop?)"
+                f"template '{name}' is a symbolic link loop (or points into one); "
+                "refusing to read it"
             ) from None
         if not resolved.is_relative_to(self.real_root):
             raise UnsafePathError(
@@ -84,14 +90,23 @@ class TemplateSource:
 
     def read(self, path: Path, name: str) -> str:
         try:
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
+            # Non-blocking: a FIFO in the templates folder would otherwise wait forever.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise InvalidInputError(
                 f"template '{name}' cannot be read: {exc.strerror or exc}"
             ) from None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InvalidInputError(f"template '{name}' is not a regular file")
+            try:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"template '{name}' cannot be read: {exc.strerror or exc}"
+                ) from None
         if len(raw) > MAX_FILE_BYTES:
             raise InvalidInputError(
                 f"template '{name}' is larger than {MAX_FILE_BYTES // 1024} KiB"
@@ -143,6 +158,9 @@ def template_digests(templates_dir: Path, names: Iterable[str]) -> dict[str, str
 
 
 def _tojson(value: Any) -> str:
+    from smartshare.rendering.environment import refuse_undefined
+
+    refuse_undefined(value)
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     # JSON leaves these raw, but YAML reads NEL/LS/PS as line breaks and refuses
     # C1 controls: escaping them keeps the output valid JSON *and* valid YAML.
@@ -150,9 +168,15 @@ def _tojson(value: Any) -> str:
 
 
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _toyaml(value: Any) -> str:
+    import yaml  # only here: a render worker need not load it otherwise
+
+    from smartshare.rendering.environment import refuse_undefined
+
+    refuse_undefined(value)
     if isinstance(value, tuple):
         value = list(value)
     if isinstance(value, Mapping | list) and value:
@@ -177,22 +201,60 @@ def _shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+class ValueLimitError(Exception):
+    """An expression would make a value larger than the output limit."""
+
+
+class NotTextError(Exception):
+    """An expression produced a lone surrogate, which no file encoding can hold."""
+
+
+def _finalize(value: Any) -> str:
+    """Every ``{{ expression }}``'s text, checked where the template's line is still known."""
+    text = value if isinstance(value, str) else str(value)
+    if _SURROGATE.search(text):
+        raise NotTextError
+    return text
+
+
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    """The sandboxed Jinja environment for one templates folder (cached per folder)."""
+    """The sandboxed Jinja environment for one templates folder (cached per folder).
+
+    For parsing and analysis.  Renders of an adoption run in a render worker,
+    each in an environment of its own (:func:`new_environment`).
+    """
     return _environment(templates_dir.absolute())
 
 
 @lru_cache(maxsize=32)
 def _environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    from jinja2 import FunctionLoader, StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    return new_environment(templates_dir)
 
-    env = ImmutableSandboxedEnvironment(
-        loader=FunctionLoader(TemplateSource(templates_dir)),
+
+def new_environment(
+    templates_dir: Path,
+    *,
+    code_cache: BytecodeCache | None = None,
+    max_value_bytes: int | None = None,
+) -> ImmutableSandboxedEnvironment:
+    """A new sandboxed environment for one templates folder; nothing in it outlives it.
+
+    ``max_value_bytes``: ``*`` and ``**`` refuse results larger than this.
+    """
+    from jinja2 import FunctionLoader, StrictUndefined
+
+    from smartshare.rendering.environment import FreshModuleTemplate, LimitedSandbox
+
+    env = LimitedSandbox(
+        loader=FunctionLoader(TemplateSource(templates_dir.absolute())),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=_finalize,
+        bytecode_cache=code_cache,
     )
+    env.template_class = FreshModuleTemplate
+    env.max_value_bytes = max_value_bytes
     env.filters["tojson"] = _tojson
     env.filters["toyaml"] = _toyaml
     env.filters["shquote"] = _shquote
@@ -221,89 +283,67 @@ def render_context(
     }
 
 
-def render(env: ImmutableSandboxedEnvironment, src: str, context: Mapping[str, Any]) -> str:
+class OutputLimitError(Exception):
+    """A template's output grew past the limit."""
+
+
+def render(
+    env: ImmutableSandboxedEnvironment,
+    src: str,
+    context: Mapping[str, Any],
+    *,
+    runtime: bool = False,
+    max_bytes: int | None = None,
+) -> str:
     """Render template ``src`` (a name inside the templates folder).
 
-    Raises TemplateRenderError naming the template, its line and the cause;
-    messages never carry parameter values, which may be secrets.
+    Raises TemplateRenderError naming the template and its line.  ``runtime``
+    says that the context holds secrets: the message is then made of the
+    template's name, the line and a fixed description of what went wrong,
+    never of an exception's text or anything else derived from the values
+    (``params[params.password | upper]`` puts the value into Jinja's
+    message).  Image renders never see secrets, so their messages keep
+    Jinja's details.  Output over ``max_bytes`` (UTF-8) stops the render.
+    MemoryError is left to the caller, which knows the memory limit.
     """
-    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError, TemplateError
+    from jinja2 import TemplateNotFound, TemplateSyntaxError
 
     source = source_of(env)
     try:
-        return env.get_template(src).render(dict(context))
+        template = env.get_template(src)
     except InvalidInputError as exc:
         raise TemplateRenderError(f"template {src}: {exc.message}", hint=exc.hint) from None
-    except TemplateNotFound as exc:
-        missing = exc.name if isinstance(exc.name, str) else src
-        what = "does not exist" if missing == src else f"includes '{missing}', which does not exist"
+    except TemplateNotFound:
         raise TemplateRenderError(
-            f"template {src} {what} in {source.root}",
+            f"template {src} does not exist in {source.root}",
             hint="check the 'src' of the template in the manifest",
         ) from None
     except TemplateSyntaxError as exc:
-        where = exc.name or src
         raise TemplateRenderError(
-            f"template {where}:{exc.lineno}: syntax error: {_redact(exc.message or '', context)}"
+            f"template {exc.name or src}:{exc.lineno}: syntax error: {exc.message}"
         ) from None
-    except SecurityError as exc:
-        where = _where(exc, source, src)
-        detail = _redact(str(exc), context)
-        raise TemplateRenderError(
-            f"template {where}: the template tried an unsafe operation ({detail})",
-            hint="templates from another region run in a sandbox; the template must be fixed",
-        ) from None
-    except UndefinedError as exc:
-        where = _where(exc, source, src)
-        raise TemplateRenderError(
-            f"template {where}: undefined value: {_redact(str(exc), context)}",
-            hint="declare the parameter in the manifest, give it a default, "
-            "or set it in the region profile",
-        ) from None
-    except (TemplateError, TypeError) as exc:
-        where = _where(exc, source, src)
-        raise TemplateRenderError(f"template {where}: {_redact(str(exc), context)}") from None
-    except Exception as exc:
-        # Other errors (ValueError from int('...'), ...) tend to quote the value.
-        where = _where(exc, source, src)
-        raise TemplateRenderError(
-            f"template {where}: rendering failed with {type(exc).__name__} "
-            "(details withheld: they may contain parameter values)"
+    try:
+        return _generate(template, context, max_bytes)
+    except MemoryError:
+        raise
+    except Exception as exc:  # every failure of untrusted code is described
+        from smartshare.rendering.failures import render_failure
+
+        raise render_failure(
+            exc, env=env, src=src, context=context, runtime=runtime, max_bytes=max_bytes
         ) from None
 
 
-def _where(exc: BaseException, source: TemplateSource, fallback: str) -> str:
-    """``name:line`` of the innermost template frame in the traceback."""
-    found = fallback
-    tb = exc.__traceback__
-    while tb is not None:
-        name = source.name_of(tb.tb_frame.f_code.co_filename)
-        if name is not None:
-            found = f"{name}:{tb.tb_lineno}"
-        tb = tb.tb_next
-    return found
-
-
-def _string_values(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _string_values(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _string_values(item)
-
-
-def _redact(text: str, context: Mapping[str, Any]) -> str:
-    """Remove parameter values from an error message."""
-    values = sorted(set(_string_values(context.get("params"))), key=len, reverse=True)
-    for value in values:
-        if not value:
-            continue
-        for form in (repr(value), json.dumps(value, ensure_ascii=False)):
-            text = text.replace(form, "'<value hidden>'")
-        if len(value) >= 4:
-            text = text.replace(value, "<value hidden>")
+def _generate(template: Template, context: Mapping[str, Any], max_bytes: int | None) -> str:
+    parts: list[str] = []
+    # Characters as they come (cheap), bytes at the end: UTF-8 needs at least a byte each.
+    length = 0
+    for part in template.generate(dict(context)):
+        length += len(part)
+        if max_bytes is not None and length > max_bytes:
+            raise OutputLimitError
+        parts.append(part)
+    text = "".join(parts)
+    if max_bytes is not None and len(text.encode("utf-8")) > max_bytes:
+        raise OutputLimitError
     return text

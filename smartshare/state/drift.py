@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from smartshare.catalog.yamlfile import MAX_FILE_BYTES
+from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.state import workspace as ws
 
 if TYPE_CHECKING:

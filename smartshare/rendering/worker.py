@@ -1,0 +1,128 @@
+"""The render worker: a child process that renders templates under resource limits.
+
+Started by :mod:`.pool` as ``python -m smartshare.rendering.worker MEMORY_BYTES``
+with an empty environment; everything else, secrets included, comes through
+its stdin.  It limits its own address space (``RLIMIT_AS``) and, before each
+template, its CPU time (``RLIMIT_CPU``: the kernel stops it); the parent
+watches the wall clock and stops it too.  Output is counted while the
+template produces it.
+
+Protocol: lines of JSON.  The worker writes ``{"ready": true}`` once it has
+started; then for each request (a templates folder, template names, the
+context, the names of the secret parameters, whether it is a runtime render,
+the limits) one line per template, ``{"content": TEXT}`` or
+``{"error": MESSAGE, "hint": HINT}``, stopping at the first error.  After an
+error marked ``"retire": true`` (memory, recursion) it exits, so that no
+render runs in a process that may be in a bad state.
+
+Each request is rendered in an environment of its own (only compiled code is
+kept between requests); an image render gets the secret parameters as
+placeholders that fail when used (its request does not hold their values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from smartshare.rendering.limits import RenderLimits
+
+
+def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any]]:
+    """Render one request's templates, in order; stop at the first error."""
+    from smartshare.errors import SmartshareError, TemplateRenderError
+    from smartshare.rendering.environment import with_secret_parameters
+    from smartshare.rendering.sandbox import new_environment, render
+
+    limits = RenderLimits(**request["limits"])
+    names: list[str] = list(request["templates"])
+    try:
+        env = new_environment(
+            Path(request["templates_dir"]),
+            code_cache=code_cache,
+            max_value_bytes=limits.output_bytes,
+        )
+    except SmartshareError as exc:  # the templates folder itself is refused
+        yield {"error": f"template {names[0]}: {exc.message}", "hint": exc.hint}
+        return
+    runtime = bool(request["runtime"])
+    context = dict(request["context"])
+    if not runtime:
+        context["params"] = with_secret_parameters(
+            context.get("params", {}), frozenset(request["secret_names"])
+        )
+    for src in names:
+        # The parent stops a render at `seconds` of wall-clock time; this is
+        # the kernel's backstop, should the parent be unable to.
+        _limit_cpu(limits.seconds + 1)
+        try:
+            text = render(env, src, context, runtime=runtime, max_bytes=limits.output_bytes)
+        except TemplateRenderError as exc:
+            yield {"error": exc.message, "hint": exc.hint}
+            return
+        except MemoryError:
+            yield {"error": memory_message(src, limits), "hint": MEMORY_HINT, "retire": True}
+            return
+        yield {"content": text}
+
+
+def memory_message(src: str, limits: RenderLimits) -> str:
+    return f"template {src}: used more than {limits.memory_mib} of memory (the limit per render)"
+
+
+MEMORY_HINT = "raise render_limits.memory_mib in the settings file if the template needs it"
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Let the coming template use ``seconds`` of CPU time, counted from now."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = used.ru_utime + used.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(spent + seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _write(out: IO[bytes], message: Mapping[str, Any]) -> None:
+    # ASCII JSON: any text (a lone surrogate in a message too) goes through.
+    out.write(json.dumps(message).encode("ascii") + b"\n")
+    out.flush()
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C in the terminal is the parent's business; it stops the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported before the limit: what the worker needs is in memory already.
+    import smartshare.rendering.sandbox  # noqa: F401
+    from smartshare.rendering.environment import CodeCache
+
+    memory = int(argv[0])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        memory = min(memory, hard)  # a lower limit set from outside stands
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    code_cache = CodeCache()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # The parent shows what a worker that failed to start printed; from here
+    # on nothing is printed (no one reads it, and it might show a value).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    _write(stdout, {"ready": True})
+    while line := stdin.readline():
+        for answer in serve(json.loads(line), code_cache):
+            _write(stdout, answer)
+            if answer.get("retire"):
+                return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
