@@ -37,6 +37,11 @@ from smartshare.catalog.models import (
     TemplateTarget,
     is_secret_reference,
 )
+from smartshare.catalog.runtime_checks import (
+    check_app_runtime,
+    check_region_deploy,
+    check_stack_names,
+)
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse
 from smartshare.rendering.sandbox import make_environment
@@ -169,13 +174,18 @@ def _check_loaded(
     regions: Iterable[LoadedFile[RegionProfile]],
 ) -> list[Problem]:
     """The checks that need the whole catalogue, for the given apps and regions."""
+    apps = list(apps)
     problems: list[Problem] = []
     on_cycles = cycles(catalog)
     for app in apps:
         problems.extend(_check_requires(app, catalog, on_cycles))
         problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+        problems.extend(check_app_runtime(app))
+    shown = {app.doc.display for app in apps}
+    problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     for region in regions:
         problems.extend(check_region(region=region, catalog=catalog))
+        problems.extend(check_region_deploy(region=region, catalog=catalog))
     return problems
 
 
