@@ -38,6 +38,11 @@ from smartshare.catalog.models import (
     is_secret_reference,
 )
 from smartshare.catalog.rules import spdx_warnings
+from smartshare.catalog.runtime_checks import (
+    check_app_runtime,
+    check_region_deploy,
+    check_stack_names,
+)
 from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse
@@ -188,6 +193,10 @@ def _check_loaded(
             problems.extend(_check_requires(app, catalog, on_cycles))
         if app.has("templates", "parameters"):
             problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+        if app.has("runtime", "images", "parameters", "templates"):
+            problems.extend(check_app_runtime(app))
+    shown = {app.doc.display for app in apps if app.has("runtime")}
+    problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]
     known = {id(app) for app in loaded}
     claimants = loaded + [app for app in apps if id(app) not in known]
@@ -200,6 +209,8 @@ def _check_loaded(
     for region in regions:
         if region.has("apps"):
             problems.extend(check_region(region=region, catalog=catalog))
+        if region.has("deploy"):
+            problems.extend(check_region_deploy(region=region, catalog=catalog))
     return problems
 
 

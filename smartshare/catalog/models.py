@@ -27,6 +27,7 @@ from smartshare.catalog.rules import (
     spdx_problem,
     version_problem,
 )
+from smartshare.catalog.runtime import RUNTIME_PATTERN_HINTS, DeploySettings, Runtime
 
 API_VERSION = "smartshare/v1"
 
@@ -57,6 +58,7 @@ PATTERN_HINTS: dict[str, str] = {
     EMAIL_PATTERN: "an email address",
     COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
     SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
+    **RUNTIME_PATTERN_HINTS,
 }
 
 
@@ -253,6 +255,9 @@ class AppManifest(StrictModel):
     parameters: list[Parameter] = Field(default_factory=list)
     templates: list[TemplateSpec] = Field(default_factory=list)
     requires: list[Slug] = Field(default_factory=list)
+    runtime: Runtime | None = Field(
+        default=None, description="How the app runs: services, jobs and outputs (for deploy)"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -333,6 +338,9 @@ class RegionProfile(StrictModel):
     branding: Branding = Field(default_factory=Branding)
     apps: dict[Slug, dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]] = (
         Field(default_factory=dict)
+    )
+    deploy: DeploySettings = Field(
+        default_factory=DeploySettings, description="Where and how the region runs its apps"
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

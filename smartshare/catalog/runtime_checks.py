@@ -1,0 +1,191 @@
+"""Checks of an app's ``runtime`` and a region's ``deploy`` that need more than one model.
+
+A runtime names the app's images, parameters and runtime templates, its own
+services and jobs (``depends_on``), and the region stack shares one name space
+for containers and volumes across apps.  Each problem is located at the key
+that is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from graphlib import CycleError, TopologicalSorter
+
+from smartshare.catalog.diagnostics import Problem
+from smartshare.catalog.load import Catalog, LoadedFile
+from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.runtime import Condition, Job, Service, public_port, stack_name
+
+
+def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
+    """The problems of one app's ``runtime`` against the rest of its manifest."""
+    model = app.model
+    runtime = model.runtime
+    if runtime is None:
+        return []
+    doc = app.doc
+    problems: list[Problem] = []
+    images = {image.name for image in model.images}
+    runtime_files = {t.dest for t in model.templates if t.target is TemplateTarget.RUNTIME}
+    containers: list[tuple[str, int, Service | Job]] = [
+        *(("services", i, s) for i, s in enumerate(runtime.services)),
+        *(("jobs", i, j) for i, j in enumerate(runtime.jobs)),
+    ]
+    for kind, index, container in containers:
+        at = ("runtime", kind, index)
+        if container.image is not None and container.image not in images:
+            problems.append(
+                doc.problem(
+                    (*at, "image"),
+                    f"'{container.image}' is not one of the app's images "
+                    f"({', '.join(sorted(images))}); for another image use 'external'",
+                )
+            )
+        for position, mount in enumerate(container.secrets):
+            parameter = model.parameter(mount.param)
+            if parameter is None:
+                problems.append(
+                    doc.problem(
+                        (*at, "secrets", position, "param"),
+                        f"'{mount.param}' is not a parameter of '{model.name}'",
+                    )
+                )
+            elif not parameter.secret:
+                problems.append(
+                    doc.problem(
+                        (*at, "secrets", position, "param"),
+                        f"parameter '{mount.param}' is not secret: pass it in 'environment'",
+                    )
+                )
+        for position, file in enumerate(container.files):
+            if file.dest not in runtime_files:
+                known = ", ".join(sorted(runtime_files)) or "none"
+                problems.append(
+                    doc.problem(
+                        (*at, "files", position, "dest"),
+                        f"'{file.dest}' is not the dest of a runtime template of "
+                        f"'{model.name}' (runtime templates: {known})",
+                    )
+                )
+        for position, dependency in enumerate(container.depends_on):
+            problem = _dependency_problem(runtime.container(dependency.name), dependency.condition)
+            if problem is not None:
+                problems.append(
+                    doc.problem(
+                        (*at, "depends_on", position, "name"),
+                        problem.format(name=dependency.name, app=model.name),
+                    )
+                )
+    graph = {
+        c.name: [d.name for d in c.depends_on if runtime.container(d.name)]
+        for _, _, c in containers
+    }
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        cycle = list(exc.args[1]) if len(exc.args) > 1 else []
+        first = next((i for i, (_, _, c) in enumerate(containers) if c.name in cycle), 0)
+        kind, index, _ = containers[first]
+        problems.append(
+            doc.problem(
+                ("runtime", kind, index, "depends_on"),
+                f"depends_on cycle: {' -> '.join(reversed(cycle))}",
+            )
+        )
+    return problems
+
+
+def _dependency_problem(target: Service | Job | None, condition: Condition) -> str | None:
+    if target is None:
+        return "'{name}' is not a service or job of '{app}'"
+    if isinstance(target, Job) and condition is Condition.HEALTHY:
+        return "'{name}' is a job: wait for it with condition 'completed'"
+    if isinstance(target, Service) and condition is Condition.COMPLETED:
+        return "'{name}' is a service, which never completes: use 'started' or 'healthy'"
+    if isinstance(target, Service) and condition is Condition.HEALTHY and not target.healthcheck:
+        return "'{name}' has no healthcheck, so it never becomes healthy: give it one"
+    return None
+
+
+def check_stack_names(apps: Iterable[LoadedFile[AppManifest]]) -> list[Problem]:
+    """Containers and volumes of different apps that would get the same name in a stack."""
+    owners: dict[str, tuple[LoadedFile[AppManifest], tuple[str | int, ...]]] = {}
+    problems: list[Problem] = []
+    for app in apps:
+        runtime = app.model.runtime
+        if runtime is None:
+            continue
+        named: list[tuple[str, tuple[str | int, ...]]] = []
+        for kind, containers in (("services", runtime.services), ("jobs", runtime.jobs)):
+            for index, container in enumerate(containers):
+                named.append((container.name, ("runtime", kind, index, "name")))
+                for position, volume in enumerate(container.volumes):
+                    volume_loc: tuple[str | int, ...] = (
+                        "runtime",
+                        kind,
+                        index,
+                        "volumes",
+                        position,
+                        "name",
+                    )
+                    named.append((f"volume {volume.name}", volume_loc))
+        seen_here: set[str] = set()
+        for name, loc in named:
+            full = stack_name(app.model.name, name.removeprefix("volume "))
+            key = ("volume " if name.startswith("volume ") else "") + full
+            if key in seen_here:
+                continue  # the same volume used by two containers of one app
+            seen_here.add(key)
+            first = owners.get(key)
+            if first is not None and first[0].model.name != app.model.name:
+                problems.append(
+                    app.doc.problem(
+                        loc,
+                        f"'{full}' is also the stack name of a container or volume of "
+                        f"'{first[0].model.name}' ({first[0].doc.display}); rename one",
+                    )
+                )
+            else:
+                owners[key] = (app, loc)
+    return problems
+
+
+def check_region_deploy(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list[Problem]:
+    """A region's ``deploy`` settings against the apps of the catalogue."""
+    deploy = region.model.deploy
+    doc = region.doc
+    problems: list[Problem] = []
+    for app in deploy.ports:
+        loaded = catalog.apps.get(app)
+        if loaded is None:
+            problems.append(
+                doc.problem(
+                    ("deploy", "ports", app), f"no app named '{app}' in the catalogue", key=True
+                )
+            )
+        elif loaded.model.runtime is None or loaded.model.runtime.public_service is None:
+            problems.append(
+                doc.problem(
+                    ("deploy", "ports", app),
+                    f"app '{app}' has no public port to publish",
+                    key=True,
+                )
+            )
+    names = sorted(catalog.apps)
+    assigned = {
+        name: public_port(deploy, name, names)
+        for name, loaded in catalog.apps.items()
+        if loaded.model.runtime is not None and loaded.model.runtime.public_service is not None
+    }
+    owners: dict[int, str] = {}
+    for app, port in sorted(assigned.items()):
+        if port in owners and (app not in deploy.ports or owners[port] not in deploy.ports):
+            problems.append(
+                doc.problem(
+                    ("deploy", "ports", app) if app in deploy.ports else ("deploy", "base_port"),
+                    f"'{app}' and '{owners[port]}' would both be published on port {port}; "
+                    "give one of them its own entry in deploy.ports",
+                )
+            )
+        owners.setdefault(port, app)
+    return problems
