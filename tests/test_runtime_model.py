@@ -214,7 +214,7 @@ def test_region_deploy_settings_are_checked(catalogue: Path) -> None:
 def test_bad_deploy_values() -> None:
     with pytest.raises(ValueError, match="IP address"):
         DeploySettings(bind_address="localhost")
-    with pytest.raises(ValueError, match="registry prefix|registry"):
+    with pytest.raises(ValueError, match=r"registry prefix|registry"):
         DeploySettings.model_validate({"image_mirrors": [{"from": "https://x/", "to": "y/"}]})
     settings = DeploySettings(ports={"laksa": 18081}, base_port=18000)
     assert public_port(settings, "laksa", ["laksa", "sikda"]) == 18081
