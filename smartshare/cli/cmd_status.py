@@ -32,7 +32,7 @@ def status_command(
         console.json(status.as_dict())
         return
     console.table(
-        ["App", "Version", "Commit", "Image", "Digest", "Adopted", "Drift"],
+        ["App", "Version", "Commit", "Image", "Digest", "Adopted", "Deployed", "Drift"],
         [
             [
                 a.app,
@@ -41,6 +41,7 @@ def status_command(
                 "\n".join(a.images) or ("-" if a.built else "not built (--no-build)"),
                 "\n".join(d[:19] for d in a.digests) or "-",
                 a.adopted_at,
+                a.deployed_at or "no",
                 "\n".join(a.drift) or "none",
             ]
             for a in status.apps

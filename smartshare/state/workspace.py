@@ -6,6 +6,7 @@ Layout::
       smartshare.lock              what was adopted (see lockfile.py)
       apps/<app>/src/              the source tree with its image files rendered in
       apps/<app>/runtime/          runtime files (mode 0600): the only place for secrets
+      deploy/                      what deploy writes: the deploy file, secrets/ (mode 0700)
       .smartshare/                 internal: the HMAC key, a run lock, scratch space
 
 Every app is prepared under ``.smartshare/tmp`` and swapped into ``apps/``
@@ -41,6 +42,11 @@ def src_dir(workspace: Path, app: str) -> Path:
 
 def runtime_dir(workspace: Path, app: str) -> Path:
     return app_dir(workspace, app) / "runtime"
+
+
+def deploy_dir(workspace: Path) -> Path:
+    """The deploy file (``compose.yaml``) and the secret files containers read."""
+    return workspace / "deploy"
 
 
 def scratch_dir(workspace: Path) -> Path:
