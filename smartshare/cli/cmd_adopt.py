@@ -115,6 +115,10 @@ def adopt_command(
         ListFormat.TABLE
     ),
     catalog: CatalogOption = None,
+    deploy_after: Annotated[
+        bool,
+        typer.Option("--deploy", help="Then deploy the adopted apps ('smartshare deploy')."),
+    ] = False,
 ) -> None:
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
     from smartshare.adoption.runner import adopt
@@ -122,6 +126,10 @@ def adopt_command(
     from smartshare.errors import AdoptionFailedError, InterruptedRunError
 
     console = get_console()
+    if deploy_after and no_build:
+        from smartshare.errors import UsageError
+
+        raise UsageError("--deploy runs the images: it cannot go with --no-build")
     view = _ProgressView(console)
     live = view.progress if output is ListFormat.TABLE else contextlib.nullcontext()
     with _sigterm_as_interrupt(), live:
@@ -140,26 +148,27 @@ def adopt_command(
             cache_dir=cache_dir,
             on_event=view if output is ListFormat.TABLE else None,
         )
+    summary = None
     if output is ListFormat.JSON:
-        console.json(
-            {
-                "region": result.region,
-                "workspace": str(result.workspace),
-                "interrupted": result.interrupted,
-                "apps": [
-                    {
-                        "app": r.app,
-                        "result": r.outcome.value,
-                        "version": r.version,
-                        "commit": r.commit,
-                        "images": r.images,
-                        "digests": r.digests,
-                        "message": r.message,
-                    }
-                    for r in result.results
-                ],
-            }
-        )
+        summary = {
+            "region": result.region,
+            "workspace": str(result.workspace),
+            "interrupted": result.interrupted,
+            "apps": [
+                {
+                    "app": r.app,
+                    "result": r.outcome.value,
+                    "version": r.version,
+                    "commit": r.commit,
+                    "images": r.images,
+                    "digests": r.digests,
+                    "message": r.message,
+                }
+                for r in result.results
+            ],
+        }
+        if not deploy_after or result.interrupted or result.failed:
+            console.json(summary)
     else:
         _render_summary(console, result)
     if result.interrupted:
@@ -173,6 +182,22 @@ def adopt_command(
             f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
             hint="the others are recorded in the lock; fix the cause and run again",
         )
+    if deploy_after:
+        from smartshare.cli.cmd_deploy import run_deploy
+
+        deployed = run_deploy(
+            console,
+            apps=apps or [],
+            region=region,
+            workspace=workspace,
+            catalog=catalog,
+            target=None,
+            dry_run=False,
+            timeout=300.0,
+            output=output,
+        )
+        if summary is not None:
+            console.json({**summary, "deploy": deployed.as_dict()})
 
 
 def register(app: typer.Typer) -> None:
