@@ -23,7 +23,8 @@ FROM busybox:1.36
 COPY www/ /www/
 RUN mkdir -p /data && chown 65534:65534 /data
 USER 65534:65534
-CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+# As PID 1, httpd would ignore the stop signal: the shell ends on it at once.
+CMD ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 """
 
 WEB = """\
@@ -134,9 +135,11 @@ def make_deploy_catalog(
     apps: dict[str, tuple[str, ...]],
     *,
     runtime: bool = True,
+    publish: bool = True,
     bind_address: str = "127.0.0.1",
 ) -> DeployCatalog:
-    """``apps`` (name -> requires), each with the standard runtime and a free public port."""
+    """``apps`` (name -> requires), each with a free public port (``publish``) and, with
+    ``runtime``, the standard runtime (else the test adds one with :meth:`add_runtime`)."""
     catalog = make_catalog(tmp_path, apps, dockerfiles=dict.fromkeys(apps, DEPLOY_DOCKERFILE))
     deploy = DeployCatalog(catalog=catalog)
     while len(set(deploy.ports.values())) != len(apps):
@@ -146,6 +149,6 @@ def make_deploy_catalog(
             deploy.add_runtime(name)
     ports = "".join(f"    {name}: {port}\n" for name, port in deploy.ports.items())
     deploy.set_deploy(
-        f"deploy:\n  bind_address: {bind_address}\n" + (f"  ports:\n{ports}" if runtime else "")
+        f"deploy:\n  bind_address: {bind_address}\n" + (f"  ports:\n{ports}" if publish else "")
     )
     return deploy

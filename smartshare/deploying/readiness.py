@@ -90,9 +90,9 @@ class Readiness:
             if seen.state == "exited":
                 if code == 0:
                     return DeployPhase.COMPLETED, None
-                return DeployPhase.FAILED, f"job exited with code {code}"
+                return DeployPhase.FAILED, f"exited with code {code}"
             if seen.state == "dead":
-                return DeployPhase.FAILED, "job container is dead"
+                return DeployPhase.FAILED, "died (its container is dead)"
             return DeployPhase.STARTING, None
         earlier = before.restart_count if before and before.container_id == seen.container_id else 0
         restarts = (seen.restart_count or 0) - (earlier or 0)

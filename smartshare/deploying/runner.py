@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smartshare.catalog.imagerefs import parse_image_reference
 from smartshare.deploying.events import (
     DeployEvent,
     DeployEventSink,
@@ -214,10 +215,12 @@ class _Deployment:
         for container in self.stack.containers():
             if container.image in present or container.image in pulled:
                 continue
-            original = container.external or container.image
-            self.on_event(DeployEvent(service=container.key, phase=DeployPhase.PULLING))
+            written = container.external or container.image
+            normal = str(parse_image_reference(written))
+            original = written if normal == written else f"{written} ({normal})"
             rewritten = container.image
-            via = f" (rewritten by a mirror rule to {rewritten})" if rewritten != original else ""
+            via = f" (rewritten by a mirror rule to {rewritten})" if rewritten != normal else ""
+            self.on_event(DeployEvent(service=container.key, phase=DeployPhase.PULLING))
             try:
                 engine.pull(rewritten)
             except PullError as exc:
