@@ -351,6 +351,11 @@ def test_dry_run_with_a_dead_engine_writes_and_checks_the_file(
     assert result.exit_code == 0, result.output
     assert "no Docker engine" in said(result)
     assert compose.read_bytes() == text
+    # nor Docker Compose: the file is written, and a warning says it was not checked
+    monkeypatch.setenv("PATH", str(stack.workspace / "no-such-folder"))
+    result = stack.deploy("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "not checked with Docker Compose" in said(result)
     monkeypatch.setenv("DOCKER_HOST", host)
     assert stack.ids() == before
 
@@ -437,6 +442,24 @@ def test_a_service_in_a_restart_loop_fails_the_deploy(own: Deployed) -> None:
     assert "worker gives up" in said(result)
 
 
+def test_a_service_never_ready_fails_at_the_timeout(own: Deployed) -> None:
+    own.catalog.add_runtime(
+        "alpha",
+        extra_services=(
+            "    - name: worker\n"
+            "      image: alpha\n"
+            "      healthcheck:\n"
+            '        command: ["false"]\n'
+            "        interval: 1s\n"
+            "        retries: 1000\n"
+        ),
+    )
+    own.adopt("alpha")
+    result = own.deploy("--timeout", "5")
+    assert result.exit_code == 3, result.output
+    assert "service 'alpha-worker' of app 'alpha' not ready in time (--timeout)" in said(result)
+
+
 def test_a_mirror_without_the_image_names_both_references(
     own: Deployed, docker_engine_env: Any
 ) -> None:
@@ -482,7 +505,7 @@ def test_a_changed_value_recreates_only_its_services(
         deployed.adopt("alpha", "beta")
         assert deployed.deploy().exit_code == 0
         before = deployed.ids()
-        deployed.adopt("beta", overrides=("beta.greeting=Om Swastiastu",))
+        deployed.adopt("alpha", "beta", overrides=("beta.greeting=Om Swastiastu",))
         result = deployed.deploy("--format", "json")
         assert result.exit_code == 0, result.output
         actions = {s["service"]: s["action"] for s in json.loads(result.stdout)["services"]}
@@ -491,6 +514,13 @@ def test_a_changed_value_recreates_only_its_services(
         assert actions["alpha-web"] == "unchanged"
         assert after["beta-web"][0] != before["beta-web"][0]
         assert actions["beta-web"] == "recreated"
+        # deploying one app brings up only its containers; the file keeps the others
+        deployed.adopt("alpha", overrides=("alpha.greeting=Rahajeng",))
+        result = deployed.deploy("beta", "--format", "json")
+        assert result.exit_code == 0, result.output
+        assert {s["app"] for s in json.loads(result.stdout)["services"]} == {"beta"}
+        assert deployed.ids()["alpha-web"] == before["alpha-web"]
+        assert "alpha-web:" in (ws.deploy_dir(deployed.workspace) / "compose.yaml").read_text()
         assert deployed.env("beta-web", "GREETING") == "Om Swastiastu"
         assert "Om Swastiastu" in page(catalog.ports["beta"])
     finally:
@@ -545,7 +575,7 @@ def test_down_keeps_the_data_unless_asked(
     assert result.exit_code == 3, result.output
     assert "docker compose" in said(result) and "docker-compose" in said(result)
     assert not ws.deploy_dir(own.workspace).exists()
-    # adopt --deploy: one command
+    # adopt --deploy: one command (one JSON document)
     result = own.cli(
         "adopt",
         "alpha",
@@ -556,8 +586,13 @@ def test_down_keeps_the_data_unless_asked(
         str(own.workspace),
         "--catalog",
         str(own.catalog.catalog.root),
+        "--format",
+        "json",
     )
     assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["apps"][0]["result"] == "up to date"
+    assert report["deploy"]["apps"] == ["alpha"]
     own.exec("alpha-web", "sh", "-c", "echo kept > /data/kept")
     volume = f"{own.project}_alpha-data"
     client = docker.from_env()
