@@ -407,7 +407,8 @@ def test_a_failing_job_is_named_with_its_log_redacted(own: Deployed) -> None:
             "    - name: seed\n"
             "      image: alpha\n"
             '      command: ["sh", "-c",\n'
-            '                "echo seeding with $(cat /run/secrets/api_token); exit 3"]\n'
+            '                "echo seeding with $(cat /run/secrets/api_token);'
+            " printf 'x\\\\033[31my\\\\n'; exit 3\"]\n"
             "      secrets:\n"
             "        - param: api_token\n"
         ),
@@ -417,6 +418,9 @@ def test_a_failing_job_is_named_with_its_log_redacted(own: Deployed) -> None:
     assert result.exit_code == 3, result.output
     assert "job 'alpha-seed' of app 'alpha' exited with code 3" in said(result)
     assert "seeding with [redacted]" in said(result)
+    # a control sequence in the log is shown, not sent to the terminal
+    assert "x\\x1b[31my" in said(result)
+    assert "\x1b" not in result.stderr
     assert SECRET_VALUE not in result.output
     # the failure is not recorded as deployed: the next deploy runs in full
     assert read_lock(own.workspace).deployment.file_digest is None  # type: ignore[union-attr]

@@ -51,8 +51,12 @@ class _DeployView:
 
         if event.log:
             if self.console.verbose:
+                from rich.markup import escape
+
                 self.progress.console.print(
-                    f"[dim]{event.service}:[/dim] {event.message}", markup=True, highlight=False
+                    f"[dim]{escape(event.service)}:[/dim] {escape(event.message)}",
+                    markup=True,
+                    highlight=False,
                 )
             return
         task = self.tasks.get(event.service)

@@ -182,7 +182,7 @@ class ComposeTarget(Target):
                 text = engine.container_logs(failure.observed.container_id, tail=LOG_LINES)
             except ExternalError:
                 text = ""
-            lines = redact(text).splitlines()[-LOG_LINES:]
+            lines = [_printable(line) for line in redact(text).splitlines()[-LOG_LINES:]]
             logs = (
                 f"\nlast {len(lines)} log line(s) of {failure.key}:\n"
                 + "\n".join(f"  {line}" for line in lines)
@@ -322,7 +322,7 @@ class _OutputReader:
     def _read(self) -> None:
         assert self._process.stdout is not None
         for raw in self._process.stdout:
-            line = self._redact(raw.rstrip("\n"))
+            line = _printable(self._redact(raw.rstrip("\n")))
             self.lines.append(line)
             match = self._container.search(line)
             service = match.group(1) if match else "compose"
@@ -425,3 +425,12 @@ def _named_in(text: str, stack: Stack, keys: Collection[str]) -> str | None:
 def _tail(text: str, count: int) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[-count:]) or "(no output)"
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(line: str) -> str:
+    """A log line with control characters shown as escapes: a container's log is untrusted
+    and must not move the cursor or recolour the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
