@@ -107,6 +107,18 @@ class PushError(ExternalError):
     """The registry refused a push."""
 
 
+class PullError(ExternalError):
+    """An image could not be pulled (a missing image, an unreachable registry or mirror)."""
+
+
+class ToolUnavailableError(ExternalError):
+    """A tool smartshare runs is missing or too old (Docker Compose v2...)."""
+
+
+class DeployFailedError(ExternalError):
+    """A service or job of the stack did not become ready (or a port was taken)."""
+
+
 class WorkspaceError(ExternalError):
     """The workspace cannot be read or written (disk full, permissions...)."""
 

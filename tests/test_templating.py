@@ -261,7 +261,8 @@ def test_render_context_exposes_region_app_and_params() -> None:
     )
     assert isinstance(app, AppManifest)
     context = render_context(region=region, app=app, params={"greeting": "Hai"})
-    assert set(context) == {"region", "app", "params"}
+    assert set(context) == {"region", "app", "params", "requires"}
+    assert context["requires"] == {}  # the outputs of required apps: none here
     assert "apps" not in context["region"]  # other apps' values stay out
     assert context["region"]["title"] == "Kabupaten Contoh"
     assert context["region"]["api_version"] == "smartshare/v1"

@@ -228,7 +228,12 @@ def render_files(
     # Digests before rendering: a file edited meanwhile then shows up as changed next time.
     looked_up = (name for spec in app.templates for name in analyse(env, spec.src).looked_up)
     templates = current_template_digests(ctx.catalog, dict.fromkeys(looked_up))
-    context = render_context(region=ctx.region_model, app=app, params=values.params)
+    context = render_context(
+        region=ctx.region_model,
+        app=app,
+        params=values.params,
+        requires=ctx.requires_outputs(app.name),
+    )
     contents: dict[int, bytes] = {}
     for target in (TemplateTarget.IMAGE, TemplateTarget.RUNTIME):
         group = [i for i, spec in enumerate(app.templates) if spec.target is target]
@@ -299,7 +304,12 @@ def _render_inputs_digest(
         return None
     payload = {
         "smartshare": __version__,
-        "context": render_context(region=ctx.region_model, app=app, params=values.params),
+        "context": render_context(
+            region=ctx.region_model,
+            app=app,
+            params=values.params,
+            requires=ctx.requires_outputs(app.name),
+        ),
         "specs": [[t.src, t.dest, t.target.value] for t in app.templates],
         "templates": dict(templates),
     }

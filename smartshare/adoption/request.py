@@ -55,10 +55,25 @@ class Context:
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
+    _outputs: Any = None
 
     @property
     def region_model(self) -> RegionProfile:
         return self.region.model
+
+    def requires_outputs(self, name: str) -> dict[str, dict[str, str]]:
+        """The outputs of the apps ``name`` requires, for its templates' ``requires``."""
+        if self._outputs is None:
+            from smartshare.rendering.outputs import OutputResolver
+
+            self._outputs = OutputResolver(
+                region=self.region_model,
+                apps={n: self.catalog.app(n) for n in self.order},
+                params=lambda n: self.values[n].params,
+                catalogue_apps=list(self.catalog.apps),
+            )
+        requires: dict[str, dict[str, str]] = self._outputs.requires(name)
+        return requires
 
     def template_env(self) -> Any:
         """The environment for analysing templates (never for rendering them)."""

@@ -65,6 +65,7 @@ class _Runner:
         self.cancel = threading.Event()
         self.lock_mutex = threading.Lock()
         self.sources: dict[str, Future[ResolvedRef]] = {}
+        self.region_digest = ctx.lock.region.digest if ctx.lock.region else None
 
     def emit(self, app: str, phase: Phase, message: str = "", *, log: bool = False) -> None:
         if self.cancel.is_set() and not log:
@@ -103,11 +104,13 @@ class _Runner:
         if assessment.up_to_date:
             self.emit(name, Phase.UP_TO_DATE)
             assert entry is not None
-            if assessment.render_inputs is not None:
-                # Rendered the same from other inputs (an older lock, a template
-                # comment): remember them, so that the next run need not render.
-                with self.lock_mutex:
+            with self.lock_mutex:
+                if assessment.render_inputs is not None:
+                    # Rendered the same from other inputs (an older lock, a template
+                    # comment): remember them, so that the next run need not render.
                     entry.render_inputs = assessment.render_inputs
+                # The files are what this profile renders: deploy may use them.
+                entry.region_digest = self.region_digest
             return AppResult(
                 app=name,
                 outcome=Outcome.UP_TO_DATE,
@@ -244,6 +247,7 @@ class _Runner:
             images=images,
             adopted_at=datetime.now(UTC).isoformat(timespec="seconds"),
             smartshare_version=__version__,
+            region_digest=self.region_digest,
         )
         with self.lock_mutex:
             ctx.lock.apps[assessment.app.name] = locked

@@ -186,7 +186,7 @@ def _parse_tree(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Pa
                 whole.append(line)
             else:
                 record(params, key, line)
-        elif key is not None:
+        elif key is not None and owner in ("region", "app"):
             record(region_fields if owner == "region" else app_fields, key, line)
 
     def walk(node: nodes.Node) -> None:

@@ -1,0 +1,13 @@
+"""Names a stack's containers carry, shared by every target (and by ``ps``, which loads little)."""
+
+from __future__ import annotations
+
+SERVICE = "service"
+JOB = "job"
+
+# Labels of every container (or swarm service) of a stack.
+LABEL_APP = "id.smartshare.app"
+LABEL_REGION = "id.smartshare.region"
+LABEL_SERVICE = "id.smartshare.service"  # the name in the manifest (web)
+LABEL_KIND = "id.smartshare.kind"  # service | job
+LABEL_CONFIG = "id.smartshare.config"  # keyed digest of the configuration and its files
