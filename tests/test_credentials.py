@@ -133,6 +133,18 @@ def test_the_callers_own_git_config_entries_are_kept(monkeypatch: pytest.MonkeyP
     assert env["GIT_CONFIG_COUNT"] == "3"
     assert env["GIT_CONFIG_KEY_1"] == "http.https://forge.example/.extraHeader"
     assert env["GIT_CONFIG_KEY_2"] == "http.https://forge.example/.followRedirects"
+    # What git makes of it, in the caller's environment: both the caller's entry and ours.
+    caller_name = subprocess.run(
+        ["git", "config", "--get", "user.name"],
+        env={**git_env(), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert caller_name == "Someone"
+    assert header_for(env, "https://forge.example/x.git") == (
+        f"Authorization: {basic('oauth2', TOKEN)}"
+    )
 
 
 # -- real fetches over HTTPS ----------------------------------------------------------------
