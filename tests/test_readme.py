@@ -292,9 +292,10 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
     # A second name for each image found: smartshare removes the image a tag it
     # moves pointed at, unless something else still names it.
     keep = f"smartshare-readme-keep/{secrets.token_hex(6)}"
-    kept = {was: f"{keep}:{n}" for n, was in enumerate(sorted(set(filter(None, before.values()))))}
-    for was, name in kept.items():
-        api.tag(was, *name.split(":"))
+    found = sorted(set(filter(None, before.values())))
+    kept = {image: f"{keep}:{n}" for n, image in enumerate(found)}
+    for image, name in kept.items():
+        api.tag(image, *name.split(":"))
     try:
         yield
     finally:

@@ -130,7 +130,7 @@ def test_concurrent_renders_each_get_their_worker(tmp_path: Path) -> None:
 def test_closing_the_pool_stops_a_render_in_progress(tmp_path: Path) -> None:
     """What Ctrl-C does during a render: the run is not kept waiting for the limit."""
     root = templates(tmp_path, {"slow.j2": HOSTILE["time"]})
-    caught: list[BaseException] = []
+    caught: list[TemplateRenderError] = []
     pool = RenderPool(RenderLimits(seconds=60))
 
     def work() -> None:
