@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,10 +141,10 @@ def test_unreachable_engine_exits_3_and_leaves_workspace_unchanged(
     assert not workspace.exists()
     # an existing workspace is not touched either
     run_adopt(catalog, workspace, "alpha", build=False)
-    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*")}
-    with pytest.raises(EngineUnavailableError):
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")}
+    with pytest.raises(EngineUnavailableError, match=re.escape("unix:///nonexistent/docker.sock")):
         run_adopt(catalog, workspace, "alpha")
-    assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*")} == before
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")} == before
 
 
 def test_missing_secret_fails_before_any_work(

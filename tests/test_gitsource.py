@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -125,7 +126,8 @@ def test_pinned_commit_mismatch(app: AppRepo, cache: Path, tmp_path: Path) -> No
     assert app.v1 in message  # expected
     assert app.v2 in message  # actual
     assert app.url in message
-    assert err.value.hint
+    assert err.value.hint is not None
+    assert "update 'commit' in the manifest" in err.value.hint
     assert not dest.exists()
 
 
@@ -549,7 +551,7 @@ def test_export_refuses_a_non_empty_destination(app: AppRepo, cache: Path, tmp_p
     dest = tmp_path / "src"
     dest.mkdir()
     (dest / "mine.txt").write_text("keep me")
-    with pytest.raises(WorkspaceError):
+    with pytest.raises(WorkspaceError, match=re.escape(f"into {dest}: the folder is not empty")):
         fetch(url=app.url, ref="v2", commit=None, dest=dest, cache_dir=cache)
     assert [p.name for p in dest.iterdir()] == ["mine.txt"]
 

@@ -111,7 +111,7 @@ def test_missing_context_fails_before_the_engine(
             source_dir=missing, dockerfile="Dockerfile", tags=["t:1"], labels={}
         )
     assert str(missing) in caught.value.message
-    assert caught.value.hint
+    assert caught.value.hint == "check the app's build context path in its manifest"
 
 
 def test_missing_dockerfile_fails_before_the_engine(
@@ -122,7 +122,9 @@ def test_missing_dockerfile_fails_before_the_engine(
             source_dir=tmp_path, dockerfile="docker/Dockerfile.prod", tags=["t:1"], labels={}
         )
     assert str(tmp_path / "docker" / "Dockerfile.prod") in caught.value.message
-    assert caught.value.hint
+    assert caught.value.hint == (
+        "check the app's dockerfile path in its manifest (relative to the build context)"
+    )
 
 
 @pytest.mark.parametrize("dockerfile", ["../Dockerfile", "/etc/hostname"])
@@ -177,7 +179,7 @@ def test_a_build_context_through_a_symlink_is_refused(
         assert context in caught.value.message
         assert caught.value.hint
         # ... before the engine is contacted.
-        with pytest.raises(UnsafePathError):
+        with pytest.raises(UnsafePathError, match="symbolic link"):
             unreachable_engine.build(
                 source_dir=source_tree,
                 context=context,
