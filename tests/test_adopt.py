@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import engineimages
 import pytest
@@ -344,6 +344,21 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     runtime = workspace / "runtime/alpha/runtime.env"
     original = runtime.read_text()
     runtime.write_text("API_TOKEN=other\n")
+    # Found by the file's digest: plan starts no render worker to find it.
+    def no_worker(*args: object) -> NoReturn:
+        raise AssertionError("a render worker was started")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("smartshare.rendering.pool._Worker", no_worker)
+        plan = make_plan(
+            apps=["alpha"],
+            region_file=catalog.region_file,
+            workspace=workspace,
+            catalog_root=catalog.root,
+            build=False,
+        )
+    assert plan.entries[0].reasons == ["runtime file runtime.env was edited by hand"]
+    # adopt renders it again, to put it back.
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
     assert result.results[0].message == "runtime file runtime.env was edited by hand"
     assert runtime.read_text() == original
