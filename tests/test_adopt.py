@@ -157,14 +157,20 @@ def test_missing_secret_fails_before_any_work(
     assert "alpha.api_token" in caught.value.message
     assert "env:TESTLAND_TOKEN" in caught.value.message
     assert not (tmp_path / "ws").exists()
+    assert not (tmp_path / "cache").exists()  # nothing fetched either
 
 
 def test_inline_secret_via_set_is_refused(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
-    with pytest.raises(InvalidInputError, match="secret"):
+    with pytest.raises(InvalidInputError) as caught:
         run_adopt(
             catalog, tmp_path / "ws", "alpha", build=False, overrides=["alpha.api_token=plain"]
         )
+    assert caught.value.message == (
+        "alpha.api_token is a secret: give a reference (env:NAME or file:PATH), not the value"
+    )
+    assert "plain" not in caught.value.message
+    assert not (tmp_path / "ws").exists()
 
 
 def test_pinned_commit_mismatch_fails_that_app_only(tmp_path: Path) -> None:
@@ -656,12 +662,17 @@ def test_one_failing_build_does_not_stop_the_others(tmp_path: Path, busybox_imag
 def test_fail_fast_starts_nothing_after_a_failure(tmp_path: Path, busybox_image: str) -> None:
     broken = "FROM busybox:1.36\nRUN exit 3\n"
     catalog = make_catalog(tmp_path, {"aaa": (), "bbb": (), "ccc": ()}, dockerfiles={"aaa": broken})
-    result, _ = run_adopt(catalog, tmp_path / "ws", "aaa", "bbb", "ccc", jobs=1, fail_fast=True)
+    result, events = run_adopt(
+        catalog, tmp_path / "ws", "aaa", "bbb", "ccc", jobs=1, fail_fast=True
+    )
     assert outcomes(result) == {
         "aaa": Outcome.FAILED,
         "bbb": Outcome.SKIPPED,
         "ccc": Outcome.SKIPPED,
     }
+    # Neither was exported nor built after aaa failed.
+    worked_on = {e.app for e in events if e.phase in (Phase.FETCHING, Phase.BUILDING)}
+    assert worked_on == {"aaa"}
 
 
 @pytest.mark.requires_docker
