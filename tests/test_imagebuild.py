@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import engineimages
 import pytest
@@ -31,6 +31,9 @@ from smartshare.errors import (
     SmartshareError,
     UnsafePathError,
 )
+
+if TYPE_CHECKING:
+    from conftest import DockerEnv
 
 LABELS = {
     "org.smartshare.app": "demo-app",
@@ -328,7 +331,7 @@ def engine() -> Iterator[DockerEngine]:
 
 
 @pytest.fixture
-def api(docker_engine_env: Any) -> Iterator[Any]:
+def api(docker_engine_env: DockerEnv) -> Iterator[Any]:
     """A raw docker-py client, for checking what smartshare did."""
     import docker
 
