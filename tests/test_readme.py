@@ -28,10 +28,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from conftest import DockerEnv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
@@ -273,7 +276,7 @@ def _tags_built_by(commands: list[ReadmeCommand]) -> set[str]:
 
 
 @pytest.fixture
-def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
+def engine_tags_put_back(docker_engine_env: DockerEnv) -> Iterator[None]:
     """The README's builds tag images as the demo does; afterwards the engine's tags
     point where they pointed before (a tag that was not there is removed), and the
     images the test built are gone."""
@@ -292,9 +295,10 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
     # A second name for each image found: smartshare removes the image a tag it
     # moves pointed at, unless something else still names it.
     keep = f"smartshare-readme-keep/{secrets.token_hex(6)}"
-    kept = {was: f"{keep}:{n}" for n, was in enumerate(sorted(set(filter(None, before.values()))))}
-    for was, name in kept.items():
-        api.tag(was, *name.split(":"))
+    found = sorted(set(filter(None, before.values())))
+    kept = {image: f"{keep}:{n}" for n, image in enumerate(found)}
+    for image, name in kept.items():
+        api.tag(image, *name.split(":"))
     try:
         yield
     finally:

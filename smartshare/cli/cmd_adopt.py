@@ -96,7 +96,7 @@ def _recorded(results: list[AppResult]) -> list[str]:
 
 def adopt_command(
     apps: AppsArgument = None,
-    region: RegionOption = ...,  # type: ignore[assignment]
+    region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     jobs: JobsOption = None,

@@ -28,7 +28,7 @@ from smartshare.cli.options import (
 
 def plan_command(
     apps: AppsArgument = None,
-    region: RegionOption = ...,  # type: ignore[assignment]
+    region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     overrides: SetOption = None,
