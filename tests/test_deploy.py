@@ -400,6 +400,23 @@ def own(
         deployed.take_down()
 
 
+def test_a_workspace_given_relative_to_the_current_folder(
+    own: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README's examples give it (--workspace .demo/workspaces/badung)."""
+    own.catalog.add_runtime("alpha")
+    own.adopt("alpha")
+    monkeypatch.chdir(own.workspace.parent)
+    relative = own.workspace.name
+    region = ["--region", str(own.region_file), "--catalog", str(own.catalog.catalog.root)]
+    result = own.cli("deploy", *region, "--workspace", relative)
+    assert result.exit_code == 0, result.output
+    assert own.containers()["alpha-web"]["State"]["Health"]["Status"] == "healthy"
+    result = own.cli("down", "--workspace", relative)
+    assert result.exit_code == 0, result.output
+    assert own.containers() == {}
+
+
 def test_a_failing_job_is_named_with_its_log_redacted(own: Deployed) -> None:
     own.catalog.add_runtime(
         "alpha",
