@@ -622,7 +622,8 @@ def test_down_keeps_the_data_unless_asked(
         assert result.exit_code == 0, result.output
         assert own.containers() == {}
         assert client.volumes.get(volume)  # kept
-        assert read_lock(own.workspace).deployment is None
+        assert read_lock(own.workspace).deployment.apps == {}  # type: ignore[union-attr]
+        assert "Nothing is deployed" in own.cli("ps", "--workspace", str(own.workspace)).stdout
         assert not (ws.deploy_dir(own.workspace) / "secrets").exists()
         assert own.deploy().exit_code == 0
         assert own.exec("alpha-web", "cat", "/data/kept").strip() == "kept"
@@ -631,9 +632,13 @@ def test_down_keeps_the_data_unless_asked(
         assert result.exit_code == 2, result.output
         assert "--yes" in said(result)
         assert "alpha-web" in own.containers()
+        # taken down first, then its data too
+        assert own.cli("down", "--workspace", str(own.workspace)).exit_code == 0
+        assert client.volumes.get(volume)
         result = own.cli("down", "--workspace", str(own.workspace), "--volumes", "--yes")
         assert result.exit_code == 0, result.output
         with pytest.raises(docker.errors.NotFound):
             client.volumes.get(volume)
+        assert read_lock(own.workspace).deployment is None
     finally:
         client.close()
