@@ -338,6 +338,33 @@ def test_ps_reports_each_container(stack: Deployed) -> None:
     assert all(app["deployed"] for app in json.loads(status.stdout)["apps"])
 
 
+def test_deploy_and_ps_fit_80_columns(stack: Deployed) -> None:
+    """A row per container with short cells; the image on a line under it."""
+    region = ["--region", str(stack.region_file), "--catalog", str(stack.catalog.catalog.root)]
+    workspace = ["--workspace", str(stack.workspace)]
+    shown = {
+        "deploy": ["deploy", *region, *workspace],
+        "dry run": ["deploy", "beta", "--dry-run", *region, *workspace],
+        "ps": ["ps", *workspace],
+    }
+    keys = {"alpha-web", "alpha-cache", "alpha-init", "beta-web", "beta-init"}
+    for what, args in shown.items():
+        result = CliRunner().invoke(cli_app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+        assert not wide, f"{what}: lines wider than 80:\n" + "\n".join(wide)
+        rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+        assert keys <= set(rows), f"{what}:\n{result.stdout}"  # beta brings alpha
+        assert "job" in rows["beta-init"].split(), rows["beta-init"]
+        assert f"127.0.0.1:{stack.catalog.ports['beta']}" in rows["beta-web"], rows["beta-web"]
+        images = [line.split()[1] for line in result.stdout.splitlines() if "  image  " in line]
+        if what == "ps":
+            assert not images, result.stdout  # shown only when it is not what deploy ran
+        else:
+            assert len(images) == len(keys), result.stdout
+            assert all(i.startswith(("sha256:", "docker.io/library/busybox:")) for i in images)
+
+
 def test_dry_run_with_a_dead_engine_writes_and_checks_the_file(
     stack: Deployed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
