@@ -338,6 +338,33 @@ def test_ps_reports_each_container(stack: Deployed) -> None:
     assert all(app["deployed"] for app in json.loads(status.stdout)["apps"])
 
 
+def test_deploy_and_ps_fit_80_columns(stack: Deployed) -> None:
+    """A row per container with short cells; the image on a line under it."""
+    region = ["--region", str(stack.region_file), "--catalog", str(stack.catalog.catalog.root)]
+    workspace = ["--workspace", str(stack.workspace)]
+    shown = {
+        "deploy": ["deploy", *region, *workspace],
+        "dry run": ["deploy", "beta", "--dry-run", *region, *workspace],
+        "ps": ["ps", *workspace],
+    }
+    keys = {"alpha-web", "alpha-cache", "alpha-init", "beta-web", "beta-init"}
+    for what, args in shown.items():
+        result = CliRunner().invoke(cli_app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+        assert not wide, f"{what}: lines wider than 80:\n" + "\n".join(wide)
+        rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+        assert keys <= set(rows), f"{what}:\n{result.stdout}"  # beta brings alpha
+        assert "job" in rows["beta-init"].split(), rows["beta-init"]
+        assert f"127.0.0.1:{stack.catalog.ports['beta']}" in rows["beta-web"], rows["beta-web"]
+        images = [line.split()[1] for line in result.stdout.splitlines() if "  image  " in line]
+        if what == "ps":
+            assert not images, result.stdout  # shown only when it is not what deploy ran
+        else:
+            assert len(images) == len(keys), result.stdout
+            assert all(i.startswith(("sha256:", "docker.io/library/busybox:")) for i in images)
+
+
 def test_dry_run_with_a_dead_engine_writes_and_checks_the_file(
     stack: Deployed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -398,6 +425,23 @@ def own(
         yield deployed
     finally:
         deployed.take_down()
+
+
+def test_a_workspace_given_relative_to_the_current_folder(
+    own: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README's examples give it (--workspace .demo/workspaces/badung)."""
+    own.catalog.add_runtime("alpha")
+    own.adopt("alpha")
+    monkeypatch.chdir(own.workspace.parent)
+    relative = own.workspace.name
+    region = ["--region", str(own.region_file), "--catalog", str(own.catalog.catalog.root)]
+    result = own.cli("deploy", *region, "--workspace", relative)
+    assert result.exit_code == 0, result.output
+    assert own.containers()["alpha-web"]["State"]["Health"]["Status"] == "healthy"
+    result = own.cli("down", "--workspace", relative)
+    assert result.exit_code == 0, result.output
+    assert own.containers() == {}
 
 
 def test_a_failing_job_is_named_with_its_log_redacted(own: Deployed) -> None:
@@ -605,7 +649,8 @@ def test_down_keeps_the_data_unless_asked(
         assert result.exit_code == 0, result.output
         assert own.containers() == {}
         assert client.volumes.get(volume)  # kept
-        assert read_lock(own.workspace).deployment is None
+        assert read_lock(own.workspace).deployment.apps == {}  # type: ignore[union-attr]
+        assert "Nothing is deployed" in own.cli("ps", "--workspace", str(own.workspace)).stdout
         assert not (ws.deploy_dir(own.workspace) / "secrets").exists()
         assert own.deploy().exit_code == 0
         assert own.exec("alpha-web", "cat", "/data/kept").strip() == "kept"
@@ -614,9 +659,13 @@ def test_down_keeps_the_data_unless_asked(
         assert result.exit_code == 2, result.output
         assert "--yes" in said(result)
         assert "alpha-web" in own.containers()
+        # taken down first, then its data too
+        assert own.cli("down", "--workspace", str(own.workspace)).exit_code == 0
+        assert client.volumes.get(volume)
         result = own.cli("down", "--workspace", str(own.workspace), "--volumes", "--yes")
         assert result.exit_code == 0, result.output
         with pytest.raises(docker.errors.NotFound):
             client.volumes.get(volume)
+        assert read_lock(own.workspace).deployment is None
     finally:
         client.close()

@@ -100,18 +100,18 @@ def _render(console: Console, result: DeployResult) -> None:
         if result.dry_run
         else f"Project '{result.project}' ({result.target}), region '{result.region}'"
     )
+    from smartshare.console import Row
+    from smartshare.deploying.labels import JOB
+
+    # A service's stack name starts with its app's (sikda-web): no App column. The
+    # Kind column says "job" only, so a stack without jobs goes without it.
     console.table(
-        ["Service", "App", "Kind", "Action", "State", "Published", "Image"],
+        ["Service", "Kind", "Action", "State", "Published"],
         [
-            [
-                s.service,
-                s.app,
-                s.kind,
-                s.action,
-                s.state,
-                s.published,
-                s.image[:19] if s.image.startswith("sha256:") else s.image,
-            ]
+            Row(
+                cells=[s.service, "job" if s.kind == JOB else "", s.action, s.state, s.published],
+                details=[("image", s.image[:19] if s.image.startswith("sha256:") else s.image)],
+            )
             for s in result.services
         ],
         title=title,

@@ -240,7 +240,9 @@ class ComposeTarget(Target):
     def _argv(self, project: str, args: list[str]) -> list[str]:
         assert self._tool is not None
         if self.file_path.is_file():
-            return compose_argv(self._tool, file=self.file_path, project=project, args=args)
+            # Absolute: compose runs in another folder, and reads a relative -f from there.
+            file = self.file_path.absolute()
+            return compose_argv(self._tool, file=file, project=project, args=args)
         # No file (removed by hand): compose finds the project by its labels.
         return [*self._tool.argv, "--ansi", "never", "-p", project, *args]
 

@@ -111,6 +111,8 @@ def ps(*, workspace: Path, docker_host: str | None = None) -> PsResult:
     )
     with connect(docker_host=docker_host) as engine:
         observed = target.observe(engine, deployment.project)
+    if not deployment.apps and not observed:  # taken down, its data kept
+        return PsResult(workspace=workspace, project=None, target=None, deployed_at=None)
     recorded: dict[str, tuple[str, DeployedService]] = {
         key: (app, service)
         for app, entry in deployment.apps.items()
@@ -165,7 +167,13 @@ def down(*, workspace: Path, volumes: bool = False, docker_host: str | None = No
         before = target.observe(engine, deployment.project)
         target.down(engine, deployment.project, volumes=volumes)
         remove_secret_files(folder)
-        lock.deployment = None
+        if volumes:
+            lock.deployment = None
+        else:
+            # Its data volumes stay: the lock keeps the project (running no app), so
+            # that a later `down --volumes` can still remove them.
+            deployment.apps = {}
+            deployment.file_digest = None
         write_lock(workspace, lock)
     return DownResult(
         workspace=workspace, project=deployment.project, removed=sorted(before), volumes=volumes

@@ -334,7 +334,7 @@ class _Deployment:
     def _record_start(self) -> None:
         lock = self.ctx.lock
         previous = lock.deployment
-        if previous is not None and previous.project != self.ctx.project:
+        if previous is not None and previous.apps and previous.project != self.ctx.project:
             self.warnings.append(
                 f"the stack was deployed before as project '{previous.project}', which "
                 f"still runs: stop it with 'docker compose -p {previous.project} down'"
