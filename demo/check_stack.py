@@ -38,6 +38,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +256,7 @@ def mirror(registry: str, image: str) -> None:
     print(f"  pushed {image} to {repository}:{tag}")
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[..., None]] = {
     "address": address,
     "page": page,
     "complain": complain,

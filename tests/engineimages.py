@@ -108,6 +108,4 @@ def images_made_from(api: Any, token: str) -> list[str]:
 
 def containers_made_from(api: Any, token: str) -> list[str]:
     """Containers (running or not) whose command mentions ``token``."""
-    return [
-        str(c["Id"]) for c in api.containers(all=True) if token in (c.get("Command") or "")
-    ]
+    return [str(c["Id"]) for c in api.containers(all=True) if token in (c.get("Command") or "")]

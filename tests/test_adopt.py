@@ -350,6 +350,7 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     runtime = workspace / "runtime/alpha/runtime.env"
     original = runtime.read_text()
     runtime.write_text("API_TOKEN=other\n")
+
     # Found by the file's digest: plan starts no render worker to find it.
     def no_worker(*args: object) -> NoReturn:
         raise AssertionError("a render worker was started")
