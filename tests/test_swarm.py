@@ -442,6 +442,23 @@ def test_jobs_run_first_and_a_failing_one_is_named_with_its_log(own: SwarmStack)
     assert "alpha-web" not in own.services()
 
 
+def test_a_service_that_keeps_failing_is_named_with_its_log(own: SwarmStack) -> None:
+    own.catalog.add_runtime(
+        "alpha",
+        extra_services=(
+            "    - name: worker\n"
+            "      image: alpha\n"
+            '      command: ["sh", "-c", "echo worker gives up; exit 1"]\n'
+        ),
+    )
+    own.adopt("alpha")
+    result = own.deploy("--timeout", "120")
+    assert result.exit_code == 3, result.output
+    assert "service 'alpha-worker' of app 'alpha' keeps restarting" in said(result)
+    assert "last exit code 1" in said(result)
+    assert "worker gives up" in said(result)
+
+
 def test_without_the_docker_cli_then_down(
     own: SwarmStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,6 +472,11 @@ def test_without_the_docker_cli_then_down(
     assert "docker CLI" in said(result)
     assert not ws.deploy_dir(own.workspace).exists()
     assert own.deploy().exit_code == 0
+    # the stack runs on swarm: compose may not start it beside
+    result = own.deploy("--target", "compose")
+    assert result.exit_code == 2, result.output
+    assert "runs on swarm" in said(result)
+    assert "smartshare down" in said(result)
     own.exec("alpha-web", "sh", "-c", "echo kept > /data/kept")
     volume = f"{own.project}_alpha-data"
     api = api_client()
