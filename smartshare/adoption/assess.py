@@ -178,6 +178,10 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         reasons.append("image spec, tags or labels changed")
     if wanted != recorded:
         reasons.append(_why_rendered_files_changed(ctx, result, entry))
+    elif entry.manifest_digest != result.manifest_digest:
+        # Only what the lock records changes (a runtime section, a description...):
+        # deploy reads the manifest the app was adopted from.
+        reasons.append("manifest changed")
     # Against what the lock recorded, not the new rendering: a file that
     # differs from that was changed by someone, not by new values.
     reasons += [d.describe() for d in file_drift(ctx.workspace, name, entry.files, key=ctx.key)]

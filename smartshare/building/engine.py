@@ -1,7 +1,8 @@
 """The Docker engine: connect, build, label, look up and push, through docker-py.
 
 This is the one module that calls the engine's API (docker-py, or for the
-read-only calls of a no-op run on a local socket :mod:`.enginesocket`); the
+read-only calls of a no-op run on a local socket :mod:`.enginesocket`; the
+calls for Docker Swarm are in its base class, :mod:`.engine_swarm`); the
 build context, the stream followers, pushing's helpers and the label policy
 live beside it.  Only the engine's classic builder is spoken (docker-py has no
 BuildKit client), so BuildKit-only Dockerfile syntax (``RUN --mount``,
@@ -42,6 +43,7 @@ from urllib.parse import quote
 
 from smartshare.building.buildlog import BuildTrace, LogCallback, build_hint, follow_build
 from smartshare.building.context import check_context, pack_context
+from smartshare.building.engine_swarm import SwarmCalls
 from smartshare.building.enginesocket import (
     ENGINE_HINT,
     PERMISSION_HINT,
@@ -129,7 +131,7 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
     )
 
 
-class DockerEngine:
+class DockerEngine(SwarmCalls):
     """A connection to one Docker engine; create it with :func:`connect`."""
 
     endpoint: str
@@ -158,6 +160,11 @@ class DockerEngine:
         self._streams: dict[int, Any] = {}  # thread -> its response being streamed
         if api is not None:
             api.hooks["response"].append(self._on_response)
+
+    @property
+    def api_version(self) -> str:
+        """The API version spoken with the engine (``1.41``)."""
+        return self._version
 
     def __enter__(self) -> DockerEngine:
         return self

@@ -14,7 +14,15 @@ from graphlib import CycleError, TopologicalSorter
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.load import Catalog, LoadedFile
 from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
-from smartshare.catalog.runtime import Condition, Job, Service, public_port, stack_name
+from smartshare.catalog.runtime import (
+    Condition,
+    DeployTarget,
+    Job,
+    Service,
+    public_port,
+    stack_name,
+    swarm_address_problem,
+)
 
 
 def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
@@ -155,6 +163,10 @@ def check_region_deploy(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
     deploy = region.model.deploy
     doc = region.doc
     problems: list[Problem] = []
+    if deploy.target is DeployTarget.SWARM:
+        address = swarm_address_problem(deploy.bind_address)
+        if address:
+            problems.append(doc.problem(("deploy", "bind_address"), address))
     for app in deploy.ports:
         loaded = catalog.apps.get(app)
         if loaded is None:

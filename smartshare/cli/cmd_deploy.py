@@ -11,9 +11,11 @@ import typer
 
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
+    Command,
     ListFormat,
     RegionOption,
     WorkspaceOption,
+    examples,
 )
 
 DeployCatalogOption = Annotated[
@@ -153,7 +155,7 @@ def deploy_command(
     ),
     catalog: DeployCatalogOption = None,
 ) -> None:
-    """Run adopted apps for a region (Docker Compose) and wait until they are ready."""
+    """Run adopted apps for a region (Docker Compose or Swarm) and wait until they are ready."""
     from smartshare.console import get_console
 
     console = get_console()
@@ -173,4 +175,12 @@ def deploy_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("deploy")(deploy_command)
+    app.command(
+        "deploy",
+        cls=Command,
+        epilog=examples(
+            "smartshare deploy -r manifests/regions/badung.yaml -w ws/badung",
+            "smartshare deploy laksa -r badung.yaml -w ws/badung --dry-run",
+            "smartshare deploy -r badung.yaml -w ws/badung --target swarm",
+        ),
+    )(deploy_command)

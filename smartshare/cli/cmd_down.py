@@ -42,9 +42,8 @@ def down_command(
         console.line(f"Nothing is deployed from {workspace}.")
         return
     kept = "" if volumes else "; data volumes kept"
-    console.line(
-        f"Project '{result.project}' is down: {len(result.removed)} container(s) removed{kept}."
-    )
+    what = "service(s)" if result.target == "swarm" else "container(s)"
+    console.line(f"Project '{result.project}' is down: {len(result.removed)} {what} removed{kept}.")
 
 
 def register(app: typer.Typer) -> None:

@@ -56,7 +56,7 @@ def compose_document(stack: Stack, *, key: bytes) -> dict[str, Any]:
         document["secrets"] = secrets
     if volumes:
         document["volumes"] = volumes
-    escaped: dict[str, Any] = _escape(document)
+    escaped: dict[str, Any] = escape_interpolation(document)
     return escaped
 
 
@@ -172,12 +172,12 @@ def config_fingerprint(service: Mapping[str, Any], container: StackContainer, *,
     return "hmac-sha256:" + digest.hexdigest()
 
 
-def _escape(value: Any) -> Any:
-    """Every string with ``$`` doubled: compose reads ``$NAME`` as its own variable."""
+def escape_interpolation(value: Any) -> Any:
+    """Every string with ``$`` doubled: compose (and docker stack) read ``$NAME`` as a variable."""
     if isinstance(value, str):
         return value.replace("$", "$$")
     if isinstance(value, dict):
-        return {k: _escape(v) for k, v in value.items()}
+        return {k: escape_interpolation(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_escape(v) for v in value]
+        return [escape_interpolation(v) for v in value]
     return value

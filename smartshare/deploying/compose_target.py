@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from smartshare.deploying.compose_cli import ComposeTool, compose_argv, compose_env, find_compose
 from smartshare.deploying.events import DeployEvent, DeployEventSink, DeployPhase
 from smartshare.deploying.labels import LABEL_APP, LABEL_CONFIG, LABEL_KIND
-from smartshare.deploying.target import DeployFile, Observed, Target
+from smartshare.deploying.readiness import LOG_LINES, failed_error, printable
+from smartshare.deploying.target import DeployFile, ImageFacts, Observed, Target
 from smartshare.errors import (
     DeployFailedError,
     ExternalError,
@@ -42,7 +43,6 @@ SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 POLL_SECONDS = 0.2
-LOG_LINES = 20
 _STOP_TIMEOUT_S = 10
 _CHECK_TIMEOUT_S = 60
 _STATUS_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -57,7 +57,7 @@ class ComposeTarget(Target):
         super().__init__(deploy_dir=deploy_dir, docker_host=docker_host)
         self._tool: ComposeTool | None = None
 
-    def render(self, stack: Stack, *, key: bytes) -> DeployFile:
+    def render(self, stack: Stack, *, key: bytes, images: Mapping[str, ImageFacts]) -> DeployFile:
         from smartshare.deploying.compose import compose_document, dump
 
         document = compose_document(stack, key=key)
@@ -83,6 +83,18 @@ class ComposeTarget(Target):
                 "please report it with the file",
             )
         return None
+
+    def store_secrets(
+        self, engine: DockerEngine, stack: Stack, images: Mapping[str, ImageFacts]
+    ) -> None:
+        """Files in the deploy folder, each owned by the user its container runs as."""
+        from smartshare.deploying.secretfiles import owner_for, write_secret_files
+
+        owners = {
+            c.key: owner_for(images[c.image].user if c.image in images else None)
+            for c in stack.containers()
+        }
+        write_secret_files(self.deploy_dir, stack, owners)
 
     # -- what runs --------------------------------------------------------
 
@@ -120,7 +132,7 @@ class ComposeTarget(Target):
         on_event: DeployEventSink,
         redact: Callable[[str], str],
     ) -> dict[str, DeployedService]:
-        from smartshare.deploying.readiness import Failure, Readiness
+        from smartshare.deploying.readiness import Readiness, show_phases, timed_out
 
         self.find_tool()
         readiness = Readiness(stack, keys, before=before, fingerprints=fingerprints)
@@ -134,7 +146,7 @@ class ComposeTarget(Target):
                 tool_done = returncode is not None
                 observed = self.observe(engine, stack.project, inspect=True)
                 phases, failure = readiness.judge(observed, tool_done=tool_done)
-                _show(phases, shown, on_event)
+                show_phases(phases, shown, on_event)
                 if failure is not None:
                     self._stop(process)
                     raise self._failed(engine, stack, failure, redact)
@@ -146,22 +158,8 @@ class ComposeTarget(Target):
                     return _deployed(stack, keys, observed)
                 if time.monotonic() > deadline:
                     self._stop(process)
-                    waiting = readiness.not_ready(phases)
-                    first = waiting[0]
                     raise self._failed(
-                        engine,
-                        stack,
-                        Failure(
-                            first,
-                            f"not ready in time (--timeout); still {phases[first].value}"
-                            + (
-                                f"; also waiting for {', '.join(waiting[1:])}"
-                                if waiting[1:]
-                                else ""
-                            ),
-                            observed.get(first),
-                        ),
-                        redact,
+                        engine, stack, timed_out(readiness, phases, observed), redact
                     )
                 time.sleep(POLL_SECONDS)
         finally:
@@ -170,29 +168,13 @@ class ComposeTarget(Target):
     def _failed(
         self, engine: DockerEngine, stack: Stack, failure: Failure, redact: Callable[[str], str]
     ) -> DeployFailedError:
-        container = stack.container(failure.key)
-        what = (
-            f"{container.kind} '{failure.key}' of app '{container.app}'"
-            if container
-            else failure.key
-        )
-        logs = ""
+        logs = None
         if failure.observed is not None:
             try:
-                text = engine.container_logs(failure.observed.container_id, tail=LOG_LINES)
+                logs = engine.container_logs(failure.observed.container_id, tail=LOG_LINES)
             except ExternalError:
-                text = ""
-            lines = [_printable(line) for line in redact(text).splitlines()[-LOG_LINES:]]
-            logs = (
-                f"\nlast {len(lines)} log line(s) of {failure.key}:\n"
-                + "\n".join(f"  {line}" for line in lines)
-                if lines
-                else f"\n{failure.key} wrote nothing to its log"
-            )
-        return DeployFailedError(
-            f"deploy failed: {what} {failure.reason}{logs}",
-            hint="fix the cause and run deploy again; 'smartshare ps' shows what runs",
-        )
+                logs = ""
+        return failed_error(stack, failure, logs, redact)
 
     def _tool_failed(
         self,
@@ -324,7 +306,7 @@ class _OutputReader:
     def _read(self) -> None:
         assert self._process.stdout is not None
         for raw in self._process.stdout:
-            line = _printable(self._redact(raw.rstrip("\n")))
+            line = printable(self._redact(raw.rstrip("\n")))
             self.lines.append(line)
             match = self._container.search(line)
             service = match.group(1) if match else "compose"
@@ -334,15 +316,6 @@ class _OutputReader:
 
     def join(self) -> None:
         self._thread.join(timeout=_STOP_TIMEOUT_S)
-
-
-def _show(
-    phases: Mapping[str, DeployPhase], shown: dict[str, DeployPhase], on_event: DeployEventSink
-) -> None:
-    for key, phase in phases.items():
-        if shown.get(key) is not phase:
-            shown[key] = phase
-            on_event(DeployEvent(service=key, phase=phase))
 
 
 def _deployed(
@@ -427,12 +400,3 @@ def _named_in(text: str, stack: Stack, keys: Collection[str]) -> str | None:
 def _tail(text: str, count: int) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[-count:]) or "(no output)"
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _printable(line: str) -> str:
-    """A log line with control characters shown as escapes: a container's log is untrusted
-    and must not move the cursor or recolour the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)

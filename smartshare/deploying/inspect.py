@@ -1,8 +1,9 @@
 """``ps`` and ``down``: what runs of a deployed region, and taking it down.
 
-``ps`` reads the lock and one listing of the project's containers from the
-engine (no tool is started): each container's state, health, published
-address, and the image it runs against the one deploy recorded.
+``ps`` reads the lock and one listing of the project's containers (on Swarm:
+its services and their tasks) from the engine, no tool is started: each
+one's state, health, published address, and the image it runs against the
+one deploy recorded.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class DownResult:
     project: str | None  # None: nothing was deployed
     removed: list[str]
     volumes: bool
+    target: str | None = None
 
 
 def _lock(workspace: Path) -> Lock:
@@ -176,5 +178,9 @@ def down(*, workspace: Path, volumes: bool = False, docker_host: str | None = No
             deployment.file_digest = None
         write_lock(workspace, lock)
     return DownResult(
-        workspace=workspace, project=deployment.project, removed=sorted(before), volumes=volumes
+        workspace=workspace,
+        project=deployment.project,
+        removed=sorted(before),
+        volumes=volumes,
+        target=deployment.target,
     )

@@ -11,3 +11,8 @@ LABEL_REGION = "id.smartshare.region"
 LABEL_SERVICE = "id.smartshare.service"  # the name in the manifest (web)
 LABEL_KIND = "id.smartshare.kind"  # service | job
 LABEL_CONFIG = "id.smartshare.config"  # keyed digest of the configuration and its files
+
+# Labels of what deploy makes besides containers (swarm secrets).
+LABEL_PROJECT = "id.smartshare.project"
+# Which file of which container a swarm secret holds: <stack name>-param-<param>...
+LABEL_SECRET = "id.smartshare.secret"  # noqa: S105 - a label name, no secret

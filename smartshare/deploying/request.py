@@ -244,7 +244,20 @@ def _inputs(
         params=_params(manifest, entry, region_dir),
         images={n: i for n, i in images.items() if i is not None},
         runtime_files=_runtime_files(manifest, entry, workspace=workspace, key=key, again=again),
+        pushed=_pushed(entry),
     )
+
+
+def _pushed(entry: LockedApp) -> dict[str, str]:
+    """Each image adopt --push left in the registry, by digest: ``repo@sha256:...``."""
+    from smartshare.building.push import split_reference
+
+    pushed = {}
+    for image in entry.images:
+        if image.digest and image.pushed:
+            repository, _tag = split_reference(image.pushed[0])
+            pushed[image.name] = f"{repository}@{image.digest}"
+    return pushed
 
 
 def _params(manifest: AppManifest, entry: LockedApp, region_dir: Path) -> dict[str, object]:

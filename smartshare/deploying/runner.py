@@ -17,13 +17,12 @@ and touches no container (nor secret file); it needs no engine.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.imagerefs import parse_image_reference
 from smartshare.deploying.events import (
@@ -34,10 +33,11 @@ from smartshare.deploying.events import (
     ServiceReport,
 )
 from smartshare.deploying.labels import JOB
+from smartshare.deploying.readiness import settled
 from smartshare.deploying.request import DeployContext, prepare_deploy
-from smartshare.deploying.secretfiles import Owner, Redactor, owner_for, write_secret_files
+from smartshare.deploying.secretfiles import Redactor, make_data_folders, owner_for
 from smartshare.deploying.stack import StackContainer
-from smartshare.deploying.target import Observed, Target, target_for
+from smartshare.deploying.target import DeployFile, ImageFacts, Observed, Target, target_for
 from smartshare.errors import (
     DeployFailedError,
     EngineUnavailableError,
@@ -128,26 +128,36 @@ class _Deployment:
         self.keys = [
             c.key for name in ctx.names if (a := self.stack.app(name)) for c in a.containers
         ]
-        self.file = target.render(self.stack, key=ctx.key)
-        self.digest = ws.file_digest(self.file.text)
+        self.file = DeployFile(text=b"", fingerprints={})
+        self.digest = ""
         self.redact = Redactor(self.stack.secret_values())
+
+    def _render(self, images: Mapping[str, ImageFacts]) -> None:
+        self.file = self.target.render(self.stack, key=self.ctx.key, images=images)
+        self.digest = ws.file_digest(self.file.text)
 
     # -- the two ways through ---------------------------------------------
 
     def run(self, *, timeout: float) -> DeployResult:
         assert self.engine is not None
         engine = self.engine
-        users = self._image_users(engine)
+        self._refuse_other_target()
+        self.warnings += self.target.check_engine(engine, dry_run=False)
+        images = self._images(engine)
+        self._render(images)
         now = self.target.observe(engine, self.ctx.project)
-        if self._up_to_date(now, users):
-            self._write_secrets(users)  # one deleted by hand comes back
+        if self._up_to_date(now, images):
+            self._write_secrets(engine, images)  # one deleted by hand comes back
             self._write_file()
             for key in self.keys:
                 self.on_event(DeployEvent(service=key, phase=DeployPhase.UP_TO_DATE))
             return self._result(now, dict.fromkeys(self.keys, "up to date"), up_to_date=True)
         self.target.find_tool()
-        users.update(self._pull(engine, users))
-        self._write_secrets(users)
+        pulled = self._pull(engine, images)
+        if pulled:
+            images.update(pulled)
+            self._render(images)
+        self._write_secrets(engine, images)
         self._write_file()
         self._check_file()
         before = self.target.observe(engine, self.ctx.project, inspect=True)
@@ -174,6 +184,11 @@ class _Deployment:
         return self._result(after, _actions(self.keys, before, after), up_to_date=False)
 
     def dry_run(self) -> DeployResult:
+        previous = self.ctx.lock.deployment
+        if previous is not None and previous.target != self.target.name:
+            self.warnings.append(self._other_target_message(previous.target, previous.project))
+        self.warnings += self.target.check_engine(self.engine, dry_run=True)
+        self._render(self._images(self.engine, strict=False) if self.engine else {})
         self._write_file()
         self._check_file()
         if self.engine is None:
@@ -188,30 +203,32 @@ class _Deployment:
 
     # -- steps ------------------------------------------------------------
 
-    def _image_users(self, engine: DockerEngine) -> dict[str, str | None]:
-        """The user each present image runs as (``Config.User``), by reference.
+    def _images(self, engine: DockerEngine, *, strict: bool = True) -> dict[str, ImageFacts]:
+        """What the engine says of each image present (``Config.User``...), by reference.
 
-        The app's own images must be there (adopt built them); an external
-        image that is missing is left out, to be pulled.
+        The app's own images must be there (adopt built them; ``strict``); an
+        external image that is missing is left out, to be pulled.
         """
-        users: dict[str, str | None] = {}
+        images: dict[str, ImageFacts] = {}
         for container in self.stack.containers():
-            if container.image in users:
+            if container.image in images:
                 continue
             described = engine.inspect_image(container.image)
             if described is None:
-                if container.external is None:
+                if container.external is None and strict:
                     raise UsageError(
                         f"the image of '{container.app}' ({container.image[:19]}) is no longer "
                         "in the Docker engine",
                         hint=f"adopt '{container.app}' again: it builds missing images",
                     )
                 continue
-            users[container.image] = str((described.get("Config") or {}).get("User") or "")
-        return users
+            images[container.image] = _facts(described)
+        return images
 
-    def _pull(self, engine: DockerEngine, present: Mapping[str, str | None]) -> dict[str, str]:
-        pulled: dict[str, str] = {}
+    def _pull(
+        self, engine: DockerEngine, present: Mapping[str, ImageFacts]
+    ) -> dict[str, ImageFacts]:
+        pulled: dict[str, ImageFacts] = {}
         for container in self.stack.containers():
             if container.image in present or container.image in pulled:
                 continue
@@ -230,37 +247,20 @@ class _Deployment:
                     hint="check the image_mirrors rules (settings file and region profile) and "
                     "that the mirror holds this image",
                 ) from None
-            described = engine.inspect_image(rewritten) or {}
-            pulled[rewritten] = str((described.get("Config") or {}).get("User") or "")
+            described = engine.inspect_image(rewritten)
+            if described is None:
+                raise PullError(f"pulling {rewritten} left no such image in the engine")
+            pulled[rewritten] = _facts(described)
         return pulled
 
-    def _owners(self, users: Mapping[str, str | None]) -> dict[str, Owner]:
-        return {c.key: owner_for(users.get(c.image)) for c in self.stack.containers()}
-
-    def _write_secrets(self, users: Mapping[str, str | None]) -> None:
-        folder = self.target.deploy_dir
-        _make_dir(folder)
-        write_secret_files(folder, self.stack, self._owners(users))
-        self._data_folders(self._owners(users))
-
-    def _data_folders(self, owners: Mapping[str, Owner]) -> None:
-        from smartshare.deploying.compose import data_folder
-
-        for container in self.stack.containers():
-            for volume in container.volumes:
-                folder = data_folder(self.stack, volume.key)
-                if folder is None or Path(folder).exists():
-                    continue
-                owner = owners[container.key]
-                try:
-                    Path(folder).mkdir(mode=0o700, parents=True)
-                    if owner.uid is not None:
-                        os.chown(folder, owner.uid, -1 if owner.gid is None else owner.gid)
-                except OSError as exc:
-                    raise WorkspaceError(
-                        f"cannot create the data folder {folder}: {exc.strerror or exc}",
-                        hint="check deploy.data_dir in the region profile and its permissions",
-                    ) from None
+    def _write_secrets(self, engine: DockerEngine, images: Mapping[str, ImageFacts]) -> None:
+        _make_dir(self.target.deploy_dir)
+        self.target.store_secrets(engine, self.stack, images)
+        users = {
+            c.key: images[c.image].user if c.image in images else None
+            for c in self.stack.containers()
+        }
+        make_data_folders(self.stack, {key: owner_for(user) for key, user in users.items()})
 
     def _write_file(self) -> None:
         from smartshare.state.safefs import atomic_write
@@ -279,7 +279,7 @@ class _Deployment:
         if warning:
             self.warnings.append(warning)
 
-    def _up_to_date(self, now: Mapping[str, Observed], users: Mapping[str, str | None]) -> bool:
+    def _up_to_date(self, now: Mapping[str, Observed], images: Mapping[str, ImageFacts]) -> bool:
         deployment = self.ctx.lock.deployment
         if (
             deployment is None
@@ -288,7 +288,7 @@ class _Deployment:
             or deployment.project != self.ctx.project
         ):
             return False
-        if any(c.image not in users for c in self.stack.containers()):
+        if any(c.image not in images for c in self.stack.containers()):
             return False  # an external image to pull
         recorded = {
             key: service
@@ -303,9 +303,24 @@ class _Deployment:
                 return False
             if seen.config_hash != recorded[key].config_hash:
                 return False
-            if not _settled(container, seen):
+            if not settled(container, seen):
                 return False
         return True
+
+    def _refuse_other_target(self) -> None:
+        """A stack runs on one target at a time: both would publish the same ports."""
+        previous = self.ctx.lock.deployment
+        if previous is not None and previous.target != self.target.name:
+            raise UsageError(
+                self._other_target_message(previous.target, previous.project),
+                hint=f"smartshare down --workspace {self.ctx.workspace}, then deploy again",
+            )
+
+    def _other_target_message(self, target: str, project: str) -> str:
+        return (
+            f"the region's stack runs on {target} (project '{project}'): take it down "
+            f"before deploying it on {self.target.name}"
+        )
 
     def _check_ports(self, before: Mapping[str, Observed]) -> None:
         """Every port to publish must be free on the host, or already ours."""
@@ -335,9 +350,14 @@ class _Deployment:
         lock = self.ctx.lock
         previous = lock.deployment
         if previous is not None and previous.apps and previous.project != self.ctx.project:
+            stop = (
+                f"docker stack rm {previous.project}"
+                if previous.target == "swarm"
+                else f"docker compose -p {previous.project} down"
+            )
             self.warnings.append(
                 f"the stack was deployed before as project '{previous.project}', which "
-                f"still runs: stop it with 'docker compose -p {previous.project} down'"
+                f"still runs: stop it with '{stop}'"
             )
         lock.deployment = LockedDeployment(
             target=self.target.name,
@@ -409,20 +429,19 @@ class _Deployment:
         )
 
 
+def _facts(described: Mapping[str, Any]) -> ImageFacts:
+    return ImageFacts(
+        image_id=str(described.get("Id") or ""),
+        user=str((described.get("Config") or {}).get("User") or ""),
+        repo_digests=tuple(str(d) for d in described.get("RepoDigests") or ()),
+    )
+
+
 def _make_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WorkspaceError(f"cannot create {path}: {exc.strerror or exc}") from None
-
-
-def _settled(container: StackContainer, seen: Observed) -> bool:
-    """Whether a container is where a deploy leaves it: a job done, a service up and healthy."""
-    if container.kind == JOB:
-        return seen.state == "exited" and seen.exit_code == 0
-    if seen.state != "running":
-        return False
-    return container.healthcheck is None or seen.health == "healthy"
 
 
 def _state(seen: Observed) -> str:

@@ -10,7 +10,8 @@ cannot be).  Files are compared with what they should hold on every deploy
 and rewritten only when they differ, so one deleted by hand comes back.
 
 Every value written here is known to :class:`Redactor`, which takes them out
-of container logs and tool output before they are shown.
+of container logs and tool output before they are shown.  The folders of
+volumes kept in ``deploy.data_dir`` are made here too, for the same users.
 """
 
 from __future__ import annotations
@@ -106,6 +107,28 @@ def write_secret_files(deploy_dir: Path, stack: Stack, owners: Mapping[str, Owne
             hint="check free disk space and permissions of the workspace",
         ) from None
     return written
+
+
+def make_data_folders(stack: Stack, owners: Mapping[str, Owner]) -> None:
+    """The folders of the volumes kept in ``deploy.data_dir``, each new one 0700 and
+    belonging to the user of the (first) container that mounts it."""
+    from smartshare.deploying.compose import data_folder
+
+    for container in stack.containers():
+        for volume in container.volumes:
+            folder = data_folder(stack, volume.key)
+            if folder is None or Path(folder).exists():
+                continue
+            owner = owners[container.key]
+            try:
+                Path(folder).mkdir(mode=0o700, parents=True)
+                if owner.uid is not None:
+                    os.chown(folder, owner.uid, -1 if owner.gid is None else owner.gid)
+            except OSError as exc:
+                raise WorkspaceError(
+                    f"cannot create the data folder {folder}: {exc.strerror or exc}",
+                    hint="check deploy.data_dir in the region profile and its permissions",
+                ) from None
 
 
 def remove_secret_files(deploy_dir: Path) -> None:

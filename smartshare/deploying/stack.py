@@ -76,6 +76,7 @@ class StackContainer:
     kind: str  # service | job
     image: str  # what runs: the app's image id, or the mirrored external reference
     external: str | None  # the external reference as the manifest gives it
+    pushed: str | None  # the app's image as adopt --push left it in the registry: repo@sha256:...
     command: tuple[str, ...] | None
     environment: dict[str, str]
     files: tuple[MountedFile, ...]
@@ -129,6 +130,7 @@ class AppInputs:
     params: Mapping[str, object]  # resolved: secrets included
     images: Mapping[str, str]  # image name -> image id recorded by adopt
     runtime_files: Mapping[str, bytes] = field(repr=False)  # dest -> content
+    pushed: Mapping[str, str] = field(default_factory=dict)  # image name -> repo@sha256:...
 
 
 def build_stack(
@@ -244,8 +246,10 @@ def _container(
                 content=inputs.runtime_files[file.dest],
             )
         )
+    pushed = None
     if container.image is not None:
         image = inputs.images[container.image]
+        pushed = inputs.pushed.get(container.image)
         external = None
     else:
         assert container.external is not None
@@ -260,6 +264,7 @@ def _container(
         kind=kind,
         image=image,
         external=external,
+        pushed=pushed,
         command=tuple(container.command) if container.command is not None else None,
         environment=environment,
         files=tuple(files),

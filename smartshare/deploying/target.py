@@ -1,11 +1,12 @@
 """Where a stack runs: the interface every deploy target implements, and the registry of them.
 
 ``deploy``, ``ps`` and ``down`` (:mod:`.runner`, :mod:`.inspect`) know a
-target only through :class:`Target`: it writes the stack as its file, finds
-its tool, checks the file, says what runs now, brings services up and waits
-for them, and takes the stack down.  Docker Compose is
-:class:`smartshare.deploying.compose_target.ComposeTarget`; a Swarm target
-plugs in beside it (:func:`target_for`).
+target only through :class:`Target`: it checks the engine is one it can use,
+writes the stack as its file, finds its tool, checks the file, puts the
+secrets where containers read them, says what runs now, brings services up
+and waits for them, and takes the stack down.  Docker Compose is
+:class:`smartshare.deploying.compose_target.ComposeTarget`, Docker Swarm
+:class:`smartshare.deploying.swarm_target.SwarmTarget` (:func:`target_for`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
     from smartshare.deploying.events import DeployEventSink
     from smartshare.deploying.stack import Stack
     from smartshare.state.lockfile import DeployedService
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the engine says about an image the stack runs."""
+
+    image_id: str
+    user: str  # Config.User: "" (root), "65534:65534", "nobody"...
+    repo_digests: tuple[str, ...] = ()  # repo@sha256:... of a pulled image
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class Observed:
     published: tuple[str, ...] = ()  # "127.0.0.1:18081"
     started_at: str | None = None  # only when inspected
     restart_count: int | None = None  # only when inspected
+    # A failure the target itself reports (swarm: a rejected task, an update rolled back).
+    problem: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -72,9 +84,18 @@ class Target(ABC):
     def file_path(self) -> Path:
         return self.deploy_dir / self.file_name
 
+    def check_engine(self, engine: DockerEngine | None, *, dry_run: bool) -> list[str]:
+        """Raise an ExternalError when the engine cannot run this target (warnings with
+        ``dry_run``, which may have no engine at all); return warnings."""
+        return []
+
     @abstractmethod
-    def render(self, stack: Stack, *, key: bytes) -> DeployFile:
-        """The stack as this target's file (no secret value in it)."""
+    def render(self, stack: Stack, *, key: bytes, images: Mapping[str, ImageFacts]) -> DeployFile:
+        """The stack as this target's file (no secret value in it).
+
+        ``images`` holds what the engine knows of the images present, by the
+        reference the stack runs them by.
+        """
 
     @abstractmethod
     def find_tool(self) -> None:
@@ -83,6 +104,12 @@ class Target(ABC):
     @abstractmethod
     def check_file(self, project: str) -> str | None:
         """Check the written file with the tool; a warning when no tool could check it."""
+
+    @abstractmethod
+    def store_secrets(
+        self, engine: DockerEngine, stack: Stack, images: Mapping[str, ImageFacts]
+    ) -> None:
+        """Put the secret values and runtime files where the containers read them."""
 
     @abstractmethod
     def observe(
@@ -124,11 +151,9 @@ def target_for(name: str, *, deploy_dir: Path, docker_host: str | None) -> Targe
 
         return ComposeTarget(deploy_dir=deploy_dir, docker_host=docker_host)
     if name == "swarm":
-        raise UsageError(
-            "the swarm target is not available in this version of smartshare",
-            hint="deploy with --target compose (or set deploy.target: compose in the "
-            "region profile)",
-        )
+        from smartshare.deploying.swarm_target import SwarmTarget
+
+        return SwarmTarget(deploy_dir=deploy_dir, docker_host=docker_host)
     raise UsageError(
         f"unknown deploy target '{name}'", hint=f"targets: {', '.join(target_names())}"
     )
