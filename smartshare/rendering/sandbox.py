@@ -344,6 +344,48 @@ def render(
         ) from None
 
 
+def is_template_text(text: str) -> bool:
+    """Whether a string of a manifest is Jinja (else it renders as itself)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def render_text(
+    env: ImmutableSandboxedEnvironment,
+    text: str,
+    context: Mapping[str, Any],
+    *,
+    what: str,
+    max_bytes: int | None = None,
+) -> str:
+    """Render one Jinja string of a manifest that becomes part of an image (a build argument).
+
+    In ``env``, the environment of a render worker, with the context of an
+    image render (secret parameters are placeholders that fail when used),
+    so messages keep Jinja's details; ``what`` names the string in them.
+    MemoryError is left to the caller, as by :func:`render`.
+    """
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        template = env.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(f"{what}: syntax error: {exc.message}") from None
+    try:
+        return _generate(template, context, max_bytes)
+    except MemoryError:
+        raise
+    except Exception as exc:  # every failure of untrusted code is described
+        from smartshare.rendering.failures import render_failure
+
+        failure = render_failure(
+            exc, env=env, src=what, context=context, runtime=False, max_bytes=max_bytes
+        )
+        # Its text names a template file; this is a string of the manifest.
+        raise TemplateRenderError(
+            failure.message.removeprefix("template "), hint=failure.hint
+        ) from None
+
+
 def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     """Render one Jinja string of a manifest (an environment value, an output).
 
@@ -353,7 +395,7 @@ def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     context of such strings never holds a secret (secrets reach containers as
     files), so messages may quote what Jinja says.
     """
-    if not any(marker in text for marker in ("{{", "{%", "{#")):
+    if not is_template_text(text):
         return text  # plain text renders as itself: no need for Jinja
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError, TemplateError
