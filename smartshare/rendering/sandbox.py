@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from smartshare.catalog.models import AppManifest, RegionProfile
 
 # The names every template may use: the render context.  ``requires`` holds
-# the outputs of the apps an app requires (``requires.sikda.internal_url``).
-CONTEXT_NAMES = frozenset({"region", "app", "params", "requires"})
+# the outputs of the apps an app requires (``requires.sikda.internal_url``),
+# ``assets`` the app's assets the region supplied (``assets.logo.dest``).
+CONTEXT_NAMES = frozenset({"region", "app", "params", "requires", "assets"})
 
 
 # -- loading -----------------------------------------------------------------
@@ -278,18 +279,30 @@ def render_context(
     app: AppManifest,
     params: Mapping[str, object],
     requires: Mapping[str, Mapping[str, str]] | None = None,
+    assets: Mapping[str, Mapping[str, str] | None] | None = None,
 ) -> dict[str, Any]:
-    """What a template sees: ``region``, ``app``, the resolved ``params`` and ``requires``.
+    """What a template sees: ``region``, ``app``, the resolved ``params``, ``requires``, ``assets``.
 
     ``requires`` maps each app that ``app`` requires to its outputs
-    (:mod:`smartshare.rendering.outputs`).
+    (:mod:`smartshare.rendering.outputs`); ``assets`` each asset of ``app``
+    to its ``dest``, ``type`` and ``media_type``, None when the region gives
+    no file for it.
     """
+    # The other apps' values (and their secret references) and files are not
+    # this app's business.
+    region_data = region.model_dump(mode="json", by_alias=False, exclude={"apps", "assets"})
+    logo = region_data["branding"].get("logo")
+    if isinstance(logo, str) and logo.startswith("file:"):
+        # A file reaches the apps as their logo asset; its path here is no URL.
+        region_data["branding"]["logo"] = None
     return {
-        # The other apps' values (and their secret references) are not this app's business.
-        "region": region.model_dump(mode="json", by_alias=False, exclude={"apps"}),
+        "region": region_data,
         "app": app.model_dump(mode="json", by_alias=False),
         "params": dict(params),
         "requires": {name: dict(outputs) for name, outputs in (requires or {}).items()},
+        "assets": {
+            name: None if given is None else dict(given) for name, given in (assets or {}).items()
+        },
     }
 
 
