@@ -148,7 +148,8 @@ def read_checked(reference: str, base_dir: Path, asset: Asset | None) -> tuple[b
     types = tuple(asset.types) if asset is not None else tuple(AssetType)
     max_kb = asset.max_kb if asset is not None else MAX_ASSET_KB
     path = asset_path(reference, base_dir)
-    data = read_file(path, reference, max_bytes=max_kb * 1024)
+    limit = "the asset's max_kb" if asset is not None else "the largest asset"
+    data = read_file(path, reference, max_bytes=max_kb * 1024, limit=limit)
     kind, problem = content_problem(data, types)
     if problem is not None:
         raise InvalidInputError(f"{shown_value(reference)} {problem}")
@@ -187,8 +188,8 @@ def asset_path(reference: str, base_dir: Path) -> Path:
     return real
 
 
-def read_file(path: Path, reference: str, *, max_bytes: int) -> bytes:
-    """A regular file's bytes, refusing more than ``max_bytes``."""
+def read_file(path: Path, reference: str, *, max_bytes: int, limit: str) -> bytes:
+    """A regular file's bytes, refusing more than ``max_bytes`` (``limit`` says whose)."""
     try:
         # Non-blocking: a FIFO would otherwise wait forever.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -207,7 +208,7 @@ def read_file(path: Path, reference: str, *, max_bytes: int) -> bytes:
             ) from None
     if len(data) > max_bytes:
         raise InvalidInputError(
-            f"{shown_value(reference)} is larger than {max_bytes // 1024} KiB (the asset's max_kb)"
+            f"{shown_value(reference)} is larger than {max_bytes // 1024} KiB ({limit})"
         )
     return data
 
