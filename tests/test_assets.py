@@ -358,3 +358,32 @@ def test_a_logo_swapped_for_text_after_validation_stops_adopt_before_any_work(
         run(catalog, workspace, build=False)
     assert "is not a PNG, SVG or ICO file" in caught.value.problems[0].message
     assert (workspace / "smartshare.lock").read_bytes() == lock_before
+
+
+def test_a_runtime_asset_can_be_mounted_into_a_container(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    runtime_asset = LOGO_ASSET.replace("dest: www/logo.{type}", "dest: logo.{type}") + (
+        "    target: runtime\n"
+    )
+    with_logo(catalog, "alpha", asset=runtime_asset)
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+    mount = (
+        "runtime:\n  services:\n    - name: web\n      image: alpha\n      files:\n"
+        "        - dest: {dest}\n          path: /srv/logo.png\n"
+    )
+    text = manifest.read_text()
+    manifest.write_text(text + mount.format(dest="logo.png"))
+    assert validate(catalog_root=catalog.root).problems == []
+    manifest.write_text(text + mount.format(dest="logo.gif"))
+    [problem] = validate(catalog_root=catalog.root).problems
+    assert problem.field == "runtime.services.0.files.0.dest"
+    assert problem.message == (
+        "'logo.gif' is not the dest of a runtime template or asset of 'alpha' "
+        "(runtime files: logo.png, logo.svg, runtime.env)"
+    )
+    manifest.write_text(text + mount.format(dest="logo.png"))
+    result = run(catalog, tmp_path / "ws", build=False)
+    assert result.results[0].outcome is Outcome.ADOPTED
+    runtime_logo = tmp_path / "ws/runtime/alpha/logo.png"
+    assert runtime_logo.read_bytes() == tiny_png((11, 110, 79))
+    assert runtime_logo.stat().st_mode & 0o777 == 0o600
