@@ -4,6 +4,7 @@ Usage: check_stack.py COMMAND ARGS...  (each command exits 1, saying why, when i
 
   address WORKSPACE SERVICE        print HOST:PORT where the service (laksa-web) is published
   page URL TEXT                    the page at URL says TEXT (and show its title and region)
+  logo URL FILE                    the page at URL shows a logo, served as the bytes of FILE
   complain URL TICKETS             send a complaint to LAKSA at URL, print its ticket and
                                    write it to the file TICKETS
   listed URL TICKET                LAKSA at URL lists the complaint TICKET
@@ -60,10 +61,15 @@ class CheckFailed(Exception):
 
 def fetch(url: str, data: bytes | None = None, *, attempts: int = 30) -> str:
     """The body at ``url`` (POST ``data`` when given), retried while nothing answers yet."""
+    return fetch_bytes(url, data, attempts=attempts).decode("utf-8")
+
+
+def fetch_bytes(url: str, data: bytes | None = None, *, attempts: int = 30) -> bytes:
+    """The body at ``url`` as bytes (see :func:`fetch`)."""
     for attempt in range(attempts):
         try:
             with OPENER.open(url, data=data, timeout=10) as reply:
-                return str(reply.read().decode("utf-8"))
+                return bytes(reply.read())
         except urllib.error.HTTPError as exc:
             raise CheckFailed(f"{url} answered HTTP {exc.code}") from None
         except OSError as exc:
@@ -114,6 +120,18 @@ def page(url: str, text: str) -> None:
     if text not in body:
         raise CheckFailed(f"the page does not say {text!r}")
     print(f"  the page says {text!r}")
+
+
+def logo(url: str, expected: str) -> None:
+    body = fetch(url)
+    found = re.search(r'<img class="logo" src="([^"]+)"', body)
+    if found is None:
+        raise CheckFailed(f"the page at {url} shows no logo")
+    address = urllib.parse.urljoin(url, found.group(1))
+    image = fetch_bytes(address)
+    if image != Path(expected).read_bytes():
+        raise CheckFailed(f"{address} is not {expected} ({len(image)} bytes)")
+    print(f"  GET {address}: {len(image)} bytes, the very file {expected}")
 
 
 def complain(url: str, tickets: str) -> None:
@@ -259,6 +277,7 @@ def mirror(registry: str, image: str) -> None:
 COMMANDS: dict[str, Callable[..., None]] = {
     "address": address,
     "page": page,
+    "logo": logo,
     "complain": complain,
     "listed": listed,
     "json": check_json,

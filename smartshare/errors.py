@@ -77,6 +77,10 @@ class TemplateRenderError(InvalidInputError):
     """A template failed to render (undefined value, sandbox violation...)."""
 
 
+class OutputSchemaError(TemplateRenderError):
+    """A rendered file does not satisfy its template's JSON Schema (or the schema is unusable)."""
+
+
 class UnsafePathError(InvalidInputError):
     """A path would leave the folder it must stay in."""
 

@@ -270,9 +270,11 @@ def test_render_context_exposes_region_app_and_params() -> None:
     )
     assert isinstance(app, AppManifest)
     context = render_context(region=region, app=app, params={"greeting": "Hai"})
-    assert set(context) == {"region", "app", "params", "requires"}
+    assert set(context) == {"region", "app", "params", "requires", "assets"}
     assert context["requires"] == {}  # the outputs of required apps: none here
+    assert context["assets"] == {}  # the files the region gives its assets: none here
     assert "apps" not in context["region"]  # other apps' values stay out
+    assert "assets" not in context["region"]  # and their files
     assert context["region"]["title"] == "Kabupaten Contoh"
     assert context["region"]["api_version"] == "smartshare/v1"
     for key in ("name", "title", "version", "summary", "owner", "license", "category"):

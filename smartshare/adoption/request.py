@@ -9,9 +9,9 @@ profile, ``--set`` values and secrets, and the workspace's region.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
 from smartshare.catalog.graph import dependency_order
@@ -35,6 +35,9 @@ from smartshare.rendering.values import (
 from smartshare.state.drift import manifest_digest
 from smartshare.state.lockfile import Lock, LockedApp, read_lock
 
+if TYPE_CHECKING:
+    from smartshare.catalog.assets import ResolvedAsset
+
 
 @dataclass
 class Context:
@@ -53,6 +56,8 @@ class Context:
     force: bool
     renderers: RenderPool  # starts a render worker only when something is rendered
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
+    # Each app's assets, read and checked (the files the region supplies).
+    assets: dict[str, list[ResolvedAsset]] = field(default_factory=dict)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
     _outputs: Any = None
@@ -74,6 +79,11 @@ class Context:
             )
         requires: dict[str, dict[str, str]] = self._outputs.requires(name)
         return requires
+
+    def asset_context(self, name: str) -> dict[str, dict[str, str] | None]:
+        """What ``name``'s templates see as ``assets``: each asset, None when not supplied."""
+        given = {asset.name: asset.context() for asset in self.assets.get(name, [])}
+        return {asset.name: given.get(asset.name) for asset in self.catalog.app(name).assets}
 
     def template_env(self) -> Any:
         """The environment for analysing templates (never for rendering them)."""
@@ -102,7 +112,8 @@ def prepare(
     cache_dir: Path | None,
 ) -> Context:
     """Check everything that can be checked before touching anything."""
-    from smartshare.catalog.checks import check_app_templates, check_region
+    from smartshare.catalog.assets import resolve_assets
+    from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
     from smartshare.fetching.mirror import default_cache_dir
     from smartshare.settings import load_settings
 
@@ -137,7 +148,12 @@ def prepare(
         )
     _check_image_names(catalog, order, lock, region.model)
     region_problems = [
-        p for p in check_region(region=region, catalog=catalog) if p.severity.value == "error"
+        p
+        for p in [
+            *check_region(region=region, catalog=catalog),
+            *check_region_assets(region=region, catalog=catalog),
+        ]
+        if p.severity.value == "error"
     ]
     if region_problems:
         raise InvalidInputError(
@@ -162,6 +178,10 @@ def prepare(
         )
         for name in order
     }
+    assets = {
+        name: resolve_assets(app=catalog.app(name), region=region.model, region_dir=region_dir)
+        for name in order
+    }
     if lock.region is not None and lock.region.name != region.model.name:
         raise UsageError(
             f"workspace {workspace} holds apps adopted for '{lock.region.name}', "
@@ -182,6 +202,7 @@ def prepare(
         push=push,
         force=force,
         renderers=RenderPool(settings.render_limits),
+        assets=assets,
     )
 
 

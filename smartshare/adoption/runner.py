@@ -26,9 +26,11 @@ from smartshare.adoption.assess import (
     Assessment,
     RenderedFile,
     assess,
+    check_outputs,
     rendered_contents,
     resolve_sources,
     start_renderers,
+    templated_args,
 )
 from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
 from smartshare.adoption.request import Context, prepare
@@ -150,6 +152,8 @@ class _Runner:
         export_tree(resolved=assessment.resolved, dest=scratch / "src")
         self.emit(name, Phase.RENDERING)
         files = rendered_contents(ctx, assessment)
+        # Before anything is written or built: the app's own schemas for its files.
+        check_outputs(ctx, assessment.app, files, source_dir=scratch / "src")
         self._write(files, TemplateTarget.IMAGE, scratch / "src", mode=0o644)
         images = self._build_and_push(assessment, scratch / "src", entry)
         # Only now: the runtime files (the secrets) never exist beside the source
@@ -196,7 +200,7 @@ class _Runner:
                     dockerfile=spec.dockerfile,
                     tags=list(plan.tags),
                     labels=labels,
-                    buildargs=dict(spec.args),
+                    buildargs=assessment.build_args.get(spec.name, dict(spec.args)),
                     target=spec.target,
                     on_log=self.log_sink(name, Phase.BUILDING),
                 )
@@ -248,6 +252,10 @@ class _Runner:
             adopted_at=datetime.now(UTC).isoformat(timespec="seconds"),
             smartshare_version=__version__,
             region_digest=self.region_digest,
+            # The arguments that were rendered (the others are the manifest's).
+            build_args={
+                name: assessment.build_args[name] for name in templated_args(assessment.app)
+            },
         )
         with self.lock_mutex:
             ctx.lock.apps[assessment.app.name] = locked

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartshare.catalog.diagnostics import Problem, Severity, has_errors
 from smartshare.catalog.graph import cycle_problem, cycles
@@ -45,11 +46,14 @@ from smartshare.catalog.runtime_checks import (
 )
 from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.rendering.analysis import TemplateUsage, Use, analyse
-from smartshare.rendering.sandbox import make_environment
+from smartshare.rendering.analysis import TemplateUsage, Use, analyse, analyse_text
+from smartshare.rendering.sandbox import is_template_text, make_environment
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # What render_context() puts under `region` and `app`.
-REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
+REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "assets"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
 
@@ -193,7 +197,7 @@ def _check_loaded(
             problems.extend(_check_requires(app, catalog, on_cycles))
         if app.has("templates", "parameters"):
             problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
-        if app.has("runtime", "images", "parameters", "templates"):
+        if app.has("runtime", "images", "parameters", "templates", "assets"):
             problems.extend(check_app_runtime(app))
     shown = {app.doc.display for app in apps if app.has("runtime")}
     problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
@@ -211,6 +215,8 @@ def _check_loaded(
             problems.extend(check_region(region=region, catalog=catalog))
         if region.has("deploy"):
             problems.extend(check_region_deploy(region=region, catalog=catalog))
+        if region.has("apps", "assets", "branding"):
+            problems.extend(check_region_assets(region=region, catalog=catalog))
     return problems
 
 
@@ -310,26 +316,112 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
     return problems
 
 
+def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list[Problem]:
+    """Check the files a region gives apps' assets: there, inside its folder, of the right type.
+
+    ``branding.logo`` as a file must be an image smartshare takes (PNG, SVG,
+    ICO); each ``assets.<app>.<asset>`` must name an asset of the app and fit
+    it; and for each app the profile lists (``apps`` or ``assets``), every
+    required asset must have a file, and a branding file it takes must fit it.
+    """
+    from smartshare.catalog.assets import missing_hint, read_checked, supplied
+
+    model = region.model
+    doc = region.doc
+    base = doc.path.resolve().parent
+    problems: list[Problem] = []
+    logo_usable = True
+    if model.branding.logo is not None and model.branding.logo.startswith("file:"):
+        try:
+            read_checked(model.branding.logo, base, None)
+        except InvalidInputError as exc:
+            problems.append(doc.problem(("branding", "logo"), exc.message))
+            logo_usable = False
+    for app_name, files in model.assets.items():
+        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        if loaded is None:
+            problems.append(
+                doc.problem(
+                    ("assets", app_name),
+                    f"no app named '{app_name}' in the catalogue"
+                    + _suggest(app_name, catalog.apps),
+                    key=True,
+                )
+            )
+            continue
+        if not loaded.has("assets"):
+            continue
+        for name, reference in files.items():
+            asset = loaded.model.asset(name)
+            if asset is None:
+                declared = [a.name for a in loaded.model.assets]
+                hint = _suggest(name, declared) or (
+                    f"; its assets are: {', '.join(declared)}" if declared else "; it has none"
+                )
+                problems.append(
+                    doc.problem(
+                        ("assets", app_name, name),
+                        f"app '{app_name}' has no asset '{name}'{hint}",
+                        key=True,
+                    )
+                )
+                continue
+            try:
+                read_checked(reference, base, asset)
+            except InvalidInputError as exc:
+                problems.append(doc.problem(("assets", app_name, name), exc.message))
+    for app_name in dict.fromkeys([*model.apps, *model.assets]):
+        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        if loaded is None or not loaded.has("assets"):
+            continue
+        for asset in loaded.model.assets:
+            given = supplied(model, app_name, asset)
+            if given is None:
+                if asset.required:
+                    problems.append(
+                        doc.problem(
+                            ("apps", app_name) if app_name in model.apps else ("assets", app_name),
+                            f"app '{app_name}' needs a file for its required asset "
+                            f"'{asset.name}': {missing_hint(app_name, asset)}",
+                            key=True,
+                        )
+                    )
+            elif given.loc[0] == "branding" and logo_usable:
+                try:
+                    read_checked(given.reference, base, asset)
+                except InvalidInputError as exc:
+                    problems.append(
+                        doc.problem(
+                            given.loc, f"as asset '{asset.name}' of '{app_name}': {exc.message}"
+                        )
+                    )
+    return problems
+
+
 # -- templates -----------------------------------------------------------------
 
 
 def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) -> list[Problem]:
-    """Check an app's templates against its parameters, without rendering them.
+    """Check an app's templates and build arguments against its parameters, without rendering.
 
     Errors: a missing or unsafe ``src``, template syntax errors, missing or
-    dynamic includes, ``params.X`` not declared, unknown ``region.X`` or
-    ``app.X`` fields, other undefined names, and a secret parameter used by an
-    ``image`` template (it would be baked into the image).  Warning: a
-    declared parameter that no template uses.  Problems inside a template are
-    located in the template file.
+    dynamic includes, ``params.X`` not declared, unknown ``region.X``,
+    ``app.X`` or ``assets.X`` fields, other undefined names, a secret
+    parameter used by an ``image`` template or a build argument (it would be
+    baked into the image or its history), and a ``catalog:`` schema that is
+    missing or not a JSON Schema.  Warning: a declared parameter that nothing
+    uses.  Problems inside a template are located in the template file; those
+    of a build argument at the argument.
     """
     model = app.model
     doc = app.doc
     problems: list[Problem] = []
-    if not model.templates and not model.parameters:
+    templated = _templated_args(app)
+    if not model.templates and not model.parameters and not templated:
         return problems
     declared = {p.name: p for p in model.parameters}
     secrets = sorted(name for name, p in declared.items() if p.secret)
+    assets = [a.name for a in model.assets] if app.has("assets") else None
     used: set[str] = set()
     uses_all = False
     complete = True
@@ -346,6 +438,8 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
             )
             complete = False
             continue
+        if spec.output_schema is not None and spec.output_schema.startswith("catalog:"):
+            problems.extend(_catalog_schema_problems(app, index, env))
         try:
             usage = analyse(env, spec.src)
         except UnsafePathError as exc:
@@ -369,20 +463,74 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
                 templates_dir,
                 image=spec.target is TemplateTarget.IMAGE,
                 secrets=secrets,
+                assets=assets,
             )
         )
+    if templated:
+        arg_env = env if env is not None else make_environment(templates_dir)
+        for loc, text in templated:
+            usage = analyse_text(arg_env, text, ".".join(map(str, loc)))
+            complete = complete and usage.complete
+            used.update(usage.param_names)
+            uses_all = uses_all or usage.uses_all_params
+            problems.extend(
+                doc.problem(loc, message)
+                for _, _, message, _ in _usage_messages(
+                    usage, model, secrets=secrets, assets=assets, what="a build argument"
+                )
+            )
     if complete and not uses_all:
         for index, parameter in enumerate(model.parameters):
             if parameter.name not in used:
                 problems.append(
                     doc.problem(
                         ("parameters", index),
-                        f"parameter '{parameter.name}' is not used by any template of "
-                        f"'{model.name}'",
+                        f"parameter '{parameter.name}' is not used by any template or "
+                        f"build argument of '{model.name}'",
                         severity=Severity.WARNING,
                     )
                 )
     return problems
+
+
+def _templated_args(app: LoadedFile[AppManifest]) -> list[tuple[tuple[str | int, ...], str]]:
+    """The build arguments that are Jinja text, by their place in the manifest."""
+    if not app.has("images"):
+        return []
+    return [
+        (("images", index, "args", key), value)
+        for index, image in enumerate(app.model.images)
+        for key, value in image.args.items()
+        if is_template_text(value)
+    ]
+
+
+def _catalog_schema_problems(
+    app: LoadedFile[AppManifest], index: int, env: ImmutableSandboxedEnvironment
+) -> list[Problem]:
+    """A ``catalog:`` schema must exist under templates/ and be a JSON Schema."""
+    from smartshare.rendering.sandbox import source_of
+    from smartshare.rendering.schemacheck import SchemaFileError, load_schema, make_validator
+
+    spec = app.model.templates[index]
+    assert spec.output_schema is not None
+    loc = ("templates", index, "schema")
+    name = spec.output_schema.removeprefix("catalog:")
+    source = source_of(env)
+    try:
+        path = source.path_of(name)
+        text = source.read(path, name)
+    except FileNotFoundError:
+        return [
+            app.doc.problem(loc, f"schema '{name}' does not exist in {display_path(source.root)}")
+        ]
+    except InvalidInputError as exc:  # UnsafePathError too
+        return [app.doc.problem(loc, exc.message.replace("template ", "schema ", 1))]
+    try:
+        make_validator(load_schema(text, spec.output_schema), spec.output_schema)
+    except SchemaFileError as exc:
+        return [app.doc.problem(loc, str(exc))]
+    return []
 
 
 def _usage_problems(
@@ -392,20 +540,9 @@ def _usage_problems(
     *,
     image: bool,
     secrets: list[str],
+    assets: list[str] | None,
 ) -> list[Problem]:
     problems: list[Problem] = []
-
-    def at(use: Use, field: str, message: str, pattern: str) -> Problem:
-        path = templates_dir / use.template
-        return Problem(
-            file=display_path(path),
-            line=use.line,
-            column=_column(path, use.line, pattern),
-            severity=Severity.ERROR,
-            field=field,
-            message=message,
-        )
-
     for issue in usage.issues:
         path = templates_dir / issue.template
         pattern = r"\{%-?\s*\w+" if "syntax error" not in issue.message else ""
@@ -419,69 +556,99 @@ def _usage_problems(
                 message=issue.message,
             )
         )
+    for use, field, message, pattern in _usage_messages(
+        usage,
+        model,
+        secrets=secrets if image else [],
+        assets=assets,
+        what="an image template",
+        issues=False,
+    ):
+        path = templates_dir / use.template
+        problems.append(
+            Problem(
+                file=display_path(path),
+                line=use.line,
+                column=_column(path, use.line, pattern),
+                severity=Severity.ERROR,
+                field=field,
+                message=message,
+            )
+        )
+    return problems
+
+
+def _usage_messages(
+    usage: TemplateUsage,
+    model: AppManifest,
+    *,
+    secrets: list[str],
+    assets: list[str] | None,
+    what: str,
+    issues: bool = True,
+) -> list[tuple[Use, str, str, str]]:
+    """What is wrong in what a template or string uses: (use, field, message, column pattern).
+
+    ``secrets``: the secret parameters it must not use (none for a runtime
+    template); ``assets``: the app's asset names (None: unknown, not checked).
+    """
+    found: list[tuple[Use, str, str, str]] = []
+    if issues:
+        found += [
+            (Use(issue.template, issue.line, ""), "", issue.message, "") for issue in usage.issues
+        ]
     declared = {p.name: p for p in model.parameters}
+    where = {
+        "an image template": "it would be baked into the image; use it in a runtime "
+        "template instead"
+    }.get(
+        what,
+        "build arguments are kept in the image's history; give the value to the "
+        "container at run time instead",
+    )
     for use in usage.params:
         pattern = rf"\bparams\s*(\.\s*{use.name}\b|\[\s*['\"]{use.name}['\"])|\b{use.name}\b"
         parameter = declared.get(use.name)
         if parameter is None:
             names = [p.name for p in model.parameters]
-            problems.append(
-                at(
-                    use,
-                    f"params.{use.name}",
-                    f"parameter '{use.name}' is not declared by app '{model.name}'"
-                    + _suggest(use.name, names),
-                    pattern,
-                )
+            message = f"parameter '{use.name}' is not declared by app '{model.name}'" + _suggest(
+                use.name, names
             )
-        elif image and parameter.secret:
-            problems.append(
-                at(
-                    use,
-                    f"params.{use.name}",
-                    f"secret parameter '{use.name}' of '{model.name}' is used by an image "
-                    "template: it would be baked into the image; use it in a runtime "
-                    "template instead",
-                    pattern,
-                )
-            )
-    if image and secrets:
+            found.append((use, f"params.{use.name}", message, pattern))
+        elif use.name in secrets:
+            message = f"secret parameter '{use.name}' of '{model.name}' is used by {what}: {where}"
+            found.append((use, f"params.{use.name}", message, pattern))
+    if secrets:
         for use in usage.whole_params:
-            problems.append(
-                at(
-                    use,
-                    "params",
-                    f"an image template of '{model.name}' uses 'params' as a whole, which "
-                    f"includes secret parameter(s) {', '.join(secrets)}: they would be baked "
-                    "into the image",
-                    r"\bparams\b",
-                )
+            message = (
+                f"{what} of '{model.name}' uses 'params' as a whole, which includes secret "
+                f"parameter(s) {', '.join(secrets)}: {where}"
             )
-    for owner, fields, known in (
+            found.append((use, "params", message, r"\bparams\b"))
+    fields: list[tuple[str, tuple[Use, ...], Collection[str]]] = [
         ("region", usage.region_fields, REGION_FIELDS),
         ("app", usage.app_fields, APP_FIELDS),
-    ):
-        for use in fields:
+    ]
+    if assets is not None:
+        fields.append(("assets", usage.asset_fields, assets))
+    for owner, uses, known in fields:
+        for use in uses:
             if use.name not in known:
-                problems.append(
-                    at(
-                        use,
-                        f"{owner}.{use.name}",
-                        f"'{owner}' has no field '{use.name}'" + _suggest(use.name, known),
-                        rf"\b{owner}\s*(\.\s*{use.name}\b|\[)",
-                    )
+                message = (
+                    f"app '{model.name}' has no asset '{use.name}'"
+                    if owner == "assets"
+                    else f"'{owner}' has no field '{use.name}'"
+                ) + _suggest(use.name, known)
+                found.append(
+                    (use, f"{owner}.{use.name}", message, rf"\b{owner}\s*(\.\s*{use.name}\b|\[)")
                 )
     for use in usage.undeclared:
-        problems.append(
-            at(
-                use,
-                use.name,
-                f"'{use.name}' is not defined: a template can use region, app, params "
-                "and its own variables",
-                rf"\b{use.name}\b",
-            )
+        message = (
+            f"'{use.name}' is not defined: a template can use region, app, params, requires, "
+            "assets and its own variables"
         )
-    return problems
+        found.append((use, use.name, message, rf"\b{use.name}\b"))
+    return found
 
 
 def _column(path: Path, line: int, pattern: str) -> int:

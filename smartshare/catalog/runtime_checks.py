@@ -35,6 +35,12 @@ def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
     problems: list[Problem] = []
     images = {image.name for image in model.images}
     runtime_files = {t.dest for t in model.templates if t.target is TemplateTarget.RUNTIME}
+    runtime_files.update(
+        asset.dest_for(kind)
+        for asset in model.assets
+        if asset.target is TemplateTarget.RUNTIME
+        for kind in asset.types
+    )
     containers: list[tuple[str, int, Service | Job]] = [
         *(("services", i, s) for i, s in enumerate(runtime.services)),
         *(("jobs", i, j) for i, j in enumerate(runtime.jobs)),
@@ -71,8 +77,8 @@ def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
                 problems.append(
                     doc.problem(
                         (*at, "files", position, "dest"),
-                        f"'{file.dest}' is not the dest of a runtime template of "
-                        f"'{model.name}' (runtime templates: {known})",
+                        f"'{file.dest}' is not the dest of a runtime template or asset of "
+                        f"'{model.name}' (runtime files: {known})",
                     )
                 )
         for position, dependency in enumerate(container.depends_on):

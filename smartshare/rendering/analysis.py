@@ -55,6 +55,7 @@ class TemplateUsage:
     whole_params: tuple[Use, ...] = ()
     region_fields: tuple[Use, ...] = ()
     app_fields: tuple[Use, ...] = ()
+    asset_fields: tuple[Use, ...] = ()
     undeclared: tuple[Use, ...] = ()
     issues: tuple[TemplateIssue, ...] = ()
     templates: tuple[str, ...] = ()
@@ -89,6 +90,7 @@ class _Parsed:
     whole: tuple[int, ...] = ()
     region_fields: tuple[tuple[str, int], ...] = ()
     app_fields: tuple[tuple[str, int], ...] = ()
+    asset_fields: tuple[tuple[str, int], ...] = ()
     undeclared: tuple[tuple[str, int], ...] = ()
     stored: frozenset[str] = frozenset()
     references: tuple[_Reference, ...] = ()
@@ -165,6 +167,8 @@ def _parse_tree(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Pa
     whole: list[int] = []
     region_fields: dict[str, int] = {}
     app_fields: dict[str, int] = {}
+    asset_fields: dict[str, int] = {}
+    fields_of = {"region": region_fields, "app": app_fields, "assets": asset_fields}
 
     def record(table: dict[str, int], key: str, line: int) -> None:
         if key not in table or line < table[key]:
@@ -186,8 +190,8 @@ def _parse_tree(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Pa
                 whole.append(line)
             else:
                 record(params, key, line)
-        elif key is not None and owner in ("region", "app"):
-            record(region_fields if owner == "region" else app_fields, key, line)
+        elif key is not None and owner in fields_of:
+            record(fields_of[owner], key, line)
 
     def walk(node: nodes.Node) -> None:
         if isinstance(node, n.Call) and isinstance(node.node, n.Getattr):
@@ -279,6 +283,7 @@ def _parse_tree(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Pa
         whole=tuple(sorted(set(whole))),
         region_fields=tuple(sorted(region_fields.items())),
         app_fields=tuple(sorted(app_fields.items())),
+        asset_fields=tuple(sorted(asset_fields.items())),
         undeclared=tuple(sorted(undeclared.items())),
         stored=frozenset(stored),
         references=tuple(references),
@@ -291,11 +296,54 @@ class _Collector:
     whole: list[Use] = field(default_factory=list)
     region_fields: list[Use] = field(default_factory=list)
     app_fields: list[Use] = field(default_factory=list)
+    asset_fields: list[Use] = field(default_factory=list)
     undeclared: list[Use] = field(default_factory=list)
     issues: list[TemplateIssue] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)
     looked_up: list[str] = field(default_factory=list)
     complete: bool = True
+
+
+def analyse_text(env: ImmutableSandboxedEnvironment, text: str, name: str) -> TemplateUsage:
+    """What one Jinja string of a manifest uses (a build argument), named ``name``.
+
+    Such a string is on its own: an include, import or extends in it is an
+    issue.  Analyses are cached by text: a catalogue repeats its strings.
+    """
+    parsed = _parse_text_cached(env, text, name)
+    out = _Collector()
+    _follow(env, source_of(env), name, parsed, frozenset(), out, references=False)
+    issues = list(out.issues)
+    issues += [
+        TemplateIssue(name, ref.line, f"a {ref.kind} cannot be used here: the text stands alone")
+        for ref in parsed.references
+    ]
+    return TemplateUsage(
+        template=name,
+        params=tuple(out.params),
+        whole_params=tuple(out.whole),
+        region_fields=tuple(out.region_fields),
+        app_fields=tuple(out.app_fields),
+        asset_fields=tuple(out.asset_fields),
+        undeclared=tuple(out.undeclared),
+        issues=tuple(sorted(set(issues))),
+        templates=(),
+        looked_up=(),
+        complete=out.complete and not parsed.references,
+    )
+
+
+# text -> analysis: every environment parses alike (same syntax, same globals).
+_TEXT_CACHE: dict[str, _Parsed] = {}
+
+
+def _parse_text_cached(env: ImmutableSandboxedEnvironment, text: str, name: str) -> _Parsed:
+    parsed = _TEXT_CACHE.get(text)
+    if parsed is None:
+        if len(_TEXT_CACHE) > 4096:
+            _TEXT_CACHE.clear()
+        parsed = _TEXT_CACHE[text] = _parse(env, text, name)
+    return parsed
 
 
 def analyse(env: ImmutableSandboxedEnvironment, src: str) -> TemplateUsage:
@@ -320,6 +368,7 @@ def analyse(env: ImmutableSandboxedEnvironment, src: str) -> TemplateUsage:
         whole_params=tuple(out.whole),
         region_fields=tuple(out.region_fields),
         app_fields=tuple(out.app_fields),
+        asset_fields=tuple(out.asset_fields),
         undeclared=tuple(out.undeclared),
         issues=tuple(sorted(set(out.issues))),
         templates=tuple(out.visited),
@@ -335,6 +384,8 @@ def _follow(
     parsed: _Parsed,
     outer_names: frozenset[str],
     out: _Collector,
+    *,
+    references: bool = True,
 ) -> None:
     out.visited.append(name)
     if parsed.syntax_error is not None:
@@ -346,6 +397,7 @@ def _follow(
     out.whole.extend(Use(name, line, "params") for line in parsed.whole)
     out.region_fields.extend(Use(name, line, key) for key, line in parsed.region_fields)
     out.app_fields.extend(Use(name, line, key) for key, line in parsed.app_fields)
+    out.asset_fields.extend(Use(name, line, key) for key, line in parsed.asset_fields)
     # Top-level sets and imports reach the blocks of the same template (which
     # meta.find_undeclared_variables treats as separate scopes), and an included
     # template sees the variables of the one including it.  Any assignment
@@ -354,7 +406,7 @@ def _follow(
     out.undeclared.extend(
         Use(name, line, key) for key, line in parsed.undeclared if key not in inner_names
     )
-    for ref in parsed.references:
+    for ref in parsed.references if references else ():
         if ref.dynamic:
             out.issues.append(
                 TemplateIssue(

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from smartshare.catalog.models import AppManifest, RegionProfile
 
 # The names every template may use: the render context.  ``requires`` holds
-# the outputs of the apps an app requires (``requires.sikda.internal_url``).
-CONTEXT_NAMES = frozenset({"region", "app", "params", "requires"})
+# the outputs of the apps an app requires (``requires.sikda.internal_url``),
+# ``assets`` the app's assets the region supplied (``assets.logo.dest``).
+CONTEXT_NAMES = frozenset({"region", "app", "params", "requires", "assets"})
 
 
 # -- loading -----------------------------------------------------------------
@@ -278,18 +279,30 @@ def render_context(
     app: AppManifest,
     params: Mapping[str, object],
     requires: Mapping[str, Mapping[str, str]] | None = None,
+    assets: Mapping[str, Mapping[str, str] | None] | None = None,
 ) -> dict[str, Any]:
-    """What a template sees: ``region``, ``app``, the resolved ``params`` and ``requires``.
+    """What a template sees: ``region``, ``app``, the resolved ``params``, ``requires``, ``assets``.
 
     ``requires`` maps each app that ``app`` requires to its outputs
-    (:mod:`smartshare.rendering.outputs`).
+    (:mod:`smartshare.rendering.outputs`); ``assets`` each asset of ``app``
+    to its ``dest``, ``type`` and ``media_type``, None when the region gives
+    no file for it.
     """
+    # The other apps' values (and their secret references) and files are not
+    # this app's business.
+    region_data = region.model_dump(mode="json", by_alias=False, exclude={"apps", "assets"})
+    logo = region_data["branding"].get("logo")
+    if isinstance(logo, str) and logo.startswith("file:"):
+        # A file reaches the apps as their logo asset; its path here is no URL.
+        region_data["branding"]["logo"] = None
     return {
-        # The other apps' values (and their secret references) are not this app's business.
-        "region": region.model_dump(mode="json", by_alias=False, exclude={"apps"}),
+        "region": region_data,
         "app": app.model_dump(mode="json", by_alias=False),
         "params": dict(params),
         "requires": {name: dict(outputs) for name, outputs in (requires or {}).items()},
+        "assets": {
+            name: None if given is None else dict(given) for name, given in (assets or {}).items()
+        },
     }
 
 
@@ -344,6 +357,48 @@ def render(
         ) from None
 
 
+def is_template_text(text: str) -> bool:
+    """Whether a string of a manifest is Jinja (else it renders as itself)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def render_text(
+    env: ImmutableSandboxedEnvironment,
+    text: str,
+    context: Mapping[str, Any],
+    *,
+    what: str,
+    max_bytes: int | None = None,
+) -> str:
+    """Render one Jinja string of a manifest that becomes part of an image (a build argument).
+
+    In ``env``, the environment of a render worker, with the context of an
+    image render (secret parameters are placeholders that fail when used),
+    so messages keep Jinja's details; ``what`` names the string in them.
+    MemoryError is left to the caller, as by :func:`render`.
+    """
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        template = env.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(f"{what}: syntax error: {exc.message}") from None
+    try:
+        return _generate(template, context, max_bytes)
+    except MemoryError:
+        raise
+    except Exception as exc:  # every failure of untrusted code is described
+        from smartshare.rendering.failures import render_failure
+
+        failure = render_failure(
+            exc, env=env, src=what, context=context, runtime=False, max_bytes=max_bytes
+        )
+        # Its text names a template file; this is a string of the manifest.
+        raise TemplateRenderError(
+            failure.message.removeprefix("template "), hint=failure.hint
+        ) from None
+
+
 def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     """Render one Jinja string of a manifest (an environment value, an output).
 
@@ -353,7 +408,7 @@ def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     context of such strings never holds a secret (secrets reach containers as
     files), so messages may quote what Jinja says.
     """
-    if not any(marker in text for marker in ("{{", "{%", "{#")):
+    if not is_template_text(text):
         return text  # plain text renders as itself: no need for Jinja
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError, TemplateError

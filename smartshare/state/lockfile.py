@@ -84,6 +84,8 @@ class LockedApp(_LockModel):
     # The digest of the region profile the files are rendered for (as LockedRegion's):
     # a profile changed since then means adopting again before deploying.
     region_digest: str | None = None
+    # Each image's build arguments as rendered (never secret: validate refuses them).
+    build_args: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class LockedRegion(_LockModel):
