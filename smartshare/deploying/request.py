@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from smartshare.catalog.graph import dependency_order
 from smartshare.catalog.load import (
@@ -60,7 +59,7 @@ def prepare_deploy(
 ) -> DeployContext:
     """Check everything and build the stack; raises UsageError (exit 2) for what to adopt first."""
     from smartshare.catalog.runtime_checks import check_region_deploy
-    from smartshare.settings import load_settings
+    from smartshare.settings import image_mirror_rules, load_settings
 
     settings = load_settings()
     lock = _adopted_lock(workspace)
@@ -140,7 +139,7 @@ def prepare_deploy(
         region=region.model,
         apps=inputs,
         catalogue_apps=list(catalog.apps),
-        mirrors=[*settings.image_mirrors, *_profile_mirrors(region.model)],
+        mirrors=image_mirror_rules(settings, region.model),
     )
     return DeployContext(
         catalog=catalog,
@@ -193,12 +192,6 @@ def _runs(catalog: Catalog, name: str, named: Sequence[str]) -> bool:
     """Whether ``name`` is part of the stack: it has a runtime (or was named, to fail clearly)."""
     loaded = catalog.apps.get(name)
     return name in named or (loaded is not None and loaded.model.runtime is not None)
-
-
-def _profile_mirrors(region: RegionProfile) -> list[Any]:
-    from smartshare.catalog.imagerefs import MirrorRule
-
-    return [MirrorRule(source=m.source, target=m.target) for m in region.deploy.image_mirrors]
 
 
 def _inputs(
