@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from smartshare.adoption.assess import FETCH_WORKERS, Assessment, assess, resolve_sources
-from smartshare.adoption.request import prepare
+from smartshare.adoption.request import Context, prepare
+from smartshare.catalog.diagnostics import redact_userinfo
 from smartshare.fetching.urls import redact_url
 from smartshare.state import workspace as ws
 
@@ -44,10 +45,23 @@ class PlanEntry:
 
 
 @dataclass(frozen=True)
+class ExternalRequirement:
+    """An app the run requires that the region runs itself: not adopted, its outputs given."""
+
+    app: str
+    required_by: list[str]
+    outputs: dict[str, str]  # as the profile gives them (shown without credentials)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"app": self.app, "required_by": self.required_by, "outputs": self.outputs}
+
+
+@dataclass(frozen=True)
 class Plan:
     region: str
     workspace: Path
     entries: list[PlanEntry]
+    external: list[ExternalRequirement] = field(default_factory=list)
 
 
 def _actions(assessment: Assessment) -> list[str]:
@@ -110,4 +124,27 @@ def make_plan(
                 reasons=result.reasons,
             )
         )
-    return Plan(region=ctx.region_model.name, workspace=workspace, entries=entries)
+    return Plan(
+        region=ctx.region_model.name,
+        workspace=workspace,
+        entries=entries,
+        external=external_requirements(ctx),
+    )
+
+
+def external_requirements(ctx: Context) -> list[ExternalRequirement]:
+    """The apps of the run's ``requires`` that the region runs itself (its profile says so)."""
+    given = ctx.region_model.external_outputs()
+    needed: dict[str, list[str]] = {}
+    for name in ctx.order:
+        for dependency in ctx.catalog.app(name).requires:
+            if dependency in given:
+                needed.setdefault(dependency, []).append(name)
+    return [
+        ExternalRequirement(
+            app=app,
+            required_by=needed[app],
+            outputs={key: redact_userinfo(value) for key, value in given[app].items()},
+        )
+        for app in sorted(needed)
+    ]

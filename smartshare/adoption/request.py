@@ -116,8 +116,16 @@ def prepare(
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
     region = load_region_file(region_file)
-    names = sorted(catalog.apps) if all_apps else list(apps)
-    order = dependency_order(catalog, names)
+    external = region.model.external_outputs()
+    for name in apps:
+        if name in external:
+            raise UsageError(
+                f"'{name}' is external in region profile {region.doc.display}: the region "
+                f"runs it already and gives its outputs (apps.{name}.external)",
+                hint="adopt the apps that require it; or remove that entry to adopt it",
+            )
+    names = sorted(n for n in catalog.apps if n not in external) if all_apps else list(apps)
+    order = dependency_order(catalog, names, external=external)
     lock = read_lock(workspace)
     # Every file of the catalogue must load; templates are analysed for the apps
     # being adopted (the others' templates play no part in this run), unless

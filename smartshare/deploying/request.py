@@ -9,7 +9,7 @@ runtime files are read from the workspace and checked against the lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,9 +92,11 @@ def prepare_deploy(
         )
     chosen = target or region.model.deploy.target.value
     warnings: list[str] = []
-    requested = _requested(apps, lock, catalog, warnings)
-    names = [n for n in dependency_order(catalog, requested) if _runs(catalog, n, requested)]
-    for name in dependency_order(catalog, requested):
+    external = region.model.external_outputs()
+    requested = _requested(apps, lock, catalog, warnings, external)
+    order = dependency_order(catalog, requested, external=external)
+    names = [n for n in order if _runs(catalog, n, requested)]
+    for name in order:
         if name not in names:
             warnings.append(f"'{name}' is required but has no runtime: nothing of it runs")
     deployed = (
@@ -109,7 +111,9 @@ def prepare_deploy(
                 hint="take the stack down ('smartshare down') and deploy again",
             )
     everything = [
-        n for n in dependency_order(catalog, [*names, *deployed]) if _runs(catalog, n, names)
+        n
+        for n in dependency_order(catalog, [*names, *deployed], external=external)
+        if _runs(catalog, n, names)
     ]
     for name in everything:
         if name not in lock.apps:
@@ -163,10 +167,22 @@ def _adopted_lock(workspace: Path) -> Lock:
     return read_lock(workspace)
 
 
-def _requested(apps: Sequence[str], lock: Lock, catalog: Catalog, warnings: list[str]) -> list[str]:
+def _requested(
+    apps: Sequence[str],
+    lock: Lock,
+    catalog: Catalog,
+    warnings: list[str],
+    external: Collection[str],
+) -> list[str]:
     if apps:
         for name in apps:
             manifest = catalog.app(name)  # UnknownAppError for a name the catalogue lacks
+            if name in external:
+                raise UsageError(
+                    f"'{name}' is external in the region profile (apps.{name}.external): "
+                    "the region runs it itself, not in this stack",
+                    hint="deploy the apps that require it",
+                )
             if manifest.runtime is None:
                 raise UsageError(
                     f"'{name}' cannot be deployed: its manifest has no 'runtime'",
