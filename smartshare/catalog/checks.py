@@ -52,7 +52,7 @@ from smartshare.rendering.analysis import TemplateUsage, Use, analyse
 from smartshare.rendering.sandbox import make_environment
 
 # What render_context() puts under `region` and `app`.
-REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
+REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "build"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from smartshare.catalog.buildsettings import BUILD_PATTERN_HINTS, BuildSettings
 from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
@@ -72,6 +73,7 @@ PATTERN_HINTS: dict[str, str] = {
     COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
     SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
     **RUNTIME_PATTERN_HINTS,
+    **BUILD_PATTERN_HINTS,
 }
 
 
@@ -398,6 +400,10 @@ class RegionProfile(StrictModel):
     )
     deploy: DeploySettings = Field(
         default_factory=DeploySettings, description="Where and how the region runs its apps"
+    )
+    build: BuildSettings = Field(
+        default_factory=BuildSettings,
+        description="How image builds reach the network: network, proxy, package indexes",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

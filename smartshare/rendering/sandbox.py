@@ -285,8 +285,9 @@ def render_context(
     (:mod:`smartshare.rendering.outputs`).
     """
     return {
-        # The other apps' values (and their secret references) are not this app's business.
-        "region": region.model_dump(mode="json", by_alias=False, exclude={"apps"}),
+        # The other apps' values (and their secret references) are not this app's business;
+        # the build settings (proxy credentials) are the build servers', never a file's.
+        "region": region.model_dump(mode="json", by_alias=False, exclude={"apps", "build"}),
         "app": app.model_dump(mode="json", by_alias=False),
         "params": dict(params),
         "requires": {name: dict(outputs) for name, outputs in (requires or {}).items()},
