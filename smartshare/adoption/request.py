@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from smartshare import __version__
+from smartshare.adoption.buildenv import BuildEnvironment, build_environment
 from smartshare.catalog.graph import dependency_order
+from smartshare.catalog.imagerefs import MirrorRule
 from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
@@ -53,6 +55,8 @@ class Context:
     force: bool
     renderers: RenderPool  # starts a render worker only when something is rendered
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
+    mirrors: tuple[MirrorRule, ...] = ()  # image mirrors, in order (settings, then profile)
+    build_env: BuildEnvironment | None = None  # the region's build settings (when building)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
     _outputs: Any = None
@@ -104,7 +108,7 @@ def prepare(
     """Check everything that can be checked before touching anything."""
     from smartshare.catalog.checks import check_app_templates, check_region
     from smartshare.fetching.mirror import default_cache_dir
-    from smartshare.settings import load_settings
+    from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:
         raise UsageError(
@@ -177,6 +181,8 @@ def prepare(
             hint="use one workspace per region (--workspace DIR)",
         )
     return Context(
+        mirrors=image_mirror_rules(settings, region.model),
+        build_env=build_environment(region.model.build, base_dir=region_dir) if build else None,
         catalog=catalog,
         region=region,
         order=order,
