@@ -46,8 +46,8 @@ PROXY_PASSWORD = "Pr0xy-Pa55-7d1c"
 # -- Dockerfiles: every FROM, ARGs substituted (no engine) ----------------------------
 
 
-def names(text: str, args: dict[str, str] | None = None) -> list[str]:
-    return [image.name for image in base_images(text, args)]
+def names(text: str, args: dict[str, str] | None = None, *, target: str | None = None) -> list[str]:
+    return [image.name for image in base_images(text, args, target=target)]
 
 
 def test_every_stage_with_its_args() -> None:
@@ -83,6 +83,12 @@ def test_every_stage_with_its_args() -> None:
     assert names("ARG B\nFROM ${B:-busybox}:1.36\n") == ["busybox:1.36"]
     assert names("ARG B\nFROM ${B:-busybox}:1.36\n", {"B": "alpine"}) == ["alpine:1.36"]
     assert names("ARG B=x\nFROM alpine${B:+-$B}\n") == ["alpine-x"]
+
+
+def test_stages_after_the_target_are_not_built() -> None:
+    text = "FROM alpine:3.20 AS build\nFROM build AS test\nFROM nginx:1.27 AS serve\n"
+    assert names(text, target="TEST") == ["alpine:3.20"]
+    assert names(text, target="serve") == ["alpine:3.20", "nginx:1.27"]
 
 
 def test_escape_directive_quotes_and_errors() -> None:
@@ -205,6 +211,23 @@ def test_the_build_arguments_and_their_record(
     monkeypatch.delenv("BADUNG_BUILD_PROXY")
     with pytest.raises(SecretResolutionError, match=r"build\.proxy\.http: secret reference"):
         build_environment(settings, base_dir=tmp_path)
+
+
+def test_plan_names_a_from_that_is_no_image_reference(tmp_path: Path, isolated: None) -> None:
+    dockerfile = "ARG BASE\nFROM busybox:1.36 AS tools\nFROM ${BASE}\nCOPY www/ /www/\n"
+    catalog = make_catalog(tmp_path, {"alpha": ()}, dockerfiles={"alpha": dockerfile})
+    plan = make_plan(
+        apps=["alpha"],
+        region_file=catalog.region_file,
+        workspace=tmp_path / "ws",
+        catalog_root=catalog.root,
+    )
+    (entry,) = plan.entries
+    assert entry.bases == []
+    assert entry.reasons[-1] == (
+        "base images: 'alpha': Dockerfile line 3: FROM '${BASE}' ('' with its ARGs) is not "
+        "an image reference: must not be empty"
+    )
 
 
 # -- against the engine and the test registry ---------------------------------------

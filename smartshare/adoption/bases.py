@@ -81,7 +81,7 @@ def image_bases(ctx: Context, assessment: Assessment) -> list[BaseImage]:
         if text is None:
             continue
         try:
-            images = base_images(text, {**spec.args, **region_args})
+            images = base_images(text, {**spec.args, **region_args}, target=spec.target)
         except DockerfileError as exc:
             raise BuildError(
                 f"'{app.name}': {path}, {exc.message} (line {exc.line})",

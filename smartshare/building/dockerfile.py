@@ -38,17 +38,22 @@ class FromImage:
     name: str  # ARGs substituted: docker.io/library/alpine:3.20
 
 
-def base_images(text: str, build_args: Mapping[str, str] | None = None) -> list[FromImage]:
+def base_images(
+    text: str, build_args: Mapping[str, str] | None = None, *, target: str | None = None
+) -> list[FromImage]:
     """Every image a stage of ``text`` starts from, in order (each once per FROM).
 
-    Raises :class:`DockerfileError` for a ``FROM`` without an image, or an
-    ``ARG`` substitution the builder would not accept.
+    With ``target``, the stages after it are left out: the classic builder
+    builds every stage up to the target, and no further.  Raises
+    :class:`DockerfileError` for a ``FROM`` without an image, or an ``ARG``
+    substitution the builder would not accept.
     """
     args = dict(build_args or {})
     meta: dict[str, str] = {}  # the ARGs declared before the first FROM, with their values
     stages: set[str] = set()
     found: list[FromImage] = []
     seen_from = False
+    reached_target = False
     for line, instruction, rest in _instructions(text):
         if instruction == "ARG" and not seen_from:
             for word in _words(rest, line):
@@ -66,9 +71,13 @@ def base_images(text: str, build_args: Mapping[str, str] | None = None) -> list[
                 raise DockerfileError(line, "FROM names no image")
             written = words[0]
             name = _substitute(written, meta, line)
+            if reached_target:
+                break
             earlier = name.lower() == "scratch" or name.lower() in stages
-            if len(words) >= 3 and words[1].lower() == "as":
-                stages.add(words[2].lower())
+            alias = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            if alias is not None:
+                stages.add(alias)
+            reached_target = target is not None and alias == target.lower()
             if not earlier:
                 found.append(FromImage(line=line, written=written, name=name))
     return found
