@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from smartshare.catalog.buildsettings import (
     INDEX_ARGS,
@@ -21,6 +22,7 @@ from smartshare.catalog.buildsettings import (
     SECRET_REFERENCE,
     BuildNetwork,
     BuildSettings,
+    proxy_problem,
 )
 from smartshare.catalog.diagnostics import redact_userinfo
 from smartshare.errors import InvalidInputError
@@ -86,8 +88,6 @@ def build_environment(settings: BuildSettings, *, base_dir: Path) -> BuildEnviro
 
 
 def _proxy_url_problem(value: str) -> str | None:
-    from smartshare.catalog.buildsettings import proxy_problem
-
     if SECRET_REFERENCE.match(value):
         return "is itself a reference"
     return proxy_problem(value)
@@ -96,8 +96,6 @@ def _proxy_url_problem(value: str) -> str | None:
 def _credentials(url: str) -> list[str]:
     """What of a URL's ``user:password@`` must not be shown: all of it, and the password
     (or a user name given alone, which is then a token), never a user name beside a password."""
-    from urllib.parse import unquote, urlsplit
-
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     if not userinfo:
