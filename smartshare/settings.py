@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.imagerefs import MirrorRule, mirror_prefix_problem
@@ -31,6 +31,9 @@ from smartshare.fetching.credentials import (
 )
 from smartshare.rendering.limits import MIB, MIN_MEMORY_MIB, RenderLimits
 
+if TYPE_CHECKING:
+    from smartshare.catalog.models import RegionProfile
+
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 
 
@@ -42,6 +45,18 @@ class Settings:
     render_limits: RenderLimits = field(default_factory=RenderLimits)
     image_mirrors: tuple[MirrorRule, ...] = ()
     path: Path | None = None
+
+
+def image_mirror_rules(settings: Settings, region: RegionProfile) -> tuple[MirrorRule, ...]:
+    """The image-mirror rules for ``region`` on this machine, in the order they are tried.
+
+    This machine's own (the settings file's) come before the profile's
+    ``deploy.image_mirrors``: among rules of equal length the first wins
+    (:func:`smartshare.catalog.imagerefs.apply_mirrors`).  Deploy's external
+    images and the base images of builds both go through these.
+    """
+    profile = (MirrorRule(source=m.source, target=m.target) for m in region.deploy.image_mirrors)
+    return (*settings.image_mirrors, *profile)
 
 
 def settings_path() -> Path:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
+from smartshare.adoption.buildenv import BuildEnvironment, build_environment
 from smartshare.catalog.graph import dependency_order
+from smartshare.catalog.imagerefs import MirrorRule
 from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
@@ -58,6 +60,8 @@ class Context:
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
     # Each app's assets, read and checked (the files the region supplies).
     assets: dict[str, list[ResolvedAsset]] = field(default_factory=dict)
+    mirrors: tuple[MirrorRule, ...] = ()  # image mirrors, in order (settings, then profile)
+    build_env: BuildEnvironment | None = None  # the region's build settings (when building)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
     _outputs: Any = None
@@ -115,7 +119,7 @@ def prepare(
     from smartshare.catalog.assets import resolve_assets
     from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
     from smartshare.fetching.mirror import default_cache_dir
-    from smartshare.settings import load_settings
+    from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:
         raise UsageError(
@@ -127,8 +131,16 @@ def prepare(
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
     region = load_region_file(region_file)
-    names = sorted(catalog.apps) if all_apps else list(apps)
-    order = dependency_order(catalog, names)
+    external = region.model.external_outputs()
+    for name in apps:
+        if name in external:
+            raise UsageError(
+                f"'{name}' is external in region profile {region.doc.display}: the region "
+                f"runs it already and gives its outputs (apps.{name}.external)",
+                hint="adopt the apps that require it; or remove that entry to adopt it",
+            )
+    names = sorted(n for n in catalog.apps if n not in external) if all_apps else list(apps)
+    order = dependency_order(catalog, names, external=external)
     lock = read_lock(workspace)
     # Every file of the catalogue must load; templates are analysed for the apps
     # being adopted (the others' templates play no part in this run), unless
@@ -189,6 +201,8 @@ def prepare(
             hint="use one workspace per region (--workspace DIR)",
         )
     return Context(
+        mirrors=image_mirror_rules(settings, region.model),
+        build_env=build_environment(region.model.build, base_dir=region_dir) if build else None,
         catalog=catalog,
         region=region,
         order=order,

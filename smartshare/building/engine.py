@@ -206,6 +206,7 @@ class DockerEngine(SwarmCalls):
         labels: Mapping[str, str],
         buildargs: Mapping[str, str] | None = None,
         target: str | None = None,
+        network_mode: str | None = None,
         on_log: LogCallback | None = None,
     ) -> BuiltImage:
         """Build ``dockerfile`` (relative to the build context ``context`` of the source tree
@@ -213,9 +214,12 @@ class DockerEngine(SwarmCalls):
 
         The context and the Dockerfile must stay inside ``source_dir``
         (:func:`.context.check_context`); ``.git`` never enters the build
-        context, whatever ``.dockerignore`` says.  Every log line goes to
-        ``on_log``.  Raises :class:`BuildError` (UnsafePathError for a context
-        or Dockerfile that leaves the tree).
+        context, whatever ``.dockerignore`` says.  The base images must be in
+        the engine already (see :mod:`smartshare.adoption.bases`): the build
+        pulls nothing.  ``network_mode`` is the build containers' network
+        (``host``, ``none``; None: the engine's default).  Every log line goes
+        to ``on_log``.  Raises :class:`BuildError` (UnsafePathError for a
+        context or Dockerfile that leaves the tree).
         """
         import docker
 
@@ -246,6 +250,7 @@ class DockerEngine(SwarmCalls):
                         tag=None if labels else (tags[0] if tags else None),
                         buildargs=dict(buildargs or {}),
                         target=target,
+                        network_mode=network_mode,
                         decode=True,
                         rm=True,
                         forcerm=True,
@@ -437,10 +442,16 @@ class DockerEngine(SwarmCalls):
         return demux_log(raw).decode("utf-8", "replace")
 
     def pull(self, reference: str, *, on_log: LogCallback | None = None) -> str:
-        """Pull ``reference`` and return its image id. Raises :class:`PullError`."""
+        """Pull ``reference`` and return its image id (cancellable: :meth:`cancel`).
+
+        Raises :class:`PullError`.
+        """
         repo, tag = split_reference(reference)
         api = self._api()
-        with self._errors(PullError, f"pulling {reference}"):
+        with (
+            self._streaming(PullError, f"pulling {reference}"),
+            self._errors(PullError, f"pulling {reference}"),
+        ):
             for chunk in api.pull(repo, tag=tag, stream=True, decode=True):
                 if not isinstance(chunk, dict):
                     continue
@@ -453,6 +464,12 @@ class DockerEngine(SwarmCalls):
         if image_id is None:
             raise PullError(f"pulling {reference} left no such image in the engine")
         return image_id
+
+    def tag(self, image_id: str, reference: str) -> None:
+        """Give the local image ``image_id`` the name ``reference`` (moving it if it exists)."""
+        api = self._api()
+        with self._errors(BuildError, f"tagging {shown_reference(reference)}"):
+            self._tag(api, image_id, reference)
 
     # -- internals --------------------------------------------------------
 

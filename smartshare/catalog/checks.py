@@ -33,7 +33,9 @@ from smartshare.catalog.load import (
     load_file,
 )
 from smartshare.catalog.models import (
+    EXTERNAL_KEY,
     AppManifest,
+    ExternalApp,
     RegionProfile,
     TemplateTarget,
     is_secret_reference,
@@ -45,6 +47,7 @@ from smartshare.catalog.runtime_checks import (
     check_stack_names,
 )
 from smartshare.catalog.tags import repository_clashes
+from smartshare.catalog.yamlfile import YamlDocument
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateUsage, Use, analyse, analyse_text
 from smartshare.rendering.sandbox import is_template_text, make_environment
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # What render_context() puts under `region` and `app`.
-REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "assets"}
+REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "assets", "build"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
 
@@ -273,6 +276,10 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
                 )
             )
             continue
+        if isinstance(values, ExternalApp):
+            if loaded.has("runtime"):
+                problems.extend(_check_external(doc, loaded.model, values))
+            continue
         if not loaded.has("parameters"):
             continue  # the app's manifest is invalid there, and says so
         app = loaded.model
@@ -396,6 +403,41 @@ def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
                         )
                     )
     return problems
+
+
+def _check_external(doc: YamlDocument, app: AppManifest, given: ExternalApp) -> list[Problem]:
+    """The outputs a region gives for an app it runs itself, against the app's manifest."""
+    declared = dict(app.runtime.outputs) if app.runtime is not None else {}
+    at = ("apps", app.name, EXTERNAL_KEY)
+    problems: list[Problem] = []
+    for key in given.external:
+        if key not in declared:
+            offered = (
+                f"; it offers {', '.join(sorted(declared))}"
+                if declared
+                else "; it offers none (no runtime.outputs)"
+            )
+            problems.append(
+                doc.problem(
+                    (*at, key),
+                    f"'{key}' is not an output of '{app.name}'"
+                    + (_suggest(key, declared) or offered),
+                    key=True,
+                )
+            )
+    for key in sorted(set(declared) - set(given.external)):
+        problems.append(
+            doc.problem(
+                at,
+                f"output '{key}' of '{app.name}' is not given: an app that reads "
+                f"requires.{app.name}.{key} cannot be rendered",
+                severity=Severity.WARNING,
+            )
+        )
+    return problems
+
+
+# -- templates -----------------------------------------------------------------
 
 
 # -- templates -----------------------------------------------------------------

@@ -18,11 +18,14 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
     model_validator,
 )
 
+from smartshare.catalog.buildsettings import BUILD_PATTERN_HINTS, BuildSettings
 from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
@@ -34,7 +37,12 @@ from smartshare.catalog.rules import (
     spdx_problem,
     version_problem,
 )
-from smartshare.catalog.runtime import RUNTIME_PATTERN_HINTS, DeploySettings, Runtime
+from smartshare.catalog.runtime import (
+    OUTPUT_NAME_PATTERN,
+    RUNTIME_PATTERN_HINTS,
+    DeploySettings,
+    Runtime,
+)
 
 API_VERSION = "smartshare/v1"
 
@@ -72,6 +80,7 @@ PATTERN_HINTS: dict[str, str] = {
     OUTPUT_SCHEMA_PATTERN: "'source:PATH' (in the app's source tree) or 'catalog:PATH' "
     "(under the catalogue's templates/)",
     **RUNTIME_PATTERN_HINTS,
+    **BUILD_PATTERN_HINTS,
 }
 
 
@@ -191,6 +200,10 @@ ScalarValue = str | int | bool | float
 ParameterValue = ScalarValue | list[ScalarValue]
 
 
+# A profile's ``apps.<app>.external`` says the region runs that app itself.
+EXTERNAL_KEY = "external"
+
+
 class Parameter(StrictModel):
     name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
     type: ParameterType = ParameterType.STRING
@@ -199,6 +212,16 @@ class Parameter(StrictModel):
     choices: list[ScalarValue] | None = None
     secret: bool = False
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == EXTERNAL_KEY:
+            raise ValueError(
+                f"'{EXTERNAL_KEY}' is reserved: a region profile's apps.<app>.{EXTERNAL_KEY} "
+                "gives the outputs of an app the region runs itself"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Parameter:
@@ -438,6 +461,34 @@ FileReference = Annotated[
 ]
 
 
+class ExternalApp(StrictModel):
+    """An app the region runs already: its outputs, instead of adopting it."""
+
+    external: dict[Annotated[str, Field(pattern=OUTPUT_NAME_PATTERN)], NonEmptyStr] = Field(
+        description="The app's outputs (runtime.outputs of its manifest), e.g. internal_url"
+    )
+
+
+AppValues = dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]
+# For editors: the key 'external' makes an entry an ExternalApp, never parameter values.
+_AppValuesEntry = Annotated[
+    AppValues, Field(json_schema_extra={"not": {"required": [EXTERNAL_KEY]}})
+]
+
+
+def _app_entry_kind(value: Any) -> str:
+    if isinstance(value, ExternalApp) or (isinstance(value, dict) and EXTERNAL_KEY in value):
+        return "<external>"
+    return "<values>"
+
+
+# Tags in <...>: the loader drops them from error locations (catalog.load).
+AppEntry = Annotated[
+    Annotated[ExternalApp, Tag("<external>")] | Annotated[_AppValuesEntry, Tag("<values>")],
+    Discriminator(_app_entry_kind),
+]
+
+
 @lru_cache(maxsize=512)
 def timezone_exists(name: str) -> bool:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -467,8 +518,10 @@ class RegionProfile(StrictModel):
     registry: Annotated[str, Field(pattern=REGISTRY_PATTERN)] | None = None
     contact: Contact
     branding: Branding = Field(default_factory=Branding)
-    apps: dict[Slug, dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]] = (
-        Field(default_factory=dict)
+    apps: dict[Slug, AppEntry] = Field(
+        default_factory=dict,
+        description="Per app: its parameter values, or 'external' with the outputs of an app "
+        "the region runs itself",
     )
     deploy: DeploySettings = Field(
         default_factory=DeploySettings, description="Where and how the region runs its apps"
@@ -479,6 +532,10 @@ class RegionProfile(StrictModel):
             description="Files the region gives each app's assets: app, asset name, file:PATH "
             "(relative to the profile's folder)",
         )
+    )
+    build: BuildSettings = Field(
+        default_factory=BuildSettings,
+        description="How image builds reach the network: network, proxy, package indexes",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -499,6 +556,19 @@ class RegionProfile(StrictModel):
         if problem:
             raise ValueError(problem)
         return self
+
+    def app_values(self, app: str) -> AppValues:
+        """The parameter values the profile gives ``app`` (none for an external app)."""
+        entry = self.apps.get(app)
+        return entry if isinstance(entry, dict) else {}
+
+    def external_outputs(self) -> dict[str, dict[str, str]]:
+        """The apps the region runs itself, with the outputs it gives for them."""
+        return {
+            name: dict(entry.external)
+            for name, entry in self.apps.items()
+            if isinstance(entry, ExternalApp)
+        }
 
 
 def consistency_problem(model: AppManifest | RegionProfile) -> str | None:

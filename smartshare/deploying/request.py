@@ -9,10 +9,9 @@ runtime files are read from the workspace and checked against the lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from smartshare.catalog.graph import dependency_order
 from smartshare.catalog.load import (
@@ -60,7 +59,7 @@ def prepare_deploy(
 ) -> DeployContext:
     """Check everything and build the stack; raises UsageError (exit 2) for what to adopt first."""
     from smartshare.catalog.runtime_checks import check_region_deploy
-    from smartshare.settings import load_settings
+    from smartshare.settings import image_mirror_rules, load_settings
 
     settings = load_settings()
     lock = _adopted_lock(workspace)
@@ -93,9 +92,11 @@ def prepare_deploy(
         )
     chosen = target or region.model.deploy.target.value
     warnings: list[str] = []
-    requested = _requested(apps, lock, catalog, warnings)
-    names = [n for n in dependency_order(catalog, requested) if _runs(catalog, n, requested)]
-    for name in dependency_order(catalog, requested):
+    external = region.model.external_outputs()
+    requested = _requested(apps, lock, catalog, warnings, external)
+    order = dependency_order(catalog, requested, external=external)
+    names = [n for n in order if _runs(catalog, n, requested)]
+    for name in order:
         if name not in names:
             warnings.append(f"'{name}' is required but has no runtime: nothing of it runs")
     deployed = (
@@ -110,7 +111,9 @@ def prepare_deploy(
                 hint="take the stack down ('smartshare down') and deploy again",
             )
     everything = [
-        n for n in dependency_order(catalog, [*names, *deployed]) if _runs(catalog, n, names)
+        n
+        for n in dependency_order(catalog, [*names, *deployed], external=external)
+        if _runs(catalog, n, names)
     ]
     for name in everything:
         if name not in lock.apps:
@@ -140,7 +143,7 @@ def prepare_deploy(
         region=region.model,
         apps=inputs,
         catalogue_apps=list(catalog.apps),
-        mirrors=[*settings.image_mirrors, *_profile_mirrors(region.model)],
+        mirrors=image_mirror_rules(settings, region.model),
     )
     return DeployContext(
         catalog=catalog,
@@ -164,10 +167,22 @@ def _adopted_lock(workspace: Path) -> Lock:
     return read_lock(workspace)
 
 
-def _requested(apps: Sequence[str], lock: Lock, catalog: Catalog, warnings: list[str]) -> list[str]:
+def _requested(
+    apps: Sequence[str],
+    lock: Lock,
+    catalog: Catalog,
+    warnings: list[str],
+    external: Collection[str],
+) -> list[str]:
     if apps:
         for name in apps:
             manifest = catalog.app(name)  # UnknownAppError for a name the catalogue lacks
+            if name in external:
+                raise UsageError(
+                    f"'{name}' is external in the region profile (apps.{name}.external): "
+                    "the region runs it itself, not in this stack",
+                    hint="deploy the apps that require it",
+                )
             if manifest.runtime is None:
                 raise UsageError(
                     f"'{name}' cannot be deployed: its manifest has no 'runtime'",
@@ -193,12 +208,6 @@ def _runs(catalog: Catalog, name: str, named: Sequence[str]) -> bool:
     """Whether ``name`` is part of the stack: it has a runtime (or was named, to fail clearly)."""
     loaded = catalog.apps.get(name)
     return name in named or (loaded is not None and loaded.model.runtime is not None)
-
-
-def _profile_mirrors(region: RegionProfile) -> list[Any]:
-    from smartshare.catalog.imagerefs import MirrorRule
-
-    return [MirrorRule(source=m.source, target=m.target) for m in region.deploy.image_mirrors]
 
 
 def _inputs(

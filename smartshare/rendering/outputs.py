@@ -85,7 +85,9 @@ class OutputResolver:
     """The outputs of apps, rendered once each, in ``requires`` order.
 
     ``apps`` are the manifests by name (at least the app asked about and what
-    it requires, transitively); ``params`` gives an app's resolved values.
+    it requires, transitively); ``params`` gives an app's resolved values.  An
+    app the region runs itself (``apps.<app>.external`` in the profile) has
+    the outputs the profile gives, as they are.
     """
 
     def __init__(
@@ -100,7 +102,7 @@ class OutputResolver:
         self.apps = apps
         self.params = params
         self.catalogue_apps = sorted(catalogue_apps)
-        self._outputs: dict[str, dict[str, str]] = {}
+        self._outputs: dict[str, dict[str, str]] = region.external_outputs()
 
     def requires(self, name: str) -> dict[str, dict[str, str]]:
         """``requires`` of ``name``: each app it requires, with that app's outputs."""

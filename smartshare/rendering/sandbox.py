@@ -289,8 +289,11 @@ def render_context(
     no file for it.
     """
     # The other apps' values (and their secret references) and files are not
-    # this app's business.
-    region_data = region.model_dump(mode="json", by_alias=False, exclude={"apps", "assets"})
+    # this app's business; the build settings (proxy credentials) are the build
+    # servers', never a file's.
+    region_data = region.model_dump(
+        mode="json", by_alias=False, exclude={"apps", "assets", "build"}
+    )
     logo = region_data["branding"].get("logo")
     if isinstance(logo, str) and logo.startswith("file:"):
         # A file reaches the apps as their logo asset; its path here is no URL.

@@ -51,12 +51,28 @@ class LockedFile(_LockModel):
         return value
 
 
+class LockedBase(_LockModel):
+    """An image a stage of the Dockerfile started from, as the build had it."""
+
+    name: str  # as the Dockerfile names it, ARGs substituted
+    image_id: str | None = None
+    pulled_from: str | None = None  # the reference pulled (a mirror's); None: the engine had it
+
+
 class LockedImage(_LockModel):
     name: str
     image_id: str | None = None
     tags: list[str] = Field(default_factory=list)
     digest: str | None = None  # registry digest, after --push
     pushed: list[str] = Field(default_factory=list)
+    bases: list[LockedBase] = Field(default_factory=list)
+
+
+class LockedBuild(_LockModel):
+    """The region's build settings the images were last built with (credentials as ***)."""
+
+    network: str = "default"
+    args: dict[str, str] = Field(default_factory=dict)  # proxy and package-index arguments
 
 
 class RenderInputs(_LockModel):
@@ -86,6 +102,7 @@ class LockedApp(_LockModel):
     region_digest: str | None = None
     # Each image's build arguments as rendered (never secret: validate refuses them).
     build_args: dict[str, dict[str, str]] = Field(default_factory=dict)
+    build: LockedBuild | None = None  # None: not built, or by a smartshare before builds had one
 
 
 class LockedRegion(_LockModel):
