@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import engineimages
 import pytest
 
-from smartshare.building import engine as engine_module
+from smartshare.building import engine_build
 from smartshare.building.context import check_context, pack_context
 from smartshare.building.engine import BuiltImage, DockerEngine, connect
 from smartshare.building.labels import labelled_config
@@ -486,7 +486,7 @@ def test_labelling_falls_back_to_a_build_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As from an engine whose saved images hold no config the shortcut can use.
-    monkeypatch.setattr(engine_module, "_saved_config", lambda api, image_id: None)
+    monkeypatch.setattr(engine_build, "_saved_config", lambda api, image_id: None)
     built, tags, lines, content = _build_labelled(engine, tmp_path, busybox_image, scratch_name)
 
     assert any(line.startswith("smartshare: labelling with a build step") for line in lines)
@@ -509,7 +509,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    saved_config = engine_module._saved_config
+    saved_config = engine_build._saved_config
 
     def naming_a_missing_layer(api: Any, image_id: str) -> bytes | None:
         # As if a layer had been pruned since the build: the real engine must
@@ -520,7 +520,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
         config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
         return json.dumps(config).encode()
 
-    monkeypatch.setattr(engine_module, "_saved_config", naming_a_missing_layer)
+    monkeypatch.setattr(engine_build, "_saved_config", naming_a_missing_layer)
     context, _ = _labelled_app(tmp_path / "app", busybox_image)
     lines: list[str] = []
 
