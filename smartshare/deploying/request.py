@@ -59,6 +59,7 @@ def prepare_deploy(
 ) -> DeployContext:
     """Check everything and build the stack; raises UsageError (exit 2) for what to adopt first."""
     from smartshare.catalog.runtime_checks import check_region_deploy
+    from smartshare.rendering.pool import RenderPool
     from smartshare.settings import image_mirror_rules, load_settings
 
     settings = load_settings()
@@ -138,13 +139,16 @@ def prepare_deploy(
         )
         for name in everything
     ]
-    stack = build_stack(
-        project=region.model.deploy.project or region.model.name,
-        region=region.model,
-        apps=inputs,
-        catalogue_apps=list(catalog.apps),
-        mirrors=image_mirror_rules(settings, region.model),
-    )
+    # A worker starts only for a string that is more than plain text and names.
+    with RenderPool(settings.render_limits) as renderers:
+        stack = build_stack(
+            project=region.model.deploy.project or region.model.name,
+            region=region.model,
+            apps=inputs,
+            catalogue_apps=list(catalog.apps),
+            mirrors=image_mirror_rules(settings, region.model),
+            renderers=renderers,
+        )
     return DeployContext(
         catalog=catalog,
         region=region,
