@@ -26,7 +26,7 @@ from smartshare.deploying.stack import AppInputs, Stack, build_stack
 from smartshare.errors import InvalidInputError, UsageError, WorkspaceError
 from smartshare.rendering.values import resolve_secret
 from smartshare.state import workspace as ws
-from smartshare.state.drift import manifest_digest
+from smartshare.state.drift import manifest_digest, region_digest
 from smartshare.state.lockfile import LOCK_NAME, Lock, LockedApp, read_lock
 
 
@@ -124,7 +124,7 @@ def prepare_deploy(
                 hint=f"adopt it first: smartshare adopt {name} --region {region_file} "
                 f"--workspace {workspace}",
             )
-    region_digest = ws.file_digest(region.doc.text.encode("utf-8"))
+    profile_digest = region_digest(region.doc.text)
     region_dir = region.doc.path.resolve().parent
     inputs = [
         _inputs(
@@ -132,7 +132,7 @@ def prepare_deploy(
             lock,
             workspace=workspace,
             key=key,
-            region_digest=region_digest,
+            region_digest=profile_digest,
             region_dir=region_dir,
             region_file=region_file,
             earlier=name not in names,
