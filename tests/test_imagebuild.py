@@ -295,25 +295,30 @@ def test_a_dockerignore_that_is_a_symlink_is_refused(source_tree: Path) -> None:
 def test_a_registry_with_credentials_is_never_echoed(
     unreachable_engine: DockerEngine, tmp_path: Path, registry: str, secret: str, shown: str
 ) -> None:
-    """Each way a reference reaches a message names it, with the credentials left out."""
+    """Each way a reference reaches a message names it, with the credentials left out.
+
+    Building, looking up and pushing refuse it alike, before the engine (unreachable
+    here) is asked.
+    """
     reference = f"{registry}/app:1.0-badung"
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
-    with pytest.raises(BuildError, match="is not a valid image tag") as built:
+    with pytest.raises(InvalidInputError, match="holds credentials") as built:
         unreachable_engine.build(
             source_dir=tmp_path, dockerfile="Dockerfile", tags=[reference], labels={}
         )
     with pytest.raises(InvalidInputError, match="holds credentials") as pushed:
         unreachable_engine.push(reference=reference)
-    with pytest.raises(EngineUnavailableError, match="while looking up image") as looked_up:
+    with pytest.raises(InvalidInputError, match="holds credentials") as looked_up:
         unreachable_engine.image_id(reference)
     with pytest.raises(InvalidInputError, match="holds credentials") as split:
         split_reference(reference)
+    refused = [caught.value for caught in (built, pushed, looked_up, split)]
+    assert {error.hint for error in refused} == {refused[0].hint}  # one check, one message
+    assert "docker login" in (refused[0].hint or "")
     chunks = [{"errorDetail": {"message": f"denied: pushing {reference}"}}]
     with pytest.raises(PushError, match=r"^pushing ") as followed:
         follow_push(chunks, reference, registry, None)
-    errors: list[SmartshareError] = [
-        caught.value for caught in (built, pushed, looked_up, split, followed)
-    ]
+    errors: list[SmartshareError] = [*refused, followed.value]
     for error in errors:
         text = f"{error.message}\n{error.hint}"
         assert secret not in text, text

@@ -54,6 +54,7 @@ from smartshare.building.push import (
     follow_push,
     push_hint,
     redact_reference,
+    refuse_credentials,
     shown_reference,
     split_reference,
 )
@@ -177,6 +178,7 @@ class DockerEngine(BuildCalls, ContainerCalls, SwarmCalls):
 
     def image_id(self, reference: str) -> str | None:
         """The id (``sha256:...``) of a local image or tag, None when the engine has none."""
+        refuse_credentials(reference)
         if self._probe is not None:
             return self._probe.image_id(reference)
         import docker

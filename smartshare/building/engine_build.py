@@ -30,7 +30,7 @@ from smartshare.building.labels import (
     labelled_config,
     load_archive,
 )
-from smartshare.building.push import shown_reference, split_reference
+from smartshare.building.push import refuse_credentials, shown_reference, split_reference
 from smartshare.errors import BuildError, ExternalError
 
 # Cleaning up needs no more patience than the engine's version probe.
@@ -91,6 +91,7 @@ class BuildCalls(EnginePart):
         name = shown_reference(tags[0]) if tags else str(source_dir / context)
         folder, dockerfile_rel = check_context(source_dir, context, dockerfile)
         for tag in tags:
+            refuse_credentials(tag)
             if not docker.utils.build.match_tag(tag):
                 raise BuildError(
                     f"'{shown_reference(tag)}' is not a valid image tag",
