@@ -141,6 +141,73 @@ def test_runtime_problems_are_located(catalogue: Path, old: str, new: str, expec
     assert all(int(m.split(":")[0]) > first_runtime_line for m in found if expected in m), found
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("services.db.host", "services.dbb.host", "the app has no service 'dbb'"),
+        ("services.db.host", "services.db.hots", "a service offers host, port, public_url"),
+        ("services.db.host", "services.db.public_url", "service 'db' has no public port"),
+        ("services.db.host", "services.db.port", "service 'db' declares no port"),
+        ("{{ services.db.host }}", "{{ params.nope }}", "parameter 'nope' is not declared"),
+        (
+            "{{ services.db.host }}",
+            "{{ params.db_password }}",
+            "a secret reaches a container only as a file",
+        ),
+        ("{{ services.db.host }}", "{{ region.nope }}", "'region' has no field 'nope'"),
+        ("{{ services.db.host }}", "{{ requires.laksa.url }}", "does not require 'laksa'"),
+        ("{{ services.db.host }}", "{{ bogus }}", "'bogus' is not defined"),
+        ("{{ services.db.host }}", "{{ services.db.host ", "unexpected end of template"),
+        ("http://{{ services.web.host }}", "http://{{ services['wbe'].host }}", "no service 'wbe'"),
+    ],
+)
+def test_runtime_text_is_checked_at_its_key(
+    catalogue: Path, old: str, new: str, expected: str
+) -> None:
+    """Environment values and outputs are Jinja text: what they use must exist."""
+    assert old in SIKDA_RUNTIME
+    path = with_runtime(catalogue, "sikda", SIKDA_RUNTIME.replace(old, new, 1))
+    report = validate(catalog_root=catalogue, paths=[path])
+    found = [p for p in report.problems if expected in p.message]
+    assert found, [p.message for p in report.problems]
+    lines = path.read_text().splitlines()
+    key = "SIKDA_DB_HOST:" if "services.db.host" in old else "internal_url:"
+    assert {p.line for p in found} == {
+        next(i for i, line in enumerate(lines, 1) if line.strip().startswith(key))
+    }
+
+
+def test_a_job_environment_and_a_required_output_are_checked(catalogue: Path) -> None:
+    runtime = SIKDA_RUNTIME.replace(
+        'command: ["/bin/true"]',
+        'command: ["/bin/true"]\n      environment:\n        DB: "{{ services.nodb.host }}"',
+    )
+    path = with_runtime(catalogue, "sikda", runtime)
+    assert any("no service 'nodb'" in m for m in messages(catalogue, path))
+    perizinan = catalogue / "manifests" / "apps" / "perizinan-online.yaml"
+    text = perizinan.read_text(encoding="utf-8")
+    assert "requires.sikda.internal_url" in text
+    perizinan.write_text(text.replace("requires.sikda.internal_url", "requires.sikda.intern_url"))
+    assert any(
+        "'sikda' has no output 'intern_url' (outputs: internal_url)" in m
+        for m in messages(catalogue, perizinan)
+    )
+
+
+def test_a_parameter_used_only_by_runtime_text_counts_as_used(catalogue: Path) -> None:
+    runtime = SIKDA_RUNTIME.replace(
+        'SIKDA_DB_HOST: "{{ services.db.host }}"',
+        'SIKDA_DB_HOST: "{{ services.db.host }}"\n        ONLY_HERE: "{{ params.only_here }}"',
+    )
+    path = with_runtime(catalogue, "sikda", runtime)
+    text = path.read_text(encoding="utf-8").replace(
+        "parameters:\n", "parameters:\n  - name: only_here\n    default: x\n", 1
+    )
+    path.write_text(text, encoding="utf-8")
+    report = validate(catalog_root=catalogue, paths=[path])
+    assert not [p for p in report.problems if "only_here" in p.message], report.problems
+
+
 def test_a_depends_on_cycle_is_reported(catalogue: Path) -> None:
     runtime = SIKDA_RUNTIME.replace(
         "      external: postgres:16\n",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +44,9 @@ from smartshare.catalog.rules import spdx_warnings
 from smartshare.catalog.runtime_checks import (
     check_app_runtime,
     check_region_deploy,
+    check_runtime_references,
     check_stack_names,
+    runtime_strings,
 )
 from smartshare.catalog.tags import repository_clashes
 from smartshare.catalog.yamlfile import YamlDocument
@@ -58,6 +60,10 @@ if TYPE_CHECKING:
 # What render_context() puts under `region` and `app`.
 REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "assets", "build"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
+
+# What a Jinja string of a manifest is, as messages name it.
+BUILD_ARGUMENT = "a build argument"
+RUNTIME_VALUE = "a runtime value"
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ def _check_loaded(
             problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
         if app.has("runtime", "images", "parameters", "templates", "assets"):
             problems.extend(check_app_runtime(app))
+            problems.extend(check_runtime_references(app, catalog))
     shown = {app.doc.display for app in apps if app.has("runtime")}
     problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]
@@ -450,15 +457,16 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
     dynamic includes, ``params.X`` not declared, unknown ``region.X``,
     ``app.X`` or ``assets.X`` fields, other undefined names, a secret
     parameter used by an ``image`` template or a build argument (it would be
-    baked into the image or its history), and a ``catalog:`` schema that is
-    missing or not a JSON Schema.  Warning: a declared parameter that nothing
-    uses.  Problems inside a template are located in the template file; those
-    of a build argument at the argument.
+    baked into the image or its history) or by runtime text (environment
+    values and outputs: a secret reaches a container only as a file), and a
+    ``catalog:`` schema that is missing or not a JSON Schema.  Warning: a
+    declared parameter that nothing uses.  Problems inside a template are
+    located in the template file; those of a manifest string at its key.
     """
     model = app.model
     doc = app.doc
     problems: list[Problem] = []
-    templated = _templated_args(app)
+    templated = _templated_texts(app)
     if not model.templates and not model.parameters and not templated:
         return problems
     declared = {p.name: p for p in model.parameters}
@@ -510,15 +518,20 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
         )
     if templated:
         arg_env = env if env is not None else make_environment(templates_dir)
-        for loc, text in templated:
+        for loc, text, what in templated:
             usage = analyse_text(arg_env, text, ".".join(map(str, loc)))
+            if what == RUNTIME_VALUE:
+                # services.<name> is runtime text's own (checked by check_runtime_references).
+                usage = replace(
+                    usage, undeclared=tuple(u for u in usage.undeclared if u.name != "services")
+                )
             complete = complete and usage.complete
             used.update(usage.param_names)
             uses_all = uses_all or usage.uses_all_params
             problems.extend(
                 doc.problem(loc, message)
                 for _, _, message, _ in _usage_messages(
-                    usage, model, secrets=secrets, assets=assets, what="a build argument"
+                    usage, model, secrets=secrets, assets=assets, what=what
                 )
             )
     if complete and not uses_all:
@@ -535,16 +548,28 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
     return problems
 
 
-def _templated_args(app: LoadedFile[AppManifest]) -> list[tuple[tuple[str | int, ...], str]]:
-    """The build arguments that are Jinja text, by their place in the manifest."""
-    if not app.has("images"):
-        return []
-    return [
-        (("images", index, "args", key), value)
-        for index, image in enumerate(app.model.images)
-        for key, value in image.args.items()
-        if is_template_text(value)
-    ]
+def _templated_texts(
+    app: LoadedFile[AppManifest],
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """The Jinja strings of a manifest, by their place in it, with what each one is.
+
+    Build arguments, and the runtime's environment values and outputs.
+    """
+    texts: list[tuple[tuple[str | int, ...], str, str]] = []
+    if app.has("images"):
+        texts += [
+            (("images", index, "args", key), value, BUILD_ARGUMENT)
+            for index, image in enumerate(app.model.images)
+            for key, value in image.args.items()
+            if is_template_text(value)
+        ]
+    if app.has("runtime"):
+        texts += [
+            (loc, value, RUNTIME_VALUE)
+            for loc, value in runtime_strings(app.model)
+            if is_template_text(value)
+        ]
+    return texts
 
 
 def _catalog_schema_problems(
@@ -642,7 +667,9 @@ def _usage_messages(
     declared = {p.name: p for p in model.parameters}
     where = {
         "an image template": "it would be baked into the image; use it in a runtime "
-        "template instead"
+        "template instead",
+        RUNTIME_VALUE: "a secret reaches a container only as a file: list it under the "
+        "container's 'secrets:' (with 'env:' for the <VAR>_FILE convention)",
     }.get(
         what,
         "build arguments are kept in the image's history; give the value to the "

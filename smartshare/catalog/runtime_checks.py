@@ -207,3 +207,143 @@ def check_region_deploy(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
             )
         owners.setdefault(port, app)
     return problems
+
+
+# What ``services.<name>`` offers runtime text (rendering/outputs.service_values).
+SERVICE_FIELDS = ("host", "port", "public_url")
+
+
+def runtime_strings(model: AppManifest) -> list[tuple[tuple[str | int, ...], str]]:
+    """The runtime's Jinja-capable strings, by their place in the manifest.
+
+    Environment values of services and jobs, and outputs.
+    """
+    runtime = model.runtime
+    if runtime is None:
+        return []
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    containers: list[tuple[str, int, Service | Job]] = [
+        *(("services", i, s) for i, s in enumerate(runtime.services)),
+        *(("jobs", i, j) for i, j in enumerate(runtime.jobs)),
+    ]
+    for kind, index, container in containers:
+        found += [
+            (("runtime", kind, index, "environment", name), value)
+            for name, value in container.environment.items()
+        ]
+    found += [(("runtime", "outputs", name), value) for name, value in runtime.outputs.items()]
+    return found
+
+
+def check_runtime_references(app: LoadedFile[AppManifest], catalog: Catalog) -> list[Problem]:
+    """``services.X.Y`` and ``requires.A.X`` in runtime text name what exists.
+
+    A service of the app and one of its fields (``public_url`` only for the
+    service with the public port, ``port`` only for one with ports); an app
+    the manifest ``requires`` and one of the outputs its manifest declares.
+    What else the text uses (parameters, fields, secrets) is checked with the
+    templates (:func:`~smartshare.catalog.checks.check_app_templates`).
+    """
+    from smartshare.rendering.sandbox import is_template_text
+
+    model = app.model
+    runtime = model.runtime
+    if runtime is None:
+        return []
+    services = {s.name: s for s in runtime.services}
+    problems: list[Problem] = []
+    for loc, text in runtime_strings(model):
+        if not is_template_text(text):
+            continue
+        for owner, name, attribute in _context_references(text):
+            message = (
+                _service_problem(services, name, attribute)
+                if owner == "services"
+                else _requires_problem(model, catalog, name, attribute)
+            )
+            if message is not None:
+                problems.append(app.doc.problem(loc, message))
+    return problems
+
+
+def _service_problem(services: dict[str, Service], name: str, field: str | None) -> str | None:
+    service = services.get(name)
+    if service is None:
+        known = ", ".join(sorted(services)) or "none"
+        return f"services.{name}: the app has no service '{name}' (services: {known})"
+    if field is None:
+        return None
+    if field not in SERVICE_FIELDS:
+        return f"services.{name}.{field}: a service offers {', '.join(SERVICE_FIELDS)}"
+    if field == "public_url" and service.public_port is None:
+        return (
+            f"services.{name}.public_url: service '{name}' has no public port "
+            "(only the service with 'public: true' on a port has a public_url)"
+        )
+    if field == "port" and not service.ports:
+        return f"services.{name}.port: service '{name}' declares no port"
+    return None
+
+
+def _requires_problem(
+    model: AppManifest, catalog: Catalog, name: str, output: str | None
+) -> str | None:
+    if name not in model.requires:
+        required = ", ".join(model.requires) or "none"
+        return f"requires.{name}: '{model.name}' does not require '{name}' (requires: {required})"
+    needed = catalog.apps.get(name)
+    if output is None or needed is None:
+        return None  # an app missing from the catalogue is reported at `requires`
+    runtime = needed.model.runtime
+    outputs = sorted(runtime.outputs) if runtime is not None else []
+    if output not in outputs:
+        offered = ", ".join(outputs) or "none"
+        return f"requires.{name}.{output}: '{name}' has no output '{output}' (outputs: {offered})"
+    return None
+
+
+def _context_references(text: str) -> list[tuple[str, str, str | None]]:
+    """``(owner, name, attribute)`` for each ``services.NAME[.ATTR]`` and ``requires.NAME[.ATTR]``.
+
+    Read from the parsed text (attribute or constant-subscript access);
+    text that does not parse gives nothing here (its syntax error is reported
+    with the other checks of the string).
+    """
+    from jinja2 import Environment, TemplateSyntaxError, nodes
+
+    try:
+        tree = Environment(autoescape=False).parse(text)  # noqa: S701 - parsed, never rendered
+    except TemplateSyntaxError:
+        return []
+
+    def key(node: nodes.Node) -> str | None:
+        if isinstance(node, nodes.Getattr):
+            return node.attr
+        if (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            return node.arg.value
+        return None
+
+    found: list[tuple[str, str, str | None]] = []
+    inner: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if id(node) in inner:
+            continue
+        chain = [node]
+        base: nodes.Node = node
+        while isinstance(base, nodes.Getattr | nodes.Getitem):
+            base = base.node
+            chain.append(base)
+        if not (isinstance(base, nodes.Name) and base.name in ("services", "requires")):
+            continue
+        inner.update(id(link) for link in chain)
+        # chain runs outermost first: [..., second access, first access, Name]
+        first = key(chain[-2])
+        if first is None:
+            continue
+        second = key(chain[-3]) if len(chain) >= 3 else None
+        found.append((base.name, first, second))
+    return found
