@@ -34,6 +34,7 @@ from smartshare.catalog.load import (
 )
 from smartshare.catalog.models import (
     EXTERNAL_KEY,
+    PATCHES_KEY,
     AppManifest,
     ExternalApp,
     RegionProfile,
@@ -220,6 +221,10 @@ def _check_loaded(
             problems.extend(check_region_deploy(region=region, catalog=catalog))
         if region.has("apps", "assets", "branding"):
             problems.extend(check_region_assets(region=region, catalog=catalog))
+        if region.has("apps"):
+            from smartshare.catalog.patches import check_region_patches
+
+            problems.extend(check_region_patches(region=region))
     return problems
 
 
@@ -284,6 +289,8 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
             continue  # the app's manifest is invalid there, and says so
         app = loaded.model
         for key, value in values.items():
+            if key == PATCHES_KEY:
+                continue  # not a value: check_region_patches
             loc = ("apps", app_name, key)
             parameter = app.parameter(key)
             if parameter is None:
