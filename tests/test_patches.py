@@ -13,12 +13,11 @@ from smartshare.adoption.plan import make_plan
 from smartshare.adoption.runner import adopt
 from smartshare.catalog.checks import validate
 from smartshare.cli import app as cli_app
-from smartshare.errors import InvalidInputError, UnsafePathError
-from smartshare.fetching.patching import PatchError
+from smartshare.errors import InvalidInputError, PatchError, UnsafePathError
 from smartshare.state import baseline
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import SECRET_VALUE, CatalogFixture, add_patch, make_catalog, source_patch
 
 
 @pytest.fixture(autouse=True)
@@ -26,32 +25,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
     monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
-
-
-def source_patch(catalog: CatalogFixture, app: str, old: str, new: str, path: str) -> str:
-    """A ``git diff`` of the app's source changing ``old`` to ``new`` in ``path``."""
-    repo = catalog.repos[app]
-    original = (repo.path / path).read_text()
-    assert old in original
-    (repo.path / path).write_text(original.replace(old, new))
-    patch = repo.git("diff") + "\n"
-    repo.git("checkout", "--", path)
-    return patch
-
-
-def add_patch(catalog: CatalogFixture, app: str, name: str, text: str) -> None:
-    """Write ``patches/<app>/<name>`` next to the profile and list it in the profile."""
-    folder = catalog.region_file.parent / "patches" / app
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(text)
-    profile = catalog.region_file.read_text()
-    entry = f"  {app}:\n    api_token: env:TESTLAND_TOKEN\n"
-    listed = f"    patches: [patches/{app}/{name}]\n"
-    if "patches:" in profile:
-        profile = profile.replace("    patches: [", f"    patches: [patches/{app}/{name}, ")
-    else:
-        profile = profile.replace(entry, entry + listed)
-    catalog.region_file.write_text(profile)
 
 
 def run(catalog: CatalogFixture, workspace: Path, *apps: str) -> Outcome:

@@ -8,7 +8,7 @@ profile, ``--set`` values and secrets, and the workspace's region.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,8 +117,13 @@ def prepare(
     push: bool,
     force: bool,
     cache_dir: Path | None,
+    versions: Mapping[str, str] | None = None,
 ) -> Context:
-    """Check everything that can be checked before touching anything."""
+    """Check everything that can be checked before touching anything.
+
+    ``versions`` gives apps another version the catalogue holds than its
+    current one (an upgrade's ``--to``): the run sees that manifest instead.
+    """
     from smartshare.catalog.assets import resolve_assets
     from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
     from smartshare.fetching.mirror import default_cache_dir
@@ -133,6 +138,10 @@ def prepare(
     settings = load_settings()
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
+    for name, version in (versions or {}).items():
+        if version != catalog.app(name).version:
+            catalog.app_version(name, version)  # UsageError listing the versions it has
+            catalog.apps[name] = catalog.versions[name][version]
     region = load_region_file(region_file)
     external = region.model.external_outputs()
     for name in apps:

@@ -46,6 +46,7 @@ from smartshare.state.lockfile import (
     LockedImage,
     LockedRegion,
     read_lock,
+    refuse_attention,
     write_lock,
 )
 
@@ -471,6 +472,7 @@ def adopt(
     )
     engine: DockerEngine | None = None
     try:
+        refuse_attention(ctx.lock, ctx.order, command="adopt")
         if build:
             from smartshare.building.engine import connect
 

@@ -101,11 +101,13 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
         catalog = load_catalog(catalog_root)
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
+        apps += catalog.version_files()  # older versions stay usable: checked alike
         regions = [*catalog.regions.values(), *catalog.partial_regions]
         problems.update(_check_loaded(catalog, apps, regions))
         # Each file was either loaded into the catalogue or has a problem.
         seen = {f.doc.display for f in catalog.apps.values()}
         seen.update(f.doc.display for f in catalog.regions.values())
+        seen.update(f.doc.display for f in catalog.version_files())
         seen.update(p.file for p in catalog.problems)
         return ValidationReport(problems=sorted(problems), files_checked=len(seen))
     files = _given_files(paths)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartshare.errors import GitError, InvalidInputError
+from smartshare.errors import GitError, PatchError
 from smartshare.fetching.export import _EXPORT_UMASK, _ISOLATED_CONFIG
 from smartshare.fetching.gitrunner import DEFAULT_TIMEOUT, base_env, git_reason, run_git
 from smartshare.fetching.mirror import ResolvedRef
@@ -28,10 +28,6 @@ PATCH_HINT = (
     "refresh the patch against the app's new source (git diff in a checkout of it), "
     "or run the upgrade with --conflict markers and resolve the markers by hand"
 )
-
-
-class PatchError(InvalidInputError):
-    """A region patch does not apply to the app's source."""
 
 
 @dataclass(frozen=True)

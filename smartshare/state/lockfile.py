@@ -131,6 +131,33 @@ class LockedApp(_LockModel):
     attention: LockedAttention | None = None
 
 
+def attention_note(name: str, entry: LockedApp) -> str | None:
+    """What an app that needs attention waits for (None: it does not), for status and refusals."""
+    attention = entry.attention
+    if attention is None:
+        return None
+    where = [*attention.files, *attention.source_files]
+    return (
+        f"'{name}' needs attention: the upgrade {attention.from_version} -> "
+        f"{attention.to_version} left conflict markers in {', '.join(where) or 'its files'}"
+    )
+
+
+def refuse_attention(lock: Lock, names: list[str] | tuple[str, ...], *, command: str) -> None:
+    """UsageError (exit 2) when one of ``names`` needs attention: ``command`` waits for that."""
+    from smartshare.errors import UsageError
+
+    for name in names:
+        entry = lock.apps.get(name)
+        note = attention_note(name, entry) if entry is not None else None
+        if note is not None:
+            raise UsageError(
+                f"{note}: {command} waits until they are resolved",
+                hint=f"edit those files, then run: smartshare upgrade {name} --resolved "
+                "--region FILE --workspace DIR",
+            )
+
+
 class LockedRegion(_LockModel):
     name: str
     title: str
