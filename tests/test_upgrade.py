@@ -339,3 +339,80 @@ def test_a_workspace_from_before_baselines_is_told_what_to_do(tmp_path: Path) ->
             catalog_root=catalog.root,
             build=False,
         )
+
+
+# -- with a real engine ------------------------------------------------------------
+
+
+@pytest.mark.requires_docker
+def test_acceptance_conflicts_then_markers_with_real_builds(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    import docker
+
+    catalog, workspace = prepared(tmp_path, conflicting=True, build=True)
+    client = docker.from_env()
+    v1_image = client.images.get(catalog.tag("alpha")).id
+    before = snapshot(workspace)
+    # Default: the app stays on 1.0.0, the conflict named.
+    result = cli(catalog, workspace, "upgrade", "alpha")
+    assert result.exit_code == 1, result.output
+    assert "0001-verbose.patch" in result.output and "bin/start.sh" in result.output
+    assert snapshot(workspace) == before
+    assert read_lock(workspace).apps["alpha"].version == "1.0.0"
+    # --conflict markers: the markers are in the files, status flags the app.
+    marked = cli(catalog, workspace, "upgrade", "alpha", "--conflict", "markers")
+    assert marked.exit_code == 0, marked.output
+    assert "<<<<<<< " in (workspace / "apps/alpha/src/www/index.html").read_text()
+    status = workspace_status(workspace=workspace, catalog_root=catalog.root)
+    assert status.apps[0].attention is not None
+    assert "www/index.html" in status.apps[0].attention
+    # Nothing was built from the markers: the 1.0.0 image is still the one recorded.
+    assert read_lock(workspace).apps["alpha"].images[0].image_id == v1_image
+
+
+@pytest.mark.requires_docker
+def test_acceptance_clean_upgrade_with_real_builds_survives_a_failed_build(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    import docker
+
+    catalog = two_versions(tmp_path)
+    patch = source_patch(catalog, "alpha", "exec httpd -f", "exec httpd -f -v", "bin/start.sh")
+    add_patch(catalog, "alpha", "0001-verbose.patch", patch)
+    workspace = tmp_path / "ws"
+    adopt_v1(catalog, workspace, build=True)
+    page = workspace / "apps/alpha/src/www/index.html"
+    edit(page, "<p>line 6</p>", '<p class="intro">Lapor!</p>')
+    release_v2(catalog)
+    # 2.0.0's Dockerfile fails to build (upstream's mistake).
+    repo = catalog.repos["alpha"]
+    broken = repo.commit("2.0.0", files={"Dockerfile": DOCKERFILE + "RUN exit 3\n"})
+    repo.move_tag("v2.0.0", to=broken)
+    before = snapshot(workspace)
+    failed = cli(catalog, workspace, "upgrade", "alpha")
+    assert failed.exit_code == 3, failed.output
+    assert snapshot(workspace) == before  # on 1.0.0: workspace and lock unchanged
+    # The region fixes it with a patch of its own; the same command finishes the upgrade.
+    fix = source_patch(catalog, "alpha", "RUN exit 3\n", "", "Dockerfile")
+    add_patch(catalog, "alpha", "0002-build.patch", fix)
+    profile = catalog.region_file.read_text()
+    catalog.region_file.write_text(
+        profile.replace(
+            "[patches/alpha/0002-build.patch, patches/alpha/0001-verbose.patch]",
+            "[patches/alpha/0001-verbose.patch, patches/alpha/0002-build.patch]",
+        )
+    )
+    done = cli(catalog, workspace, "upgrade", "alpha")
+    assert done.exit_code == 0, done.output
+    entry = read_lock(workspace).apps["alpha"]
+    assert entry.version == "2.0.0" and entry.built
+    client = docker.from_env()
+    image = client.images.get(entry.images[0].tags[0])
+    assert image.labels["org.opencontainers.image.version"] == "2.0.0"
+    served = client.containers.run(
+        image.id, ["cat", "/www/index.html"], remove=True, network_mode="none"
+    )
+    assert b"Lapor!" in served  # the hand edit, built in
+    assert b'<h1 class="big">' in served  # the new version
+    assert "exec httpd -f -v" in (workspace / "apps/alpha/src/bin/start.sh").read_text()
