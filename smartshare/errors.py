@@ -85,6 +85,14 @@ class UnsafePathError(InvalidInputError):
     """A path would leave the folder it must stay in."""
 
 
+class PatchError(InvalidInputError):
+    """A region patch does not apply to an app's source (at adopt, or three ways at upgrade)."""
+
+
+class ConflictError(InvalidInputError):
+    """An upgrade would leave conflict markers in a rendered file (without --conflict markers)."""
+
+
 class ExternalError(SmartshareError):
     """An external tool or service failed (git, Docker engine, registry, disk)."""
 

@@ -164,3 +164,29 @@ def make_catalog(
         ),
     )
     return catalog
+
+
+def source_patch(catalog: CatalogFixture, app: str, old: str, new: str, path: str) -> str:
+    """A ``git diff`` of the app's source changing ``old`` to ``new`` in ``path``."""
+    repo = catalog.repos[app]
+    original = (repo.path / path).read_text()
+    assert old in original
+    (repo.path / path).write_text(original.replace(old, new))
+    patch = repo.git("diff") + "\n"
+    repo.git("checkout", "--", path)
+    return patch
+
+
+def add_patch(catalog: CatalogFixture, app: str, name: str, text: str) -> None:
+    """Write ``patches/<app>/<name>`` next to the profile and list it in the profile."""
+    folder = catalog.region_file.parent / "patches" / app
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    profile = catalog.region_file.read_text()
+    entry = f"  {app}:\n    api_token: env:TESTLAND_TOKEN\n"
+    listed = f"    patches: [patches/{app}/{name}]\n"
+    if "patches:" in profile:
+        profile = profile.replace("    patches: [", f"    patches: [patches/{app}/{name}, ")
+    else:
+        profile = profile.replace(entry, entry + listed)
+    catalog.region_file.write_text(profile)

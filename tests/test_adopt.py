@@ -822,8 +822,12 @@ def test_force_redoes_everything(tmp_path: Path) -> None:
     assert any(e.phase is Phase.FETCHING for e in events)
     after = read_lock(workspace).apps["alpha"]
     assert datetime.fromisoformat(after.adopted_at) >= started
-    # Recorded again as it was: only the time differs.
-    assert after.model_copy(update={"adopted_at": long_ago}) == before
+    # Recorded again as it was: only the time and the adoption (its baseline) differ.
+    assert after.adoption_id != before.adoption_id
+    assert (
+        after.model_copy(update={"adopted_at": long_ago, "adoption_id": before.adoption_id})
+        == before
+    )
     # The source tree was exported and rendered again, not left in place.
     assert page.stat().st_ino != page_inode
 

@@ -32,6 +32,7 @@ from smartshare.state.lockfile import LockedApp, RenderInputs
 
 if TYPE_CHECKING:
     from smartshare.fetching.mirror import ResolvedRef
+    from smartshare.fetching.patching import Patch
 
 # Sources are resolved all at once, not --jobs at a time: mostly network waits.
 FETCH_WORKERS = 8
@@ -75,6 +76,8 @@ class Assessment:
     config_digest: str
     render_inputs: RenderInputs | None
     build_args: dict[str, dict[str, str]] = field(default_factory=dict)
+    patches: list[Patch] = field(default_factory=list)  # the region's, in order
+    tree_digest: str | None = None  # git's tree id of the source as built (once exported)
     sync: bool = False
     build: bool = False
     push: bool = False
@@ -144,8 +147,12 @@ def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> A
     config_digest = ws.json_digest(image_files)
     images = [ImagePlan(i.name, image_tags(app, ctx.region_model, i.name)) for i in app.images]
     manifest = manifest_digest(app)
+    patches = ctx.patches.get(name, [])
+    # Only with patches: the build keys of apps without them stay as they were.
+    patched = {"patches": [[p.name, p.digest] for p in patches]} if patches else {}
     build_key = ws.json_digest(
         {
+            **patched,
             "commit": resolved.commit,
             # The arguments as rendered: a changed value rebuilds.
             "images": [
@@ -168,6 +175,7 @@ def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> A
         config_digest=config_digest,
         render_inputs=rendering.inputs,
         build_args=rendering.build_args,
+        patches=patches,
     )
     _compare_with_lock(ctx, result)
     return result
@@ -189,6 +197,11 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         return
     if entry.source.commit != result.resolved.commit:
         reasons.append(f"source moved {entry.source.commit[:12]} -> {result.resolved.commit[:12]}")
+    patches_changed = [(p.path, p.digest) for p in entry.patches] != [
+        (p.name, p.digest) for p in result.patches
+    ]
+    if patches_changed:
+        reasons.append("region patches changed")
     wanted = {(f.dest, f.target.value): f.digest for f in result.files}
     recorded = {(f.dest, f.target): f.digest for f in entry.files}
     image_files_changed = {k: v for k, v in wanted.items() if k[1] == "image"} != {
@@ -198,6 +211,7 @@ def _compare_with_lock(ctx: Context, result: Assessment) -> None:
         entry.build_key != result.build_key
         and entry.source.commit == result.resolved.commit
         and not image_files_changed
+        and not patches_changed
     ):
         templated = templated_args(result.app)
         recorded_args = {name: entry.build_args.get(name) for name in templated}

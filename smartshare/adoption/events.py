@@ -19,6 +19,7 @@ class Phase(StrEnum):
     WAITING = "waiting"
     CHECKING = "checking"
     FETCHING = "fetching"
+    PATCHING = "patching"  # the region's patches, onto the exported source
     RENDERING = "rendering"
     PULLING = "pulling"  # a base image, before any build
     BUILDING = "building"

@@ -66,10 +66,12 @@ class PlanEntry:
     actions: list[str]
     reasons: list[str]
     bases: list[PlanBase] = field(default_factory=list)  # of the images to build
+    patches: list[str] = field(default_factory=list)  # the region's, in the order applied
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "app": self.app,
+            "patches": self.patches,
             "version": self.version,
             "source": self.source,
             "ref": self.ref,
@@ -165,6 +167,7 @@ def make_plan(
                 actions=_actions(result),
                 reasons=result.reasons + ([problem] if problem else []),
                 bases=found,
+                patches=[p.name for p in result.patches],
             )
         )
     return Plan(

@@ -8,7 +8,7 @@ profile, ``--set`` values and secrets, and the workspace's region.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from smartshare.state.lockfile import Lock, LockedApp, read_lock
 
 if TYPE_CHECKING:
     from smartshare.catalog.assets import ResolvedAsset
+    from smartshare.fetching.patching import Patch
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Context:
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
     # Each app's assets, read and checked (the files the region supplies).
     assets: dict[str, list[ResolvedAsset]] = field(default_factory=dict)
+    # Each app's region patches, read and checked, in the order they apply.
+    patches: dict[str, list[Patch]] = field(default_factory=dict)
     mirrors: tuple[MirrorRule, ...] = ()  # image mirrors, in order (settings, then profile)
     build_env: BuildEnvironment | None = None  # the region's build settings (when building)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
@@ -115,8 +118,13 @@ def prepare(
     push: bool,
     force: bool,
     cache_dir: Path | None,
+    versions: Mapping[str, str] | None = None,
 ) -> Context:
-    """Check everything that can be checked before touching anything."""
+    """Check everything that can be checked before touching anything.
+
+    ``versions`` gives apps another version the catalogue holds than its
+    current one (an upgrade's ``--to``): the run sees that manifest instead.
+    """
     from smartshare.catalog.assets import resolve_assets
     from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
     from smartshare.fetching.mirror import default_cache_dir
@@ -131,6 +139,10 @@ def prepare(
     settings = load_settings()
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
+    for name, version in (versions or {}).items():
+        if version != catalog.app(name).version:
+            catalog.app_version(name, version)  # UsageError listing the versions it has
+            catalog.apps[name] = catalog.versions[name][version]
     region = load_region_file(region_file)
     external = region.model.external_outputs()
     for name in apps:
@@ -195,6 +207,7 @@ def prepare(
         name: resolve_assets(app=catalog.app(name), region=region.model, region_dir=region_dir)
         for name in order
     }
+    patches = {name: read_patches(region.model, name, region_dir) for name in order}
     if lock.region is not None and lock.region.name != region.model.name:
         raise UsageError(
             f"workspace {workspace} holds apps adopted for '{lock.region.name}', "
@@ -218,7 +231,30 @@ def prepare(
         force=force,
         renderers=RenderPool(settings.render_limits),
         assets=assets,
+        patches=patches,
     )
+
+
+def read_patches(region: RegionProfile, app: str, region_dir: Path) -> list[Patch]:
+    """The patches the profile gives ``app``, read and checked (InvalidInputError naming one)."""
+    from smartshare.catalog.models import PATCHES_KEY
+    from smartshare.catalog.patches import entry_problem, patch_names, read_patch
+    from smartshare.fetching.patching import Patch
+
+    entry = region.apps.get(app)
+    if not isinstance(entry, dict) or PATCHES_KEY not in entry:
+        return []
+    problem = entry_problem(entry[PATCHES_KEY])
+    if problem is not None:
+        raise InvalidInputError(f"apps.{app}.{PATCHES_KEY}: {problem}")
+    patches = []
+    for name in patch_names(region, app):
+        try:
+            content, digest = read_patch(name, region_dir)
+        except InvalidInputError as exc:
+            raise type(exc)(f"{app}: {exc.message}", hint=exc.hint) from None
+        patches.append(Patch(name=name, content=content, digest=digest))
+    return patches
 
 
 def _check_image_names(

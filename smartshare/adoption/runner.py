@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smartshare import __version__
 from smartshare.adoption.assess import (
     FETCH_WORKERS,
     Assessment,
@@ -30,28 +29,25 @@ from smartshare.adoption.assess import (
     rendered_contents,
     resolve_sources,
     start_renderers,
-    templated_args,
 )
 from smartshare.adoption.bases import BaseImage, base_images_of, image_bases, provide_bases
 from smartshare.adoption.buildenv import BuildEnvironment
 from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
+from smartshare.adoption.record import ensure_baseline, keep_baseline, locked_entry
 from smartshare.adoption.request import Context, prepare
 from smartshare.building.labels import build_labels, static_labels
 from smartshare.catalog.graph import critical_path_first
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import SmartshareError
-from smartshare.fetching.urls import redact_url
 from smartshare.state import workspace as ws
 from smartshare.state.drift import region_digest
 from smartshare.state.lockfile import (
     LockedApp,
     LockedBase,
-    LockedBuild,
-    LockedFile,
     LockedImage,
     LockedRegion,
-    LockedSource,
     read_lock,
+    refuse_attention,
     write_lock,
 )
 
@@ -140,9 +136,14 @@ class _Runner:
         app = assessment.app
         entry = ctx.lock.apps.get(name)
         if assessment.up_to_date:
-            self.emit(name, Phase.UP_TO_DATE)
             assert entry is not None
+            # A workspace from before baselines: this adoption's baseline, kept now.
+            kept = ensure_baseline(ctx, assessment, entry)
+            self.emit(name, Phase.UP_TO_DATE)
             with self.lock_mutex:
+                if kept is not None:
+                    entry.adoption_id = kept.adoption_id
+                    entry.tree_digest = kept.tree_digest
                 if assessment.render_inputs is not None:
                     # Rendered the same from other inputs (an older lock, a template
                     # comment): remember them, so that the next run need not render.
@@ -186,29 +187,58 @@ class _Runner:
         name = assessment.app.name
         self.emit(name, Phase.FETCHING, assessment.resolved.commit[:12])
         export_tree(resolved=assessment.resolved, dest=scratch / "src")
+        self._patch(assessment, scratch)
         self.emit(name, Phase.RENDERING)
         files = rendered_contents(ctx, assessment)
         # Before anything is written or built: the app's own schemas for its files.
         check_outputs(ctx, assessment.app, files, source_dir=scratch / "src")
-        self._write(files, TemplateTarget.IMAGE, scratch / "src", mode=0o644)
+        contents = self._contents(assessment, files, scratch)
+        self._write(contents, TemplateTarget.IMAGE, scratch / "src", mode=0o644)
         images = self._build_and_push(assessment, scratch / "src", entry)
         # Only now: the runtime files (the secrets) never exist beside the source
         # tree while its images are built.
         runtime = scratch / "runtime"
         runtime.mkdir(mode=0o700)
-        self._write(files, TemplateTarget.RUNTIME, runtime, mode=0o600)
+        self._write(contents, TemplateTarget.RUNTIME, runtime, mode=0o600)
         return images
 
+    def _patch(self, assessment: Assessment, scratch: Path) -> None:
+        """Apply the region's patches to the exported tree (``scratch/src``)."""
+        from smartshare.fetching.patching import apply_patches
+
+        if assessment.patches:
+            self.emit(assessment.app.name, Phase.PATCHING, f"{len(assessment.patches)} patch(es)")
+        work = scratch / "patching"
+        work.mkdir(mode=0o700)
+        patched = apply_patches(
+            resolved=assessment.resolved,
+            tree=scratch / "src",
+            patches=assessment.patches,
+            work=work,
+        )
+        assessment.tree_digest = patched.tree_digest
+
+    def _contents(
+        self, assessment: Assessment, files: list[RenderedFile], scratch: Path
+    ) -> dict[tuple[str, TemplateTarget], bytes]:
+        """What to write of each file (``None``-free): as rendered, for adopt."""
+        return {(f.dest, f.target): f.content for f in files if f.content is not None}
+
     @staticmethod
-    def _write(files: list[RenderedFile], target: TemplateTarget, root: Path, *, mode: int) -> None:
+    def _write(
+        contents: dict[tuple[str, TemplateTarget], bytes],
+        target: TemplateTarget,
+        root: Path,
+        *,
+        mode: int,
+    ) -> None:
         from smartshare.state.safefs import atomic_write, confined_path
 
-        for rendered in files:
-            if rendered.target is target:
-                assert rendered.content is not None
-                path = confined_path(root, rendered.dest)
+        for (dest, kind), content in contents.items():
+            if kind is target:
+                path = confined_path(root, dest)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, rendered.content, mode=mode)
+                atomic_write(path, content, mode=mode)
 
     def _build_and_push(
         self, assessment: Assessment, source_dir: Path, entry: LockedApp | None
@@ -282,43 +312,17 @@ class _Runner:
     def _record(
         self, assessment: Assessment, images: list[LockedImage], entry: LockedApp | None
     ) -> None:
-        ctx = self.ctx
-        built = ctx.build or bool(entry and entry.built and entry.build_key == assessment.build_key)
-        if not ctx.build and entry is not None and entry.build_key == assessment.build_key:
-            images = entry.images
-        locked = LockedApp(
-            version=assessment.app.version,
-            manifest_digest=assessment.manifest_digest,
-            source=LockedSource(
-                url=redact_url(assessment.app.source.repo),
-                ref=assessment.app.source.ref,
-                commit=assessment.resolved.commit,
-            ),
-            values=assessment.values.recorded,
-            files=[
-                LockedFile(dest=f.dest, target=f.target.value, digest=f.digest)
-                for f in assessment.files
-            ],
-            render_inputs=assessment.render_inputs,
-            build_key=assessment.build_key,
-            built=built,
+        locked = locked_entry(
+            ctx=self.ctx,
+            assessment=assessment,
             images=images,
-            adopted_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            smartshare_version=__version__,
+            entry=entry,
             region_digest=self.region_digest,
-            # The arguments that were rendered (the others are the manifest's).
-            build_args={
-                name: assessment.build_args[name] for name in templated_args(assessment.app)
-            },
-            build=(
-                LockedBuild(network=ctx.build_env.network or "default", args=ctx.build_env.record())
-                if assessment.build and ctx.build_env is not None
-                else (entry.build if entry is not None and built else None)
-            ),
         )
+        keep_baseline(self.ctx, assessment, locked)
         with self.lock_mutex:
-            ctx.lock.apps[assessment.app.name] = locked
-            write_lock(ctx.workspace, ctx.lock)
+            self.ctx.lock.apps[assessment.app.name] = locked
+            write_lock(self.ctx.workspace, self.ctx.lock)
 
     def run(self, jobs: int, fail_fast: bool) -> AdoptResult:
         ctx = self.ctx
@@ -469,6 +473,7 @@ def adopt(
     )
     engine: DockerEngine | None = None
     try:
+        refuse_attention(ctx.lock, ctx.order, command="adopt")
         if build:
             from smartshare.building.engine import connect
 

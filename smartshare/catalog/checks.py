@@ -34,6 +34,7 @@ from smartshare.catalog.load import (
 )
 from smartshare.catalog.models import (
     EXTERNAL_KEY,
+    PATCHES_KEY,
     AppManifest,
     ExternalApp,
     RegionProfile,
@@ -106,11 +107,13 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
         catalog = load_catalog(catalog_root)
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
+        apps += catalog.version_files()  # older versions stay usable: checked alike
         regions = [*catalog.regions.values(), *catalog.partial_regions]
         problems.update(_check_loaded(catalog, apps, regions))
         # Each file was either loaded into the catalogue or has a problem.
         seen = {f.doc.display for f in catalog.apps.values()}
         seen.update(f.doc.display for f in catalog.regions.values())
+        seen.update(f.doc.display for f in catalog.version_files())
         seen.update(p.file for p in catalog.problems)
         return ValidationReport(problems=sorted(problems), files_checked=len(seen))
     files = _given_files(paths)
@@ -227,6 +230,10 @@ def _check_loaded(
             problems.extend(check_region_deploy(region=region, catalog=catalog))
         if region.has("apps", "assets", "branding"):
             problems.extend(check_region_assets(region=region, catalog=catalog))
+        if region.has("apps"):
+            from smartshare.catalog.patches import check_region_patches
+
+            problems.extend(check_region_patches(region=region))
     return problems
 
 
@@ -291,6 +298,8 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
             continue  # the app's manifest is invalid there, and says so
         app = loaded.model
         for key, value in values.items():
+            if key == PATCHES_KEY:
+                continue  # not a value: check_region_patches
             loc = ("apps", app_name, key)
             parameter = app.parameter(key)
             if parameter is None:

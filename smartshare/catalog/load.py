@@ -63,6 +63,8 @@ class Catalog:
     # validate checks what it can of them; nothing else sees them.
     partial_apps: dict[str, LoadedFile[AppManifest]] = field(default_factory=dict)
     partial_regions: list[LoadedFile[RegionProfile]] = field(default_factory=list)
+    # Older versions of apps (manifests/versions/<app>/<version>.yaml), by app and version.
+    versions: dict[str, dict[str, LoadedFile[AppManifest]]] = field(default_factory=dict)
 
     @property
     def templates_dir(self) -> Path:
@@ -89,6 +91,30 @@ class Catalog:
             )
             raise UnknownAppError(f"no app named '{name}' in the catalogue {self.root}", hint=hint)
         return loaded.model
+
+    def version_files(self) -> list[LoadedFile[AppManifest]]:
+        """Every older version's manifest (``manifests/versions/``)."""
+        return [loaded for versions in self.versions.values() for loaded in versions.values()]
+
+    def available_versions(self, name: str) -> list[str]:
+        """The versions of ``name`` the catalogue holds, oldest first (the current one last)."""
+        versions = set(self.versions.get(name, {}))
+        if name in self.apps:
+            versions.add(self.apps[name].model.version)
+        return sorted(versions, key=version_key)
+
+    def app_version(self, name: str, version: str | None) -> AppManifest:
+        """``name``'s manifest at ``version`` (None: the current one); UsageError listing them."""
+        current = self.app(name)
+        if version is None or version == current.version:
+            return current
+        older = self.versions.get(name, {}).get(version)
+        if older is None:
+            raise UsageError(
+                f"the catalogue {self.root} has no version '{version}' of '{name}'",
+                hint=f"its versions: {', '.join(self.available_versions(name))}",
+            )
+        return older.model
 
     def required_by(self, name: str) -> list[str]:
         return sorted(n for n, f in self.apps.items() if name in f.model.requires)
@@ -328,9 +354,55 @@ def load_file(path: Path) -> tuple[LoadedFile[Any] | None, list[Problem]]:
     return parse_document(doc)
 
 
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A version as a sort key: numbers compare as numbers (1.10 after 1.9)."""
+    import re
+
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[.+-]", version)
+    )
+
+
+VERSIONS_FOLDER = "versions"
+
+
+def _add_version(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
+    """An older version's manifest: ``manifests/versions/<app>/<version>.yaml``."""
+    model = loaded.model
+    doc = loaded.doc
+    if not isinstance(model, AppManifest):
+        catalog.problems.append(
+            doc.problem(("kind",), f"{VERSIONS_FOLDER}/ holds older versions of app manifests")
+        )
+        return
+    if loaded.intact is not None:
+        return  # its problems are reported; an invalid older version is never used
+    folder = doc.path.parent.name
+    if model.name != folder or doc.path.stem != model.version:
+        catalog.problems.append(
+            doc.problem(
+                ("version",),
+                f"an older version of '{model.name}' {model.version} belongs in "
+                f"{VERSIONS_FOLDER}/{model.name}/{model.version}{doc.path.suffix}",
+            )
+        )
+        return
+    versions = catalog.versions.setdefault(model.name, {})
+    if model.version in versions:
+        first = versions[model.version].doc.display
+        catalog.problems.append(
+            doc.problem(("version",), f"version {model.version} is already in {first}")
+        )
+        return
+    versions[model.version] = loaded
+
+
 def _add(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
     model = loaded.model
     doc = loaded.doc
+    if doc.path.parent.parent.name == VERSIONS_FOLDER:
+        _add_version(catalog, loaded)
+        return
     if loaded.intact is not None:
         if isinstance(model, AppManifest):
             catalog.partial_apps.setdefault(model.name, loaded)
@@ -380,6 +452,17 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
     finally:
         if collecting:
             gc.enable()
+    for name, versions in catalog.versions.items():
+        current = catalog.apps.get(name)
+        if current is not None and current.model.version in versions:
+            older = versions.pop(current.model.version)
+            catalog.problems.append(
+                older.doc.problem(
+                    ("version",),
+                    f"version {current.model.version} is the current one "
+                    f"({current.doc.display}): {VERSIONS_FOLDER}/ holds older versions",
+                )
+            )
     return catalog
 
 

@@ -202,6 +202,8 @@ ParameterValue = ScalarValue | list[ScalarValue]
 
 # A profile's ``apps.<app>.external`` says the region runs that app itself.
 EXTERNAL_KEY = "external"
+# A profile's ``apps.<app>.patches`` lists the region's patches to the app's source.
+PATCHES_KEY = "patches"
 
 
 class Parameter(StrictModel):
@@ -220,6 +222,11 @@ class Parameter(StrictModel):
             raise ValueError(
                 f"'{EXTERNAL_KEY}' is reserved: a region profile's apps.<app>.{EXTERNAL_KEY} "
                 "gives the outputs of an app the region runs itself"
+            )
+        if value == PATCHES_KEY:
+            raise ValueError(
+                f"'{PATCHES_KEY}' is reserved: a region profile's apps.<app>.{PATCHES_KEY} "
+                "lists the region's patches to the app's source"
             )
         return value
 
@@ -558,9 +565,14 @@ class RegionProfile(StrictModel):
         return self
 
     def app_values(self, app: str) -> AppValues:
-        """The parameter values the profile gives ``app`` (none for an external app)."""
+        """The parameter values the profile gives ``app`` (none for an external app).
+
+        Its ``patches`` are no value (:mod:`smartshare.catalog.patches`).
+        """
         entry = self.apps.get(app)
-        return entry if isinstance(entry, dict) else {}
+        if not isinstance(entry, dict):
+            return {}
+        return {k: v for k, v in entry.items() if k != PATCHES_KEY}
 
     def external_outputs(self) -> dict[str, dict[str, str]]:
         """The apps the region runs itself, with the outputs it gives for them."""

@@ -84,6 +84,7 @@ def _register() -> None:
         cmd_schema,
         cmd_show,
         cmd_status,
+        cmd_upgrade,
         cmd_validate,
     )
 
@@ -94,6 +95,7 @@ def _register() -> None:
         cmd_schema,
         cmd_plan,
         cmd_adopt,
+        cmd_upgrade,
         cmd_status,
         cmd_deploy,
         cmd_ps,

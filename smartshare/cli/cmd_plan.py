@@ -78,6 +78,7 @@ def plan_command(
     for index, e in enumerate(plan.entries, 1):
         details = [("why", reason) for reason in e.reasons] if e.actions else []
         details += [("image", tag) for tag in e.images]
+        details += [("patch", name) for name in e.patches]
         several = len({base.image for base in e.bases}) > 1
         details += [
             ("base", f"{base.image}: {base.describe()}" if several else base.describe())

@@ -56,7 +56,7 @@ def status_command(
     rows = []
     for a in status.apps:
         details = [("image", tag) for tag in a.images]
-        if not a.built:
+        if not a.built and a.attention is None:
             details.append(("image", "not built (--no-build)"))
         details += [("drift", line) for line in a.drift]
         if detail:
@@ -71,7 +71,7 @@ def status_command(
                     a.commit[:12],
                     _when(a.adopted_at),
                     _when(a.deployed_at) if a.deployed_at else "no",
-                    "drifted" if a.drift else "none",
+                    "needs attention" if a.attention else ("drifted" if a.drift else "none"),
                 ],
                 details=details,
             )

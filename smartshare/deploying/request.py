@@ -27,7 +27,7 @@ from smartshare.errors import InvalidInputError, UsageError, WorkspaceError
 from smartshare.rendering.values import resolve_secret
 from smartshare.state import workspace as ws
 from smartshare.state.drift import manifest_digest, region_digest
-from smartshare.state.lockfile import LOCK_NAME, Lock, LockedApp, read_lock
+from smartshare.state.lockfile import LOCK_NAME, Lock, LockedApp, read_lock, refuse_attention
 
 
 @dataclass
@@ -94,6 +94,7 @@ def prepare_deploy(
     chosen = target or region.model.deploy.target.value
     warnings: list[str] = []
     external = region.model.external_outputs()
+    refuse_attention(lock, list(apps or lock.apps), command="deploy")
     requested = _requested(apps, lock, catalog, warnings, external)
     order = dependency_order(catalog, requested, external=external)
     names = [n for n in order if _runs(catalog, n, requested)]
@@ -231,6 +232,7 @@ def _inputs(
     entry = lock.apps.get(name)
     if entry is None:
         raise UsageError(f"{which} is not adopted in {workspace}", hint=f"adopt it first: {again}")
+    refuse_attention(lock, [name], command="deploy")  # a required app, or one deployed earlier
     if manifest.runtime is None:
         raise UsageError(
             f"{which} cannot be deployed: its manifest has no 'runtime'",

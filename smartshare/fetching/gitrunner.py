@@ -85,6 +85,7 @@ def run_git(
     timeout: float,
     umask: int = -1,
     query: bool = False,
+    cwd: Path | None = None,
 ) -> tuple[int, str, str]:
     """Run git on the repository ``git_dir``; return (status, stdout, stderr).
 
@@ -92,6 +93,9 @@ def run_git(
     run from a git hook, the inherited GIT_DIR (or object directory) would
     otherwise point git at another repository.  ``umask`` is set in the child
     only (-1: inherited): the process-wide one is shared with other threads.
+    ``cwd`` (default: the repository) is where git runs: a command that acts
+    on a work tree (``apply``) must run at the top of that work tree, or it
+    resolves the patch's paths against the folder it runs in.
 
     Fetches and exports go through GitPython.  A ``query`` (``rev-parse``,
     ``ls-remote``: it only reads) runs git directly, because importing
@@ -111,7 +115,8 @@ def run_git(
         **env,
         "GIT_DIR": str(git_dir),
     }
-    cwd = git_dir if git_dir.is_dir() else git_dir.parent
+    if cwd is None:
+        cwd = git_dir if git_dir.is_dir() else git_dir.parent
     if query:
         status, out, err = _run_query(
             [f"--git-dir={git_dir}", *args], cwd=cwd, env=env, timeout=timeout

@@ -90,6 +90,24 @@ class RenderInputs(_LockModel):
     templates: dict[str, str | None]
 
 
+class LockedPatch(_LockModel):
+    """A region patch applied to the source, as named in the profile (next to it)."""
+
+    path: str
+    digest: str  # sha256 of the patch file
+
+
+class LockedAttention(_LockModel):
+    """An upgrade left conflict markers: the app waits for ``upgrade --resolved``."""
+
+    from_version: str
+    to_version: str
+    files: list[str] = Field(default_factory=list)  # rendered files (target:dest) with markers
+    patches: list[str] = Field(default_factory=list)  # patches that left markers in the source
+    source_files: list[str] = Field(default_factory=list)  # source files holding those markers
+    since: str
+
+
 class LockedApp(_LockModel):
     version: str
     manifest_digest: str
@@ -108,6 +126,41 @@ class LockedApp(_LockModel):
     # Each image's build arguments as rendered (never secret: validate refuses them).
     build_args: dict[str, dict[str, str]] = Field(default_factory=dict)
     build: LockedBuild | None = None  # None: not built, or by a smartshare before builds had one
+    # The region's patches, in the order applied (none before patches existed).
+    patches: list[LockedPatch] = Field(default_factory=list)
+    # The source tree as built: git's tree id of the commit with the patches applied.
+    tree_digest: str | None = None
+    # The baseline kept for this adoption (state.baseline): None before baselines existed.
+    adoption_id: str | None = None
+    # Set by an upgrade that left conflict markers; adopt and deploy refuse the app meanwhile.
+    attention: LockedAttention | None = None
+
+
+def attention_note(name: str, entry: LockedApp) -> str | None:
+    """What an app that needs attention waits for (None: it does not), for status and refusals."""
+    attention = entry.attention
+    if attention is None:
+        return None
+    where = [*attention.files, *attention.source_files]
+    return (
+        f"'{name}' needs attention: the upgrade {attention.from_version} -> "
+        f"{attention.to_version} left conflict markers in {', '.join(where) or 'its files'}"
+    )
+
+
+def refuse_attention(lock: Lock, names: list[str] | tuple[str, ...], *, command: str) -> None:
+    """UsageError (exit 2) when one of ``names`` needs attention: ``command`` waits for that."""
+    from smartshare.errors import UsageError
+
+    for name in names:
+        entry = lock.apps.get(name)
+        note = attention_note(name, entry) if entry is not None else None
+        if note is not None:
+            raise UsageError(
+                f"{note}: {command} waits until they are resolved",
+                hint=f"edit those files, then run: smartshare upgrade {name} --resolved "
+                "--region FILE --workspace DIR",
+            )
 
 
 class LockedRegion(_LockModel):

@@ -10,7 +10,7 @@ from smartshare.catalog.load import load_catalog, resolve_catalog_root
 from smartshare.errors import CatalogNotFoundError, UsageError
 from smartshare.state import workspace as ws
 from smartshare.state.drift import file_drift, manifest_drift, region_drift
-from smartshare.state.lockfile import LOCK_NAME, read_lock
+from smartshare.state.lockfile import LOCK_NAME, attention_note, read_lock
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class AppStatus:
     built: bool
     drift: list[str] = field(default_factory=list)
     deployed_at: str | None = None  # when deploy last brought it up; None: not deployed
+    attention: str | None = None  # an upgrade left conflict markers: what waits
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,8 @@ class AppStatus:
             "drift": self.drift,
             "deployed": self.deployed_at is not None,
             "deployed_at": self.deployed_at,
+            "needs_attention": self.attention is not None,
+            "attention": self.attention,
         }
 
 
@@ -74,6 +77,11 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
     apps = []
     for name, entry in sorted(lock.apps.items()):
         drift = [d.describe() for d in file_drift(workspace, name, entry.files, key=key)]
+        attention = attention_note(name, entry)
+        if attention is not None:
+            drift.insert(
+                0, f"{attention}; resolve them, then 'smartshare upgrade {name} --resolved'"
+            )
         if catalog is not None:
             loaded = catalog.apps.get(name)
             changed = manifest_drift(entry, loaded.model if loaded is not None else None)
@@ -90,6 +98,7 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
                 built=entry.built,
                 drift=drift,
                 deployed_at=deployed[name].deployed_at if name in deployed else None,
+                attention=attention,
             )
         )
     return WorkspaceStatus(
