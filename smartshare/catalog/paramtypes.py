@@ -223,13 +223,19 @@ _PLURALS = {
 
 
 def _bounds(low: Any, high: Any, unit: str = "") -> str:
-    unit = f" {unit}" if unit else ""
+    """``2``, ``1 to 5``, ``at least 1``, ``at most 5``: with ``unit`` (plural) after it."""
+
+    def counted(number: Any) -> str:
+        if not unit:
+            return str(number)
+        return f"{number} {unit.removesuffix('s') if number == 1 else unit}"
+
     if low is not None and high is not None:
-        return f"{low}{unit}" if low == high else f"{low} to {high}{unit}"
+        return counted(low) if low == high else f"{low} to {counted(high)}"
     if low is not None:
-        return f"at least {low}{unit}"
+        return f"at least {counted(low)}"
     if high is not None:
-        return f"at most {high}{unit}"
+        return f"at most {counted(high)}"
     return ""
 
 
@@ -292,6 +298,9 @@ def _property_lines(spec: ValueSpec, prefix: str) -> list[str]:
     for key, prop in (spec.properties or {}).items():
         where = f"{prefix}.{key}"
         lines.append(f"{where}: {describe(prop)}{' (required)' if prop.required else ''}")
+        items = prop.items
+        if items is not None and items.type is not ParameterType.OBJECT and _constrained(items):
+            lines.append(f"{where}[]: {describe(items)}")
         lines.extend(_property_lines(prop, where))
     return lines
 
@@ -427,6 +436,23 @@ def parse_text(spec: ValueSpec, raw: str) -> Any:
             return parts
         return [parse_text(spec.items, part) for part in parts]
     return raw
+
+
+def json_text_problem(spec: ValueSpec, raw: str) -> str | None:
+    """Why a ``--set`` value meant as JSON (a list or object) is not JSON, or None.
+
+    The decoder's message names a position, never the text.
+    """
+    text = raw.strip()
+    if spec.type not in (ParameterType.LIST, ParameterType.OBJECT) or text[:1] not in ("[", "{"):
+        return None
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return f"the value is not valid JSON ({exc})"
+    except RecursionError:
+        return "the value is not valid JSON (nested too deeply)"
+    return None
 
 
 # -- JSON Schema, for editors ------------------------------------------------------------

@@ -18,7 +18,7 @@ from smartshare.catalog.models import (
     RegionProfile,
     is_secret_reference,
 )
-from smartshare.catalog.paramtypes import ParameterType, describe, parse_text
+from smartshare.catalog.paramtypes import ParameterType, describe, json_text_problem, parse_text
 from smartshare.errors import InvalidInputError, SecretResolutionError, UsageError
 
 
@@ -143,8 +143,12 @@ def resolve_values(
             continue
         problem = spec.value_problem(value)
         if problem:
+            not_json = (
+                json_text_problem(spec, overrides[spec.name]) if spec.name in overrides else None
+            )
             raise InvalidInputError(
-                f"{source}: {problem.explain(spec.name, spec)}",
+                f"{source}: {problem.explain(spec.name, spec)}"
+                + (f"; {not_json}" if not_json else ""),
                 hint=f"{app.name}.{spec.name} takes {describe(spec)}"
                 + _SET_SYNTAX.get(spec.type, ""),
             )
