@@ -324,6 +324,26 @@ def manifest_problems(tmp_path: Path, parameters: str) -> list[Problem]:
         ),
         (
             """\
+            - name: password
+              secret: true
+              min_length: 12
+            """,
+            14,
+            "parameters.0",
+            "a secret parameter takes no 'min_length'",
+        ),
+        (
+            """\
+            - name: layers
+              type: object
+              properties: {1st: {type: string}}
+            """,
+            16,
+            "parameters.0.properties.1st",
+            "expected a key: letters, digits, '_' and '-', not starting with a digit",
+        ),
+        (
+            """\
             - name: code
               type: list
               items: {type: number, required: true}

@@ -30,7 +30,9 @@ from pydantic import (
 from smartshare.catalog.buildsettings import BUILD_PATTERN_HINTS, BuildSettings
 from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.paramtypes import (
+    CONSTRAINT_NAMES,
     EMAIL_PATTERN,
+    PROPERTY_NAME_PATTERN,
     ValueProblem,
     ValueSpec,
     value_problem,
@@ -81,6 +83,7 @@ PATTERN_HINTS: dict[str, str] = {
     DOMAIN_PATTERN: "a lowercase domain name such as 'badungkab.go.id'",
     REGISTRY_PATTERN: "a registry and namespace such as 'registry.example.go.id/apps' (lowercase)",
     EMAIL_PATTERN: "an email address",
+    PROPERTY_NAME_PATTERN: "a key: letters, digits, '_' and '-', not starting with a digit",
     COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
     SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
     FILE_REFERENCE_PATTERN: "a file next to the profile, 'file:PATH'",
@@ -229,6 +232,12 @@ class Parameter(ValueSpec):
             raise ValueError(
                 "a secret parameter cannot have a default: the value would be published "
                 "in the manifest"
+            )
+        given = [name for name in CONSTRAINT_NAMES if getattr(self, name) is not None]
+        if self.secret and given:
+            raise ValueError(
+                f"a secret parameter takes no '{given[0]}': a region gives it as a reference "
+                "(env:NAME, file:PATH), and its value is never checked nor shown"
             )
         return self
 

@@ -75,6 +75,8 @@ _CONSTRAINTS: dict[str, frozenset[ParameterType]] = {
     "max_items": frozenset({ParameterType.LIST}),
     "properties": frozenset({ParameterType.OBJECT}),
 }
+# The constraints added to the first types (choices is as old as them).
+CONSTRAINT_NAMES = tuple(name for name in _CONSTRAINTS if name != "choices")
 
 
 class ValueSpec(BaseModel):
