@@ -42,6 +42,8 @@ URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
 PROPERTY_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
 _PROPERTY_NAME = re.compile(PROPERTY_NAME_PATTERN)
+_URL = re.compile(URL_PATTERN)
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 ScalarValue = str | int | bool | float
 Number = StrictInt | StrictFloat
@@ -310,33 +312,43 @@ def _property_lines(spec: ValueSpec, prefix: str) -> list[str]:
 def value_problem(spec: ValueSpec, value: Any) -> ValueProblem | None:
     """Why ``value`` does not fit ``spec`` (the first reason, deepest first), or None."""
     kind = spec.type
-    wanted = f"must be {describe(spec)}"
-    got = f"{wanted} (got {_kind_of(value)})"
     if kind is ParameterType.BOOLEAN:
-        return None if isinstance(value, bool) else ValueProblem((), got)
+        return None if isinstance(value, bool) else _wrong(spec, value)
     if kind in _NUMBER_TYPES:
         whole = isinstance(value, int) and not isinstance(value, bool)
         number = whole or (isinstance(value, float) and math.isfinite(value))
         if not (whole if kind is ParameterType.INTEGER else number):
-            return ValueProblem((), got)
+            return _wrong(spec, value)
         too_small = spec.minimum is not None and value < spec.minimum
         too_large = spec.maximum is not None and value > spec.maximum
         if too_small or too_large:
-            return ValueProblem((), f"{wanted} (got a {'smaller' if too_small else 'larger'} one)")
+            return _wrong(spec, got=f"a {'smaller' if too_small else 'larger'} one")
         return None
     if kind is ParameterType.ENUM:
         ok = any(value == choice and type(value) is type(choice) for choice in spec.choices or [])
-        return None if ok else ValueProblem((), wanted)
+        return None if ok else _wrong(spec)
     if kind is ParameterType.LIST:
-        return _list_problem(spec, value, got, wanted)
+        return _list_problem(spec, value)
     if kind is ParameterType.OBJECT:
-        return _object_problem(spec, value, got)
-    return _text_problem(spec, value, got, wanted)
+        return _object_problem(spec, value)
+    return _text_problem(spec, value)
 
 
-def _list_problem(spec: ValueSpec, value: Any, got: str, wanted: str) -> ValueProblem | None:
+_NOTHING = object()
+
+
+def _wrong(
+    spec: ValueSpec, value: Any = _NOTHING, *, got: str = "", then: str = ""
+) -> ValueProblem:
+    """``must be <what spec takes> (got <kind of value, or got>)<then>``, made on failure."""
+    if value is not _NOTHING:
+        got = _kind_of(value)
+    return ValueProblem((), f"must be {describe(spec)}{f' (got {got})' if got else ''}{then}")
+
+
+def _list_problem(spec: ValueSpec, value: Any) -> ValueProblem | None:
     if not isinstance(value, list):
-        return ValueProblem((), got)
+        return _wrong(spec, value)
     for index, item in enumerate(value):
         if spec.items is not None:
             inner = value_problem(spec.items, item)
@@ -348,13 +360,13 @@ def _list_problem(spec: ValueSpec, value: Any, got: str, wanted: str) -> ValuePr
     if (spec.min_items is not None and count < spec.min_items) or (
         spec.max_items is not None and count > spec.max_items
     ):
-        return ValueProblem((), f"{wanted} (got {count} item{'' if count == 1 else 's'})")
+        return _wrong(spec, got=f"{count} item{'' if count == 1 else 's'}")
     return None
 
 
-def _object_problem(spec: ValueSpec, value: Any, got: str) -> ValueProblem | None:
+def _object_problem(spec: ValueSpec, value: Any) -> ValueProblem | None:
     if not isinstance(value, dict):
-        return ValueProblem((), got)
+        return _wrong(spec, value)
     properties: Mapping[str, PropertySpec] = spec.properties or {}
     for key in value:
         if key not in properties:
@@ -370,26 +382,26 @@ def _object_problem(spec: ValueSpec, value: Any, got: str) -> ValueProblem | Non
     return None
 
 
-def _text_problem(spec: ValueSpec, value: Any, got: str, wanted: str) -> ValueProblem | None:
+def _text_problem(spec: ValueSpec, value: Any) -> ValueProblem | None:
     if not isinstance(value, str):
-        return ValueProblem((), f"{got}; quote it in YAML")
+        return _wrong(spec, value, then="; quote it in YAML")
     kind = spec.type
-    if kind is ParameterType.URL and not re.fullmatch(URL_PATTERN, value):
-        return ValueProblem((), wanted)
-    if kind is ParameterType.EMAIL and not re.fullmatch(EMAIL_PATTERN, value):
-        return ValueProblem((), wanted)
+    if (kind is ParameterType.URL and not _URL.fullmatch(value)) or (
+        kind is ParameterType.EMAIL and not _EMAIL.fullmatch(value)
+    ):
+        return _wrong(spec)
     size = len(value)
     if (spec.min_length is not None and size < spec.min_length) or (
         spec.max_length is not None and size > spec.max_length
     ):
-        return ValueProblem((), f"{wanted} (got {size} character{'' if size == 1 else 's'})")
+        return _wrong(spec, got=f"{size} character{'' if size == 1 else 's'}")
     if spec.pattern is not None:
         try:
             matches = compile_pattern(spec.pattern).search(value)
         except PatternError as exc:
-            return ValueProblem((), f"{wanted}: {exc}")
+            return _wrong(spec, then=f": {exc}")
         if not matches:
-            return ValueProblem((), wanted)
+            return _wrong(spec)
     return None
 
 
