@@ -180,6 +180,7 @@ def manifest(index: int) -> str:
     lines += [
         "parameters:",
         "  - name: site_title",
+        "    max_length: 80",
         f"    default: Layanan {index:04d}",
         "    description: Name of the service shown in the page header.",
         "  - name: support_email",
@@ -203,6 +204,8 @@ def manifest(index: int) -> str:
         lines += [
             "  - name: max_upload_mb",
             "    type: integer",
+            "    minimum: 1",
+            "    maximum: 50",
             "    default: 10",
             "    description: Largest attachment accepted, in megabytes.",
         ]

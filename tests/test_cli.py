@@ -418,7 +418,7 @@ def test_show_laksa_text() -> None:
     assert "Parameters" in out
     assert "Required by: tangerang-live, tangerang-live-room" in out
     parameters = BUNDLED["laksa"]["parameters"]
-    assert len(parameters) == 6
+    assert len(parameters) == 8
     rows = _table(out, "Parameter")
     assert [row["Parameter"] for row in rows] == [p["name"] for p in parameters]
     for row, parameter in zip(rows, parameters, strict=True):
@@ -430,6 +430,11 @@ def test_show_laksa_text() -> None:
     assert by_name["smtp_password"]["Secret"] == "secret"
     assert '  default: "LAKSA"' in out.splitlines()
     assert "  choices: id | en" in out.splitlines()
+    # A parameter's type with its constraints, under its row.
+    below_map_center = out.split("\nmap_center ", 1)[1].splitlines()[1:5]
+    assert "  takes a list of 2 numbers" in below_map_center
+    assert "  each item: a number from -180 to 180" in below_map_center
+    assert "  takes a string matching '^#[0-9A-Fa-f]{6}$'" in out.splitlines()
     templates = _table(out, "Template")
     assert [(t["Template"], t["Destination"], t["Target"]) for t in templates] == [
         (t["src"], t["dest"], t.get("target", "image")) for t in BUNDLED["laksa"]["templates"]
@@ -448,6 +453,14 @@ def test_show_laksa_json() -> None:
     assert parameters["smtp_password"]["default"] is None
     assert [name for name, p in parameters.items() if p["secret"]] == ["smtp_password"]
     assert parameters["default_language"]["choices"] == ["id", "en"]
+    center = parameters["map_center"]
+    assert (center["type"], center["min_items"], center["max_items"]) == ("list", 2, 2)
+    assert center["items"] == {"type": "number", "minimum": -180, "maximum": 180}
+    assert center["accepts"] == "a list of 2 numbers"
+    assert center["default"] == [-6.1783, 106.6319]
+    assert parameters["map_marker_color"]["pattern"] == "^#[0-9A-Fa-f]{6}$"
+    # Constraints a parameter does not use are left out.
+    assert "minimum" not in parameters["site_title"]
     assert data["manifest_file"].endswith("laksa.yaml")
 
 

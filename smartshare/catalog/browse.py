@@ -9,6 +9,7 @@ from typing import Any
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.load import Catalog, load_catalog, resolve_catalog_root
 from smartshare.catalog.models import AppManifest
+from smartshare.catalog.paramtypes import describe
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class AppDetails:
 
     def as_dict(self) -> dict[str, Any]:
         data = self.app.model_dump(mode="json", by_alias=True)
+        for parameter, dumped in zip(self.app.parameters, data["parameters"], strict=True):
+            dumped["accepts"] = describe(parameter)  # the type and its constraints, in words
         data["required_by"] = self.required_by
         data["manifest_file"] = self.manifest_file
         return data

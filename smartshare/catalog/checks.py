@@ -325,7 +325,8 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
             else:
                 why = parameter.value_problem(value)
                 if why:
-                    problems.append(doc.problem(loc, f"parameter '{key}' of '{app_name}' {why}"))
+                    message = f"parameter '{key}' of '{app_name}': {why.explain(key, parameter)}"
+                    problems.append(doc.problem((*loc, *why.path), message))
         for parameter in app.parameters:
             if parameter.required and parameter.default is None and parameter.name not in values:
                 problems.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,13 +20,23 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    JsonValue,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from smartshare.catalog.buildsettings import BUILD_PATTERN_HINTS, BuildSettings
 from smartshare.catalog.diagnostics import shown_value
+from smartshare.catalog.paramtypes import (
+    CONSTRAINT_NAMES,
+    EMAIL_PATTERN,
+    PROPERTY_NAME_PATTERN,
+    ValueProblem,
+    ValueSpec,
+    value_problem,
+)
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
@@ -53,7 +63,6 @@ REGION_CODE_PATTERN = r"^[0-9]{2}(\.[0-9]{2})?$"
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 SECRET_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"  # noqa: S105 - a pattern, not a secret
 FILE_REFERENCE_PATTERN = r"^file:.+$"
@@ -74,6 +83,7 @@ PATTERN_HINTS: dict[str, str] = {
     DOMAIN_PATTERN: "a lowercase domain name such as 'badungkab.go.id'",
     REGISTRY_PATTERN: "a registry and namespace such as 'registry.example.go.id/apps' (lowercase)",
     EMAIL_PATTERN: "an email address",
+    PROPERTY_NAME_PATTERN: "a key: letters, digits, '_' and '-', not starting with a digit",
     COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
     SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
     FILE_REFERENCE_PATTERN: "a file next to the profile, 'file:PATH'",
@@ -113,16 +123,6 @@ class Maturity(StrEnum):
     BETA = "beta"
     STABLE = "stable"
     OBSOLETE = "obsolete"
-
-
-class ParameterType(StrEnum):
-    STRING = "string"
-    INTEGER = "integer"
-    BOOLEAN = "boolean"
-    URL = "url"
-    EMAIL = "email"
-    ENUM = "enum"
-    LIST = "list"
 
 
 class TemplateTarget(StrEnum):
@@ -196,8 +196,8 @@ class Image(StrictModel):
         return _safe_relative(value)
 
 
-ScalarValue = str | int | bool | float
-ParameterValue = ScalarValue | list[ScalarValue]
+# A parameter's value: JSON's kinds of data (lists and objects for the types that take them).
+ParameterValue = JsonValue
 
 
 # A profile's ``apps.<app>.external`` says the region runs that app itself.
@@ -206,12 +206,15 @@ EXTERNAL_KEY = "external"
 PATCHES_KEY = "patches"
 
 
-class Parameter(StrictModel):
+class Parameter(ValueSpec):
+    """A setting an adopting region may give: a name, a type (:class:`ValueSpec`) and a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    dump_when_unset: ClassVar[frozenset[str]] = frozenset({"choices"})  # as it always was
+
     name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
-    type: ParameterType = ParameterType.STRING
     required: bool = False
-    default: ParameterValue | None = None
-    choices: list[ScalarValue] | None = None
+    default: ParameterValue = None
     secret: bool = False
     description: str = ""
 
@@ -232,48 +235,38 @@ class Parameter(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Parameter:
-        if self.type is ParameterType.ENUM and not self.choices:
-            raise ValueError("an enum parameter needs 'choices'")
-        if self.type is not ParameterType.ENUM and self.choices is not None:
-            raise ValueError("'choices' is only for parameters of type enum")
         if self.secret and self.default is not None:
             raise ValueError(
                 "a secret parameter cannot have a default: the value would be published "
                 "in the manifest"
             )
-        if self.default is not None:
-            problem = self.value_problem(self.default)
-            if problem:
-                raise ValueError(f"default {shown_value(self.default)} {problem}")
+        given = [name for name in CONSTRAINT_NAMES if getattr(self, name) is not None]
+        if self.secret and given:
+            raise ValueError(
+                f"a secret parameter takes no '{given[0]}': a region gives it as a reference "
+                "(env:NAME, file:PATH), and its value is never checked nor shown"
+            )
         return self
 
-    def value_problem(self, value: Any) -> str | None:
-        """Why ``value`` does not fit this parameter, or None."""
-        return value_problem(self.type, self.choices, value)
+    @field_validator("default")
+    @classmethod
+    def _default_fits(cls, value: ParameterValue, info: ValidationInfo) -> ParameterValue:
+        # Here rather than in _consistent, so that the problem is located at the default.
+        # The type and its constraints are validated before it (ValueSpec's fields come
+        # first); one that failed is not in info.data, and the default is not judged.
+        if value is None or not {"type", "name"} <= info.data.keys():
+            return value
+        if any(name not in info.data for name in ValueSpec.model_fields):
+            return value
+        spec = ValueSpec.model_construct(**{k: info.data[k] for k in ValueSpec.model_fields})
+        problem = value_problem(spec, value)
+        if problem:
+            raise ValueError(problem.explain(info.data["name"], spec))
+        return value
 
-
-def value_problem(kind: ParameterType, choices: list[Any] | None, value: Any) -> str | None:
-    if kind is ParameterType.BOOLEAN:
-        return None if isinstance(value, bool) else "must be true or false"
-    if kind is ParameterType.INTEGER:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else "must be a whole number"
-    if kind is ParameterType.LIST:
-        ok = isinstance(value, list) and all(
-            isinstance(item, str | int | float | bool) for item in value
-        )
-        return None if ok else "must be a list of plain values"
-    if kind is ParameterType.ENUM:
-        if choices is not None and value not in choices:
-            return f"must be one of {', '.join(map(str, choices))}"
-        return None
-    if not isinstance(value, str):
-        return f"must be a string (got {type(value).__name__}; quote it in YAML)"
-    if kind is ParameterType.URL and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
-        return "must be an http:// or https:// URL"
-    if kind is ParameterType.EMAIL and not re.fullmatch(EMAIL_PATTERN, value):
-        return "must be an email address"
-    return None
+    def value_problem(self, value: Any) -> ValueProblem | None:
+        """Why ``value`` does not fit this parameter, or None (the one check of a value)."""
+        return value_problem(self, value)
 
 
 class TemplateSpec(StrictModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smartshare.cli.options import Command, examples
+from smartshare.cli.options import CatalogOption, Command, examples
 
 
 def schema_command(
@@ -14,12 +14,17 @@ def schema_command(
     kind: Annotated[
         str, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
     ],
+    catalog: CatalogOption = None,
 ) -> None:
-    """Print the JSON Schema of app manifests or region profiles."""
+    """Print the JSON Schema of app manifests or region profiles.
+
+    A region profile's schema types each app's values (apps.<app>) by the
+    parameters of the catalogue's apps: the bundled catalogue's, or --catalog's.
+    """
     from smartshare.catalog.schema import json_schema
     from smartshare.console import get_console
 
-    get_console().json(json_schema(kind=kind))
+    get_console().json(json_schema(kind=kind, catalog_root=catalog))
 
 
 def register(app: typer.Typer) -> None:
@@ -29,5 +34,6 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "smartshare schema app > schema/app.json",
             "smartshare schema region > schema/region.json",
+            "smartshare schema region --catalog ../other-catalogue > region.json",
         ),
     )(schema_command)

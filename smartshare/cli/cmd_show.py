@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def _render_text(console: Console, details: AppDetails) -> None:
     import json
 
+    from smartshare.catalog.paramtypes import spec_details
     from smartshare.console import Row
 
     app = details.app
@@ -63,6 +64,7 @@ def _render_text(console: Console, details: AppDetails) -> None:
                 ],
                 details=[
                     *([("", p.description)] if p.description else []),
+                    *[("", line) for line in spec_details(p)],
                     *([("", "choices: " + " | ".join(map(str, p.choices)))] if p.choices else []),
                     *(
                         [("", "default: " + json.dumps(p.default, ensure_ascii=False))]

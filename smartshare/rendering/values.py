@@ -15,10 +15,10 @@ from typing import Any
 
 from smartshare.catalog.models import (
     AppManifest,
-    ParameterType,
     RegionProfile,
     is_secret_reference,
 )
+from smartshare.catalog.paramtypes import ParameterType, describe, json_text_problem, parse_text
 from smartshare.errors import InvalidInputError, SecretResolutionError, UsageError
 
 
@@ -44,23 +44,11 @@ def parse_set_options(items: Sequence[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def _coerce(kind: ParameterType, raw: str) -> Any:
-    """Turn a command-line string into the parameter's type."""
-    if kind is ParameterType.INTEGER:
-        try:
-            return int(raw)
-        except ValueError:
-            return raw
-    if kind is ParameterType.BOOLEAN:
-        lowered = raw.strip().lower()
-        if lowered in ("true", "yes", "1", "on"):
-            return True
-        if lowered in ("false", "no", "0", "off"):
-            return False
-        return raw
-    if kind is ParameterType.LIST:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    return raw
+# How a --set value of a type that holds several values is written.
+_SET_SYNTAX = {
+    ParameterType.LIST: "; with --set, as items separated by commas (a,b) or as JSON ([...])",
+    ParameterType.OBJECT: "; with --set, as JSON ({...})",
+}
 
 
 def resolve_secret(reference: str, *, base_dir: Path, param: str, app: str) -> str:
@@ -123,10 +111,13 @@ def resolve_values(
     secrets: set[str] = set()
     for spec in app.parameters:
         value: Any = spec.default
+        source = f"{app.name}.{spec.name} (the manifest's default)"
         if spec.name in profile_values:
             value = profile_values[spec.name]
+            source = f"apps.{app.name}.{spec.name} of region profile '{region.name}'"
         if spec.name in overrides:
-            value = _coerce(spec.type, overrides[spec.name])
+            value = parse_text(spec, overrides[spec.name])
+            source = f"--set {app.name}.{spec.name}"
         if value is None:
             if spec.required:
                 raise InvalidInputError(
@@ -152,7 +143,15 @@ def resolve_values(
             continue
         problem = spec.value_problem(value)
         if problem:
-            raise InvalidInputError(f"{app.name}.{spec.name}: {problem}")
+            not_json = (
+                json_text_problem(spec, overrides[spec.name]) if spec.name in overrides else None
+            )
+            raise InvalidInputError(
+                f"{source}: {problem.explain(spec.name, spec)}"
+                + (f"; {not_json}" if not_json else ""),
+                hint=f"{app.name}.{spec.name} takes {describe(spec)}"
+                + _SET_SYNTAX.get(spec.type, ""),
+            )
         params[spec.name] = value
         recorded[spec.name] = value
     return ResolvedValues(params=params, recorded=recorded, secret_names=frozenset(secrets))
