@@ -1,4 +1,4 @@
-"""``smartshare schema app|region``: print the JSON Schema of a file format."""
+"""``smartshare schema app|region|report``: print the JSON Schema of a format."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from smartshare.cli.options import Command, examples
 def schema_command(
     # A string, checked by json_schema: its UsageError lists the kinds.
     kind: Annotated[
-        str, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
+        str,
+        typer.Argument(
+            metavar="KIND",
+            help="app (manifests), region (profiles) or report (smartshare report --format json).",
+        ),
     ],
 ) -> None:
-    """Print the JSON Schema of app manifests or region profiles."""
+    """Print the JSON Schema of app manifests, region profiles or adoption reports."""
     from smartshare.catalog.schema import json_schema
     from smartshare.console import get_console
 
@@ -29,5 +33,6 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "smartshare schema app > schema/app.json",
             "smartshare schema region > schema/region.json",
+            "smartshare schema report > schema/report.json",
         ),
     )(schema_command)
