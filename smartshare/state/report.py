@@ -18,7 +18,7 @@ from smartshare import __version__
 from smartshare.errors import UsageError
 from smartshare.state.lockfile import LOCK_NAME, LockedApp, read_lock
 
-REPORT_SCHEMA = "smartshare/report-v1"
+REPORT_SCHEMA: Literal["smartshare/report-v1"] = "smartshare/report-v1"
 
 
 class _ReportModel(BaseModel):
