@@ -100,6 +100,8 @@ class _Upgrader(_Runner):
         self.written: dict[str, dict[tuple[str, TemplateTarget], bytes]] = {}
 
     def check(self, name: str) -> Assessment:
+        if name in self.ctx.value_errors:  # a new required parameter without a value
+            raise self.ctx.value_errors[name]
         assessment = super().check(name)
         entry = self.ctx.lock.apps[name]
         if name not in self.targets:
@@ -263,6 +265,7 @@ def upgrade(
         force=False,
         cache_dir=cache_dir,
         versions=dict.fromkeys(names, to) if to is not None else None,
+        per_app_values=True,
     )
     missing = [n for n in ctx.order if n not in lock.apps]
     if missing:
