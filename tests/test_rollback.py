@@ -276,3 +276,23 @@ def test_rollback_pulls_a_pushed_image_by_its_digest(
     restored = read_lock(workspace).apps["alpha"].images[0]
     assert client.images.get(restored.tags[0]).id == restored.image_id
     assert client.images.get(restored.tags[0]).labels["org.opencontainers.image.version"] == "1.0.0"
+
+
+def test_a_rollback_that_fails_midway_leaves_the_app_as_it_was(tmp_path: Path) -> None:
+    import shutil
+
+    catalog, workspace = upgraded(tmp_path)
+    # The git cache is gone and the forge unreachable: the old source cannot be had.
+    shutil.rmtree(tmp_path / "cache")
+    repo = catalog.repos["alpha"].path
+    repo.rename(repo.with_name("moved"))
+    before = snapshot(workspace)
+    failed = run(workspace, "rollback", "alpha")
+    assert failed.exit_code == 3, failed.output
+    assert snapshot(workspace) == before
+    assert not list((workspace / ".smartshare/tmp").iterdir())
+    # With the forge back, the same command finishes the rollback.
+    repo.with_name("moved").rename(repo)
+    done = run(workspace, "rollback", "alpha")
+    assert done.exit_code == 0, done.output
+    assert read_lock(workspace).apps["alpha"].version == "1.0.0"
