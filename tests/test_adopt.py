@@ -825,9 +825,19 @@ def test_force_redoes_everything(tmp_path: Path) -> None:
     # Recorded again as it was: only the time and the adoption (its baseline) differ.
     assert after.adoption_id != before.adoption_id
     assert (
-        after.model_copy(update={"adopted_at": long_ago, "adoption_id": before.adoption_id})
+        after.model_copy(
+            update={
+                "adopted_at": long_ago,
+                "adoption_id": before.adoption_id,
+                "history": [],
+                "first_adopted_at": before.first_adopted_at,
+            }
+        )
         == before
     )
+    # The adoption it replaced is the first of its history; it was first adopted back then.
+    assert [h.adoption_id for h in after.history] == [before.adoption_id]
+    assert after.first_adopted_at == before.first_adopted_at
     # The source tree was exported and rendered again, not left in place.
     assert page.stat().st_ino != page_inode
 

@@ -117,7 +117,10 @@ def test_unknown_command_is_usage() -> None:
     assert result.stdout == ""
 
 
-COMMANDS = ("list", "show", "validate", "schema", "plan", "adopt", "status")
+COMMANDS = (
+    *("list", "show", "validate", "schema", "plan", "adopt", "status"),
+    *("history", "rollback", "report"),
+)
 TYPE_LABELS = re.compile(r"<(bool|path|int|text|list\[str\]|str)[^>]*>|\[x>=|\{[A-Z]+\}")
 
 
@@ -614,8 +617,8 @@ def test_schema_unknown_kind_is_usage() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "error: no schema for 'regions': the kinds are app, region",
-        "hint: smartshare schema KIND, KIND being one of app, region",
+        "error: no schema for 'regions': the kinds are app, region, report",
+        "hint: smartshare schema KIND, KIND being one of app, region, report",
     ]
 
 

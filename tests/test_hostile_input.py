@@ -346,14 +346,19 @@ def test_a_lock_of_version_1_is_read_and_written_back_as_the_current_version(
         # What version 2 added (all optional) a version 1 lock does not hold.
         data.pop("deployment", None)
         for app in data["apps"].values():
-            for key in ("render_inputs", "region_digest", "build_args", "build"):
+            for key in (
+                *("render_inputs", "region_digest", "build_args", "build"),
+                # and what later versions added
+                *("patches", "tree_digest", "adoption_id", "attention"),
+                *("history", "first_adopted_at", "upgraded_at"),
+            ):
                 app.pop(key, None)
             for image in app["images"]:
                 image.pop("bases", None)
         return json.dumps(data).encode()
 
     replace(lock, version_1)
-    assert LOCK_VERSION == 2
+    assert LOCK_VERSION == 3
     status = run("status", "--workspace", str(scene.workspace), "--format", "json")
     assert status.exit_code == 0, status.output
     assert [(app["app"], app["drift"]) for app in json.loads(status.stdout)["apps"]] == [

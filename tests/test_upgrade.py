@@ -416,3 +416,41 @@ def test_acceptance_clean_upgrade_with_real_builds_survives_a_failed_build(
     assert b"Lapor!" in served  # the hand edit, built in
     assert b'<h1 class="big">' in served  # the new version
     assert "exec httpd -f -v" in (workspace / "apps/alpha/src/bin/start.sh").read_text()
+
+
+def test_a_new_required_parameter_without_a_value_stops_only_its_app(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
+    workspace = tmp_path / "ws"
+    result = adopt(
+        apps=["alpha", "beta"],
+        region_file=catalog.region_file,
+        workspace=workspace,
+        catalog_root=catalog.root,
+        build=False,
+    )
+    assert [r.outcome for r in result.results] == [Outcome.ADOPTED, Outcome.ADOPTED]
+    manifests = catalog.root / "manifests"
+    for name, extra in (
+        ("alpha", "  - name: district\n    type: string\n    required: true\n"),
+        ("beta", ""),
+    ):
+        repo = catalog.repos[name]
+        repo.commit("2.0.0", files={"NEWS": "2.0.0\n"})
+        repo.tag("v2.0.0")
+        current = (manifests / f"apps/{name}.yaml").read_text()
+        (manifests / f"versions/{name}").mkdir(parents=True)
+        (manifests / f"versions/{name}/1.0.0.yaml").write_text(current)
+        (manifests / f"apps/{name}.yaml").write_text(
+            current.replace('version: "1.0.0"', 'version: "2.0.0"')
+            .replace("ref: v1.0.0", "ref: v2.0.0")
+            .replace("parameters:\n", "parameters:\n" + extra)
+        )
+    for args in (("--dry-run",), ()):
+        shown = cli(catalog, workspace, "upgrade", "--format", "json", *args)
+        assert shown.exit_code == 1, shown.output
+        apps = {a["app"]: a for a in json.loads(shown.stdout)["apps"]}
+        assert apps["alpha"]["outcome"] == "failed"
+        assert "alpha.district is required" in apps["alpha"]["message"]
+        assert apps["beta"]["outcome"] == ("would upgrade" if args else "upgraded")
+    lock = read_lock(workspace)
+    assert (lock.apps["alpha"].version, lock.apps["beta"].version) == ("1.0.0", "2.0.0")

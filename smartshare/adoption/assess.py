@@ -124,7 +124,7 @@ def resolve_sources(
 
 def start_renderers(ctx: Context, names: Sequence[str]) -> None:
     """Start a render worker now if any of ``names`` will be rendered (none for a no-op run)."""
-    apps = [ctx.catalog.app(name) for name in names]
+    apps = [ctx.catalog.app(name) for name in names if name in ctx.values]
     if any(_unchanged_files(ctx, app, ctx.values[app.name]) is None for app in apps):
         ctx.renderers.prestart()
 

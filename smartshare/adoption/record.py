@@ -25,6 +25,7 @@ from smartshare.state.lockfile import (
 
 if TYPE_CHECKING:
     from smartshare.adoption.request import Context
+    from smartshare.catalog.models import TemplateTarget
 
 
 def locked_entry(
@@ -73,8 +74,17 @@ def locked_entry(
     )
 
 
-def keep_baseline(ctx: Context, assessment: Assessment, locked: LockedApp) -> None:
-    """Write the baseline ``locked.adoption_id`` names: the files as rendered (contents known)."""
+def keep_baseline(
+    ctx: Context,
+    assessment: Assessment,
+    locked: LockedApp,
+    *,
+    written: dict[tuple[str, TemplateTarget], bytes] | None = None,
+) -> None:
+    """Write the baseline ``locked.adoption_id`` names: the files as rendered (contents known).
+
+    ``written``: what was written of each file, where an upgrade merged hand edits.
+    """
     assert locked.adoption_id is not None
     baseline.write_baseline(
         ctx.workspace,
@@ -83,6 +93,8 @@ def keep_baseline(ctx: Context, assessment: Assessment, locked: LockedApp) -> No
         entry=locked,
         manifest=assessment.app.model_dump(mode="json", by_alias=True),
         files=[(f.target.value, f.dest, _content(f)) for f in assessment.files],
+        written=[(target.value, dest, data) for (dest, target), data in (written or {}).items()],
+        patches=[p.content for p in assessment.patches],
     )
 
 

@@ -39,6 +39,7 @@ from smartshare.state.lockfile import Lock, LockedApp, read_lock
 
 if TYPE_CHECKING:
     from smartshare.catalog.assets import ResolvedAsset
+    from smartshare.catalog.diagnostics import Problem
     from smartshare.fetching.patching import Patch
 
 
@@ -66,6 +67,8 @@ class Context:
     mirrors: tuple[MirrorRule, ...] = ()  # image mirrors, in order (settings, then profile)
     build_env: BuildEnvironment | None = None  # the region's build settings (when building)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
+    # Apps whose values could not be resolved (upgrade): each fails in its turn.
+    value_errors: dict[str, InvalidInputError] = field(default_factory=dict)
     _env: Any = None
     _outputs: Any = None
 
@@ -119,11 +122,14 @@ def prepare(
     force: bool,
     cache_dir: Path | None,
     versions: Mapping[str, str] | None = None,
+    per_app_values: bool = False,
 ) -> Context:
     """Check everything that can be checked before touching anything.
 
     ``versions`` gives apps another version the catalogue holds than its
     current one (an upgrade's ``--to``): the run sees that manifest instead.
+    ``per_app_values``: a value that is wrong or missing (a new required
+    parameter) fails only its app, in its turn (``Context.value_errors``).
     """
     from smartshare.catalog.assets import resolve_assets
     from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
@@ -178,7 +184,7 @@ def prepare(
             *check_region(region=region, catalog=catalog),
             *check_region_assets(region=region, catalog=catalog),
         ]
-        if p.severity.value == "error"
+        if p.severity.value == "error" and not (per_app_values and _missing_required(p, order))
     ]
     if region_problems:
         raise InvalidInputError(
@@ -194,15 +200,20 @@ def prepare(
     parsed = parse_set_options(overrides)
     validate_overrides(parsed, {n: catalog.app(n) for n in order})
     region_dir = region.doc.path.resolve().parent
-    values = {
-        name: resolve_values(
-            app=catalog.app(name),
-            region=region.model,
-            region_dir=region_dir,
-            overrides=parsed.get(name),
-        )
-        for name in order
-    }
+    values: dict[str, ResolvedValues] = {}
+    value_errors: dict[str, InvalidInputError] = {}
+    for name in order:
+        try:
+            values[name] = resolve_values(
+                app=catalog.app(name),
+                region=region.model,
+                region_dir=region_dir,
+                overrides=parsed.get(name),
+            )
+        except InvalidInputError as exc:
+            if not per_app_values:
+                raise
+            value_errors[name] = exc
     assets = {
         name: resolve_assets(app=catalog.app(name), region=region.model, region_dir=region_dir)
         for name in order
@@ -232,7 +243,13 @@ def prepare(
         renderers=RenderPool(settings.render_limits),
         assets=assets,
         patches=patches,
+        value_errors=value_errors,
     )
+
+
+def _missing_required(problem: Problem, order: Sequence[str]) -> bool:
+    """A profile's missing required value for an app of the run: that app fails on its own."""
+    return problem.field in {f"apps.{n}" for n in order} and "required parameter" in problem.message
 
 
 def read_patches(region: RegionProfile, app: str, region_dir: Path) -> list[Patch]:

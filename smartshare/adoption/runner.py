@@ -39,6 +39,7 @@ from smartshare.building.labels import build_labels, static_labels
 from smartshare.catalog.graph import critical_path_first
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import SmartshareError
+from smartshare.state import history
 from smartshare.state import workspace as ws
 from smartshare.state.drift import region_digest
 from smartshare.state.lockfile import (
@@ -320,9 +321,11 @@ class _Runner:
             region_digest=self.region_digest,
         )
         keep_baseline(self.ctx, assessment, locked)
+        dropped = history.succeed(entry, locked)
         with self.lock_mutex:
             self.ctx.lock.apps[assessment.app.name] = locked
             write_lock(self.ctx.workspace, self.ctx.lock)
+        history.prune(self.ctx.workspace, assessment.app.name, dropped)
 
     def run(self, jobs: int, fail_fast: bool) -> AdoptResult:
         ctx = self.ctx

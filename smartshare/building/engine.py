@@ -228,9 +228,14 @@ class DockerEngine(BuildCalls, ContainerCalls, SwarmCalls):
     def pull(self, reference: str, *, on_log: LogCallback | None = None) -> str:
         """Pull ``reference`` and return its image id (cancellable: :meth:`cancel`).
 
-        Raises :class:`PullError`.
+        ``reference`` may name a digest (``repo@sha256:...``). Raises :class:`PullError`.
         """
-        repo, tag = split_reference(reference)
+        if "@" in reference:
+            refuse_credentials(reference)
+            # The engine reads a digest in the tag's place.
+            repo, _, tag = reference.partition("@")
+        else:
+            repo, tag = split_reference(reference)
         api = self._api()
         with (
             self._streaming(PullError, f"pulling {reference}"),

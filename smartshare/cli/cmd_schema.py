@@ -1,4 +1,4 @@
-"""``smartshare schema app|region``: print the JSON Schema of a file format."""
+"""``smartshare schema app|region|report``: print the JSON Schema of a format."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from smartshare.cli.options import CatalogOption, Command, examples
 def schema_command(
     # A string, checked by json_schema: its UsageError lists the kinds.
     kind: Annotated[
-        str, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
+        str,
+        typer.Argument(
+            metavar="KIND",
+            help="app (manifests), region (profiles) or report (smartshare report --format json).",
+        ),
     ],
     catalog: CatalogOption = None,
 ) -> None:
-    """Print the JSON Schema of app manifests or region profiles.
+    """Print the JSON Schema of app manifests, region profiles or adoption reports.
 
     A region profile's schema types each app's values (apps.<app>) by the
     parameters of the catalogue's apps: the bundled catalogue's, or --catalog's.
@@ -35,5 +39,6 @@ def register(app: typer.Typer) -> None:
             "smartshare schema app > schema/app.json",
             "smartshare schema region > schema/region.json",
             "smartshare schema region --catalog ../other-catalogue > region.json",
+            "smartshare schema report > schema/report.json",
         ),
     )(schema_command)

@@ -141,6 +141,12 @@ class ReportFormat(StrEnum):
     JSON = "json"
 
 
+class RecordFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    PUBLICCODE = "publiccode"
+
+
 class ValidateFormat(StrEnum):
     TEXT = "text"
     JSON = "json"

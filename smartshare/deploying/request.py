@@ -129,7 +129,7 @@ def prepare_deploy(
     region_dir = region.doc.path.resolve().parent
     inputs = [
         _inputs(
-            catalog.app(name),
+            _adopted_manifest(catalog, lock, name),
             lock,
             workspace=workspace,
             key=key,
@@ -207,6 +207,15 @@ def _requested(
             hint="the sharing region must describe how its apps run (docs/formats.md)",
         )
     return chosen
+
+
+def _adopted_manifest(catalog: Catalog, lock: Lock, name: str) -> AppManifest:
+    """The manifest of the version ``name`` is adopted at (an older one after a rollback)."""
+    entry = lock.apps.get(name)
+    older = catalog.versions.get(name, {}).get(entry.version) if entry is not None else None
+    if older is not None and entry is not None and entry.version != catalog.app(name).version:
+        return older.model
+    return catalog.app(name)
 
 
 def _runs(catalog: Catalog, name: str, named: Sequence[str]) -> bool:

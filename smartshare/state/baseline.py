@@ -7,6 +7,10 @@ Layout, one folder per adoption (``adoption_id``, sortable by time)::
       image/<dest>       each image file exactly as rendered (before any hand edit)
       runtime/<dest>     each runtime file as rendered: may hold secrets (0600, as
                          runtime/<app>/; never inside a source tree)
+      written/<target>/<dest>   a file as the adoption wrote it, where that differs from
+                         the rendering (an upgrade's merged hand edits, a resolution)
+      patches/<n>        the region's patches as applied (n: 1, 2... in the order of
+                         the entry's ``patches``), so that a rollback can apply them again
 
 A baseline is written completely under a hidden name and renamed into place
 before the lock names its ``adoption_id``: the lock's ``adoption_id`` is the
@@ -32,6 +36,8 @@ from smartshare.state.lockfile import LockedApp
 
 RECORD_NAME = "record.json"
 _TARGETS = ("image", "runtime")
+_WRITTEN = "written"
+_PATCHES = "patches"
 _MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
@@ -75,9 +81,13 @@ def write_baseline(
     entry: LockedApp,
     manifest: dict[str, Any],
     files: Iterable[tuple[str, str, bytes]],
+    written: Iterable[tuple[str, str, bytes]] = (),
+    patches: Iterable[bytes] = (),
 ) -> Path:
     """Keep ``files`` (target, dest, content as rendered) and ``entry`` as a baseline of ``app``.
 
+    ``written``: files as the adoption wrote them where that differs from
+    ``files``; ``patches``: the content of the entry's patches, in order.
     Written under a hidden name and renamed into place whole.
     """
     from smartshare.state.safefs import atomic_write, confined_path
@@ -92,12 +102,19 @@ def write_baseline(
         staging.mkdir(mode=0o700)
         for target in _TARGETS:
             (staging / target).mkdir(mode=0o700)
+        rendered = {}
         for target, dest, content in files:
             if target not in _TARGETS:
                 raise ValueError(f"unknown target {target!r}")
-            path = confined_path(staging / target, dest)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(path, content, mode=0o600)
+            rendered[(target, dest)] = content
+            _keep(confined_path(staging / target, dest), content)
+        for target, dest, content in written:
+            if target not in _TARGETS:
+                raise ValueError(f"unknown target {target!r}")
+            if rendered.get((target, dest)) != content:
+                _keep(confined_path(staging / _WRITTEN / target, dest), content)
+        for number, content in enumerate(patches, start=1):
+            _keep(staging / _PATCHES / str(number), content)
         record = BaselineRecord(adoption_id=adoption_id, app=app, entry=entry, manifest=manifest)
         atomic_write(
             staging / RECORD_NAME, record.model_dump_json(indent=1).encode("utf-8"), mode=0o600
@@ -110,6 +127,13 @@ def write_baseline(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def _keep(path: Path, content: bytes) -> None:
+    from smartshare.state.safefs import atomic_write
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(path, content, mode=0o600)
 
 
 def has_baseline(workspace: Path, app: str, adoption_id: str | None) -> bool:
@@ -146,7 +170,7 @@ def read_file(workspace: Path, app: str, adoption_id: str, target: str, dest: st
     from smartshare.errors import UnsafePathError
     from smartshare.state.safefs import confined_path
 
-    if target not in _TARGETS:
+    if target not in _TARGETS and target not in {f"{_WRITTEN}/{t}" for t in _TARGETS}:
         return None
     try:
         path = confined_path(baseline_dir(workspace, app, adoption_id) / target, dest)
@@ -157,6 +181,33 @@ def read_file(workspace: Path, app: str, adoption_id: str, target: str, dest: st
         return None
     except OSError as exc:
         raise _error("read", baseline_dir(workspace, app, adoption_id), exc) from None
+
+
+def read_written(
+    workspace: Path, app: str, adoption_id: str, target: str, dest: str
+) -> bytes | None:
+    """A file as that adoption wrote it: merged with hand edits, or else as rendered."""
+    if target not in _TARGETS:
+        return None
+    kept = read_file(workspace, app, adoption_id, f"{_WRITTEN}/{target}", dest)
+    return kept if kept is not None else read_file(workspace, app, adoption_id, target, dest)
+
+
+def read_patch(workspace: Path, app: str, adoption_id: str, number: int) -> bytes | None:
+    """The ``number``-th patch (from 1) the adoption applied; None when not kept."""
+    path = baseline_dir(workspace, app, adoption_id) / _PATCHES / str(number)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _error("read", path, exc) from None
+
+
+def remove_baseline(workspace: Path, app: str, adoption_id: str) -> None:
+    """Remove a baseline the lock no longer names (history pruned)."""
+    if adoption_id and "/" not in adoption_id and not adoption_id.startswith("."):
+        shutil.rmtree(baseline_dir(workspace, app, adoption_id), ignore_errors=True)
 
 
 def list_baselines(workspace: Path, app: str) -> list[str]:

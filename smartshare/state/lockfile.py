@@ -22,8 +22,9 @@ LOCK_NAME = "smartshare.lock"
 # then says "written by a newer smartshare" instead of "not a lock file" (every
 # model forbids keys it does not know).  Version 2 only added optional fields
 # (render inputs, the deployment, the profile an app was adopted for, build
-# arguments and settings, base images), so a version 1 lock reads as it is.
-LOCK_VERSION = 2
+# arguments and settings, base images), so a version 1 lock reads as it is;
+# version 3 added each app's history (state.history), first and upgrade times.
+LOCK_VERSION = 3
 # A lock of a thousand apps is a few MiB; anything far larger is not one.
 MAX_LOCK_BYTES = 16 * 1024 * 1024
 
@@ -108,6 +109,26 @@ class LockedAttention(_LockModel):
     since: str
 
 
+class LockedHistoryImage(_LockModel):
+    """An image of an earlier adoption: enough to find it again (by id, or by digest)."""
+
+    name: str
+    image_id: str | None = None
+    digest: str | None = None  # registry digest, when it was pushed
+
+
+class LockedAdoption(_LockModel):
+    """An earlier adoption of an app (its full entry is in its baseline's record)."""
+
+    adoption_id: str
+    version: str
+    commit: str
+    images: list[LockedHistoryImage] = Field(default_factory=list)
+    files_digest: str  # sha256 over the rendered files' (target, dest, digest)
+    adopted_at: str
+    attention: bool = False  # it needed attention when it was left: no rollback to it
+
+
 class LockedApp(_LockModel):
     version: str
     manifest_digest: str
@@ -134,6 +155,10 @@ class LockedApp(_LockModel):
     adoption_id: str | None = None
     # Set by an upgrade that left conflict markers; adopt and deploy refuse the app meanwhile.
     attention: LockedAttention | None = None
+    # The earlier adoptions, newest first, at most state.history.HISTORY_LIMIT.
+    history: list[LockedAdoption] = Field(default_factory=list)
+    first_adopted_at: str | None = None  # when the app was first adopted (None: unknown)
+    upgraded_at: str | None = None  # when its version last changed (upgrade or rollback)
 
 
 def attention_note(name: str, entry: LockedApp) -> str | None:

@@ -64,6 +64,8 @@ def _dry_run_app(
         from_commit=entry.source.commit,
     )
     try:
+        if name in ctx.value_errors:  # a new required parameter without a value
+            raise ctx.value_errors[name]
         resolved = source.result()
         assessment = assess(ctx, name, resolved=resolved)
         report = new_report(assessment, entry)

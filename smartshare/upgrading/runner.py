@@ -23,7 +23,7 @@ from smartshare.adoption.events import EventSink, Outcome
 from smartshare.adoption.runner import _Runner
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
-from smartshare.state import baseline
+from smartshare.state import baseline, history
 from smartshare.state import workspace as ws
 from smartshare.state.lockfile import (
     Lock,
@@ -39,6 +39,7 @@ from smartshare.upgrading.steps import (
     conflict_error,
     contents_to_write,
     is_current,
+    keep_resolution,
     merge_files,
     new_report,
 )
@@ -96,8 +97,11 @@ class _Upgrader(_Runner):
         self.markers = markers
         self.resolving = resolving
         self.reports: dict[str, AppUpgrade] = {}
+        self.written: dict[str, dict[tuple[str, TemplateTarget], bytes]] = {}
 
     def check(self, name: str) -> Assessment:
+        if name in self.ctx.value_errors:  # a new required parameter without a value
+            raise self.ctx.value_errors[name]
         assessment = super().check(name)
         entry = self.ctx.lock.apps[name]
         if name not in self.targets:
@@ -167,7 +171,8 @@ class _Upgrader(_Runner):
         )
         if report.conflicts and not self.markers:
             raise conflict_error(report)
-        return contents_to_write(report.files)
+        self.written[name] = contents_to_write(report.files)
+        return self.written[name]
 
     def _build_and_push(
         self, assessment: Assessment, source_dir: Path, entry: LockedApp | None
@@ -187,12 +192,12 @@ class _Upgrader(_Runner):
         report = self.reports[name]
         locked = locked_entry(self.ctx, assessment, images, entry, region_digest=self.region_digest)
         if self.resolving:
-            # The upgrade's baseline (its rendering) stays the baseline.
-            locked.adoption_id = entry.adoption_id
+            # The upgrade's rendering stays the base of the next merge; the files as
+            # resolved are what this adoption wrote.
             locked.tree_digest = entry.tree_digest
+            keep_resolution(self.ctx.workspace, name, entry, locked, assessment.patches)
             report.outcome = UpgradeOutcome.RESOLVED
         else:
-            keep_baseline(self.ctx, assessment, locked)
             report.outcome = UpgradeOutcome.UPGRADED
             if report.conflicts:
                 report.outcome = UpgradeOutcome.NEEDS_ATTENTION
@@ -207,9 +212,13 @@ class _Upgrader(_Runner):
                     source_files=[p for c in report.patch_conflicts for p in c.files],
                     since=locked.adopted_at,
                 )
+            # After the attention: its record says so (no rollback returns to it).
+            keep_baseline(self.ctx, assessment, locked, written=self.written.get(name))
+        dropped = history.succeed(entry, locked)
         with self.lock_mutex:
             self.ctx.lock.apps[name] = locked
             write_lock(self.ctx.workspace, self.ctx.lock)
+        history.prune(self.ctx.workspace, name, dropped)
 
 
 def upgrade(
@@ -256,6 +265,7 @@ def upgrade(
         force=False,
         cache_dir=cache_dir,
         versions=dict.fromkeys(names, to) if to is not None else None,
+        per_app_values=True,
     )
     missing = [n for n in ctx.order if n not in lock.apps]
     if missing:

@@ -18,7 +18,7 @@ from smartshare.upgrading.merge import FileResult, MergedFile, merge_file
 
 if TYPE_CHECKING:
     from smartshare.adoption.assess import Assessment, RenderedFile
-    from smartshare.fetching.patching import PatchConflict, SourceChanges
+    from smartshare.fetching.patching import Patch, PatchConflict, SourceChanges
     from smartshare.state.lockfile import LockedApp
 
 
@@ -173,4 +173,34 @@ def conflict_error(report: AppUpgrade) -> ConflictError:
         f"the new version in {', '.join(files)}; the app stays on {report.from_version}",
         hint="edit the file back (or keep the edit out of those lines) and upgrade again, "
         "or upgrade with --conflict markers and resolve them by hand",
+    )
+
+
+def keep_resolution(
+    workspace: Path, name: str, entry: LockedApp, locked: LockedApp, patches: list[Patch]
+) -> None:
+    """The baseline of ``upgrade --resolved``: the upgrade's rendering, the files as resolved."""
+    from smartshare.state.safefs import confined_path
+
+    assert entry.adoption_id is not None and locked.adoption_id is not None
+    roots = {"image": ws.src_dir(workspace, name), "runtime": ws.runtime_dir(workspace, name)}
+    rendered, written = [], []
+    for f in entry.files:
+        content = baseline.read_file(workspace, name, entry.adoption_id, f.target, f.dest)
+        if content is None:
+            continue
+        rendered.append((f.target, f.dest, content))
+        try:
+            written.append((f.target, f.dest, confined_path(roots[f.target], f.dest).read_bytes()))
+        except (OSError, SmartshareError):
+            continue  # removed by hand: the rendering stands for it
+    baseline.write_baseline(
+        workspace,
+        adoption_id=locked.adoption_id,
+        app=name,
+        entry=locked,
+        manifest=baseline.read_record(workspace, name, entry.adoption_id).manifest,
+        files=rendered,
+        written=written,
+        patches=[p.content for p in patches],
     )
