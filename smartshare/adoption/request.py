@@ -87,8 +87,8 @@ def prepare(
     cache_dir: Path | None,
 ) -> Context:
     """Check everything that can be checked before touching anything."""
+    from smartshare.cache import default_cache_dir
     from smartshare.catalog.checks import check_app_templates, check_region
-    from smartshare.fetching.mirror import default_cache_dir
     from smartshare.settings import load_settings
 
     if not apps and not all_apps:
