@@ -7,9 +7,11 @@ values against the app's parameters, and templates against the parameters
 their app declares.
 
 Templates are analysed, never rendered, and each template file is parsed once
-(:func:`smartshare.rendering.analysis.analyse` caches by file), so validating a
-thousand manifests that share templates costs little more than loading them.
-Locations are computed only for the problems found.
+(:class:`smartshare.rendering.analysis.TemplateAnalyser` caches by file, and by
+content given a memo), so validating a thousand manifests that share templates
+costs little more than loading them.  Locations are computed only for the
+problems found.  The cache between runs, parallel cold runs and
+``--changed-since`` are :mod:`smartshare.validation`'s.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from smartshare.catalog.diagnostics import Problem, Severity, has_errors
+from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
 from smartshare.catalog.graph import cycle_problem, cycles
 from smartshare.catalog.load import (
     Catalog,
@@ -45,26 +47,26 @@ from smartshare.catalog.runtime_checks import (
 )
 from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.rendering.analysis import TemplateUsage, Use, analyse
+from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use
 from smartshare.rendering.sandbox import make_environment
+
+if TYPE_CHECKING:
+    from smartshare.cache import ContentMemo
 
 # What render_context() puts under `region` and `app`.
 REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
-
-@dataclass(frozen=True)
-class ValidationReport:
-    problems: list[Problem]  # sorted by file, line, column
-    files_checked: int  # manifests and region profiles (templates not counted)
-
-    @property
-    def valid(self) -> bool:
-        """True when there is no error (warnings are allowed)."""
-        return not has_errors(self.problems)
+__all__ = ["ValidationReport", "check_app_templates", "check_region", "validate"]
 
 
-def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationReport:
+def validate(
+    *,
+    catalog_root: Path,
+    paths: Sequence[Path] = (),
+    documents: ContentMemo | None = None,
+    analyses: ContentMemo | None = None,
+) -> ValidationReport:
     """Validate the catalogue at ``catalog_root``, or only the files in ``paths``.
 
     Without ``paths`` every file under ``catalog_root/manifests`` is checked.
@@ -82,6 +84,9 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
     its templates are looked up in ``<catalogue>/templates``.  So a copy of
     another region's catalogue can be validated without clashing with the
     bundled one, and a loose file is checked against ``catalog_root``.
+
+    ``documents`` and ``analyses`` keep YAML data and template analyses by
+    content (:mod:`smartshare.cache`); without them everything is computed.
     """
     if not paths and not (catalog_root / "manifests").is_dir():
         raise CatalogNotFoundError(
@@ -90,11 +95,11 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
         )
     if not paths:
         # Everything loaded is reported on: no need to sort files into catalogues.
-        catalog = load_catalog(catalog_root)
+        catalog = load_catalog(catalog_root, documents=documents)
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
         regions = [*catalog.regions.values(), *catalog.partial_regions]
-        problems.update(_check_loaded(catalog, apps, regions))
+        problems.update(_check_loaded(catalog, apps, regions, _analyser(catalog, analyses)))
         # Each file was either loaded into the catalogue or has a problem.
         seen = {f.doc.display for f in catalog.apps.values()}
         seen.update(f.doc.display for f in catalog.regions.values())
@@ -107,8 +112,22 @@ def validate(*, catalog_root: Path, paths: Sequence[Path] = ()) -> ValidationRep
         groups.setdefault(_own_catalogue(path) or base, []).append(path)
     problems = set()
     for root, given in groups.items():
-        problems.update(_validate_group(root, given))
+        catalog = load_catalog(root, extra_files=given, documents=documents)
+        problems.update(_validate_group(catalog, given, _analyser(catalog, analyses)))
     return ValidationReport(problems=sorted(problems), files_checked=len(files))
+
+
+def validate_loaded(
+    catalog: Catalog, files: Sequence[Path], *, analyses: ContentMemo | None = None
+) -> ValidationReport:
+    """Validate ``files`` of an already loaded ``catalog`` (all of them inside it)."""
+    problems = _validate_group(catalog, list(files), _analyser(catalog, analyses))
+    return ValidationReport(problems=sorted(set(problems)), files_checked=len(files))
+
+
+def _analyser(catalog: Catalog, analyses: ContentMemo | None) -> TemplateAnalyser | None:
+    templates_dir = catalog.templates_dir
+    return TemplateAnalyser(templates_dir, memo=analyses) if templates_dir.is_dir() else None
 
 
 def _is_catalogue(folder: Path) -> bool:
@@ -136,8 +155,9 @@ def _given_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
-    catalog = load_catalog(root, extra_files=given)
+def _validate_group(
+    catalog: Catalog, given: list[Path], analyser: TemplateAnalyser | None
+) -> list[Problem]:
     wanted = {path.resolve(): path for path in given}
     shown = {display_path(path) for path in given}
     problems = [p for p in catalog.problems if p.file in shown]
@@ -166,7 +186,7 @@ def _validate_group(root: Path, given: list[Path]) -> list[Problem]:
         elif loaded is not None and isinstance(loaded.model, RegionProfile):
             regions.append(loaded)
 
-    problems.extend(_check_loaded(catalog, apps, regions))
+    problems.extend(_check_loaded(catalog, apps, regions, analyser))
     return problems
 
 
@@ -174,6 +194,7 @@ def _check_loaded(
     catalog: Catalog,
     apps: Iterable[LoadedFile[AppManifest]],
     regions: Iterable[LoadedFile[RegionProfile]],
+    analyser: TemplateAnalyser | None,
 ) -> list[Problem]:
     """The checks that need the whole catalogue, for the given apps and regions.
 
@@ -192,7 +213,9 @@ def _check_loaded(
         if app.has("requires"):
             problems.extend(_check_requires(app, catalog, on_cycles))
         if app.has("templates", "parameters"):
-            problems.extend(check_app_templates(app=app, templates_dir=catalog.templates_dir))
+            problems.extend(
+                check_app_templates(app=app, templates_dir=catalog.templates_dir, analyser=analyser)
+            )
         if app.has("runtime", "images", "parameters", "templates"):
             problems.extend(check_app_runtime(app))
     shown = {app.doc.display for app in apps if app.has("runtime")}
@@ -313,7 +336,12 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
 # -- templates -----------------------------------------------------------------
 
 
-def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) -> list[Problem]:
+def check_app_templates(
+    *,
+    app: LoadedFile[AppManifest],
+    templates_dir: Path,
+    analyser: TemplateAnalyser | None = None,
+) -> list[Problem]:
     """Check an app's templates against its parameters, without rendering them.
 
     Errors: a missing or unsafe ``src``, template syntax errors, missing or
@@ -321,7 +349,8 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
     ``app.X`` fields, other undefined names, and a secret parameter used by an
     ``image`` template (it would be baked into the image).  Warning: a
     declared parameter that no template uses.  Problems inside a template are
-    located in the template file.
+    located in the template file.  ``analyser``: one for ``templates_dir``
+    shared by many apps (by default, one made here).
     """
     model = app.model
     doc = app.doc
@@ -333,10 +362,11 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
     used: set[str] = set()
     uses_all = False
     complete = True
-    env = make_environment(templates_dir) if templates_dir.is_dir() else None
+    if analyser is None and templates_dir.is_dir():
+        analyser = TemplateAnalyser(templates_dir, env=make_environment(templates_dir))
     for index, spec in enumerate(model.templates):
         src_loc = ("templates", index, "src")
-        if env is None:
+        if analyser is None:
             problems.append(
                 doc.problem(
                     src_loc,
@@ -347,7 +377,7 @@ def check_app_templates(*, app: LoadedFile[AppManifest], templates_dir: Path) ->
             complete = False
             continue
         try:
-            usage = analyse(env, spec.src)
+            usage = analyser.analyse(spec.src)
         except UnsafePathError as exc:
             problems.append(doc.problem(src_loc, exc.message))
             complete = False

@@ -48,6 +48,24 @@ def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
 
 
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``validate`` found.
+
+    ``notes`` are about the run itself, not the files (the cache could not
+    be written...): shown as warnings, never counted as problems.
+    """
+
+    problems: list[Problem]  # sorted by file, line, column
+    files_checked: int  # manifests and region profiles (templates not counted)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        """True when there is no error (warnings are allowed)."""
+        return not has_errors(self.problems)
+
+
 def redact_userinfo(text: str) -> str:
     """``text`` without the credentials a URL-like value may carry.
 

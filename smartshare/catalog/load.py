@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -29,6 +29,9 @@ from smartshare.catalog.models import (
 )
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError, UsageError
+
+if TYPE_CHECKING:
+    from smartshare.cache import ContentMemo
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
 CATALOG_ENV = "SMARTSHARE_CATALOG"
@@ -314,10 +317,15 @@ def _partial(
     return LoadedFile(doc=doc, model=partial, intact=frozenset(intact)), problems
 
 
-def load_file(path: Path) -> tuple[LoadedFile[Any] | None, list[Problem]]:
-    """Load and validate one file: a valid model, a partial one (see LoadedFile), or None."""
+def load_file(
+    path: Path, *, documents: ContentMemo | None = None
+) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+    """Load and validate one file: a valid model, a partial one (see LoadedFile), or None.
+
+    ``documents``: YAML data already read from the same bytes (see :func:`load_yaml`).
+    """
     try:
-        doc = load_yaml(path, display=display_path(path))
+        doc = load_yaml(path, display=display_path(path), memo=documents)
     except InvalidInputError as exc:
         return None, exc.problems
     return parse_document(doc)
@@ -352,10 +360,13 @@ def _add(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
         )
 
 
-def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
+def load_catalog(
+    root: Path, *, extra_files: Iterable[Path] = (), documents: ContentMemo | None = None
+) -> Catalog:
     """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
 
     Problems are collected, not raised: ``validate`` reports them all at once.
+    ``documents``: see :func:`load_file`.
     """
     catalog = Catalog(root=root)
     files = iter_yaml_files([root / "manifests"])
@@ -368,7 +379,7 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
     gc.disable()
     try:
         for path in files:
-            loaded, problems = load_file(path)
+            loaded, problems = load_file(path, documents=documents)
             catalog.problems.extend(problems)
             if loaded is not None:
                 _add(catalog, loaded)
