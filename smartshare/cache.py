@@ -5,15 +5,20 @@ subfolder, validation into ``validate``).  :class:`ContentCache` keeps values
 by a digest of what they were computed from, together with
 :func:`code_version`: a template's analysis by the template's text, a
 manifest's YAML data by the file's bytes, a catalogue's report by every file
-of the catalogue.  An entry is never wrong, only missing: a changed input or
-another smartshare has another key.
+of the catalogue.  An entry is never stale, only missing: a changed input,
+or another smartshare, has another key.
 
-The cache is optional by design.  Each entry is written to a temporary file
-and renamed into place, so concurrent runs read whole entries or none; an
-entry that does not read back whole (a crash, a full disk, a stray edit) is
-ignored and written again; a folder that cannot be written leaves the run
-without the cache, and :attr:`ContentCache.warning` says so, once.  The
-folder is kept under a size limit, oldest entries first.
+The entries live in one SQLite file (``validate/cache.sqlite``): a
+national catalogue makes tens of thousands of them, and creating as many
+small files costs more than computing them on a busy disk.  SQLite's
+transactions make every run's writes whole or absent for the others, and its
+locks let concurrent runs share the file.  The cache is optional by design:
+
+- an entry that does not read back whole (its checksum) is ignored and
+  written again; a file SQLite finds damaged is removed and started afresh;
+- a folder or file that cannot be written leaves the run without saving,
+  and :attr:`ContentCache.warning` says so, once;
+- the file is kept under a size limit, the oldest entries going first.
 """
 
 from __future__ import annotations
@@ -25,16 +30,19 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import sqlite3
 
 CACHE_DIR_ENV = "SMARTSHARE_CACHE_DIR"
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-_FORMAT = b"smartshare-cache-1"
-_RESCAN_SECONDS = 24 * 3600  # the size is counted again at least this often
-_STALE_TEMPORARY_SECONDS = 3600
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+_FORMAT = 2  # of the file; another one is started afresh
+_BUSY_SECONDS = 10.0  # how long a run waits for another one's write
+_BATCH = 500  # keys per query
 
 
 def default_cache_dir() -> Path:
@@ -93,179 +101,212 @@ class ContentMemo(Protocol):
 
 
 class ContentCache:
-    """Entries on disk, ``<folder>/<kind>/<2 hex>/<key>``, each a checksum and JSON data."""
+    """Entries by key in ``<folder>/cache.sqlite``, each a checksum and JSON data.
+
+    Reads go to the file at once; writes wait in memory for :meth:`flush`,
+    one transaction at the end of the run.
+    """
 
     def __init__(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.folder = folder
+        self.path = folder / "cache.sqlite"
         self.max_bytes = max_bytes
         self.warning: str | None = None
-        self.written_bytes = 0
-        self._writable = True
-        self._folders: set[Path] = set()
+        self._db: sqlite3.Connection | None = None
+        self._unusable = False
+        self._pending: dict[str, bytes] = {}
 
     @classmethod
     def for_validation(cls) -> ContentCache:
         return cls(default_cache_dir() / "validate")
 
-    @property
-    def writable(self) -> bool:
-        return self._writable
-
     def key(self, kind: str, *parts: str) -> str:
-        """The key of an entry computed from ``parts`` by this code."""
+        """The key of an entry of ``kind`` computed from ``parts`` by this code."""
         text = "\0".join((kind, code_version(), *parts))
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _path(self, kind: str, key: str) -> Path:
-        return self.folder / kind / key[:2] / key
+    # -- reading -----------------------------------------------------------------------
 
-    def get(self, kind: str, key: str) -> Any:
+    def get(self, key: str) -> Any:
         """The value stored under ``key``, or None when there is none whole."""
-        try:
-            with open(self._path(kind, key), "rb") as handle:  # noqa: PTH123 - many small reads
-                raw = handle.read()
-        except OSError:
-            return None
-        header, _, payload = raw.partition(b"\n")
-        if header != b" ".join((_FORMAT, key.encode(), _checksum(payload))):
-            return None  # torn, truncated or edited: computed and written again
-        try:
-            return json.loads(payload)
-        except ValueError:
-            return None
+        return self.get_many([key]).get(key)
 
-    def put(self, kind: str, key: str, value: Any) -> None:
-        """Store ``value`` (JSON data) under ``key``; on a failure, carry on without the cache."""
-        if not self._writable:
-            return
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The values stored under ``keys`` (those there are), in a few queries."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        db = self._connection()
+        if db is None:
+            return found
+        try:
+            for start in range(0, len(wanted), _BATCH):
+                batch = wanted[start : start + _BATCH]
+                marks = ",".join("?" * len(batch))
+                rows = db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", batch)  # noqa: S608 - only '?' marks
+                for key, blob in rows:
+                    value = _decode(blob)
+                    if value is not None:
+                        found[key] = value
+        except Exception as exc:  # sqlite3.Error, imported lazily
+            self._failed(exc)
+        return found
+
+    # -- writing -----------------------------------------------------------------------
+
+    def put(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON data) under ``key``, written at :meth:`flush`."""
         try:
             payload = json.dumps(value, separators=(",", ":")).encode()
         except (TypeError, ValueError):
             return  # not JSON data: nothing worth failing a run for
-        path = self._path(kind, key)
-        data = b" ".join((_FORMAT, key.encode(), _checksum(payload))) + b"\n" + payload
-        try:
-            folder = path.parent
-            if folder not in self._folders:
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._folders.add(folder)
-            # No fsync: an entry cut short by a crash fails its checksum and is
-            # written again, and thousands of entries must stay cheap to write.
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                Path(temporary).replace(path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    Path(temporary).unlink()
-                raise
-        except OSError as exc:
-            self._writable = False
-            self.warning = (
-                f"the cache folder {self.folder} cannot be written "
-                f"({exc.strerror or exc}): continuing without saving to it"
-            )
+        self._pending[key] = hashlib.sha256(payload).hexdigest()[:32].encode() + b"\n" + payload
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(blob) for blob in self._pending.values())
+
+    def flush(self) -> None:
+        """Write what was put, in one transaction, and keep the file under its size limit."""
+        if not self._pending:
+            self.close()
             return
-        self.written_bytes += len(data)
-
-    def memo(self, kind: str, *, salt: str = "") -> Memo:
-        return Memo(self, kind, salt=salt)
-
-    # -- the size limit ------------------------------------------------------------------
-
-    def finish(self) -> None:
-        """Keep the folder under its size limit, after a run that wrote to it.
-
-        A small ``usage`` file keeps the size between runs (concurrent runs
-        may each miss the other's share: the folder is counted again when
-        the count says it is over the limit, and at least once a day).
-        """
-        if not self.written_bytes or not self._writable:
+        db = self._connection()
+        if db is None:
+            self._pending.clear()
             return
-        usage = self.folder / "usage"
-        try:
-            recorded = json.loads(usage.read_text(encoding="utf-8"))
-            total = int(recorded["bytes"]) + self.written_bytes
-            counted = float(recorded["counted"])
-        except (OSError, ValueError, KeyError, TypeError):
-            total, counted = self.max_bytes + 1, 0.0
         now = time.time()
-        if total > self.max_bytes or now - counted > _RESCAN_SECONDS:
-            total = self.prune()
-            counted = now
-        with contextlib.suppress(OSError):
-            self._write_small(usage, json.dumps({"bytes": total, "counted": counted}))
-
-    def prune(self) -> int:
-        """Remove the oldest entries until the folder is under 3/4 of the limit; the size left."""
-        from smartshare.state.locking import exclusive_lock
-
-        class _Busy(Exception):
-            pass
-
+        rows = [(key, blob, len(blob), now) for key, blob in self._pending.items()]
+        self._pending.clear()
         try:
-            with exclusive_lock(
-                self.folder / "prune.lock", wait=0, busy=_Busy, unusable=lambda exc: exc
-            ):
-                return self._prune()
-        except (_Busy, OSError):
-            return 0  # another run is at it (or the lock cannot be had): counted next time
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO entries (key, value, size, written) "
+                    "VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+            self._prune(db)
+        except Exception as exc:  # sqlite3.Error
+            self._failed(exc, writing=True)
+        self.close()
 
-    def _prune(self) -> int:
-        entries: list[tuple[float, int, str]] = []
-        now = time.time()
-        for kind in _scandir(self.folder):
-            if not kind.is_dir(follow_symlinks=False):
-                continue
-            for shard in _scandir(Path(kind.path)):
-                if not shard.is_dir(follow_symlinks=False):
-                    continue
-                for entry in _scandir(Path(shard.path)):
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if entry.name.endswith(".tmp"):
-                        if now - st.st_mtime > _STALE_TEMPORARY_SECONDS:
-                            with contextlib.suppress(OSError):
-                                Path(entry.path).unlink()
-                        continue
-                    entries.append((st.st_mtime, st.st_size, entry.path))
-        total = sum(size for _, size, _ in entries)
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        (total,) = db.execute("SELECT total(size) FROM entries").fetchone()
         if total <= self.max_bytes:
-            return total
-        entries.sort()
-        for _, size, path in entries:
-            if total <= self.max_bytes * 3 // 4:
+            return
+        goal = total - self.max_bytes * 3 // 4
+        removed = 0.0
+        cutoff = None
+        for size, written in db.execute("SELECT size, written FROM entries ORDER BY written"):
+            removed += size
+            cutoff = written
+            if removed >= goal:
                 break
+        with _transaction(db):
+            db.execute("DELETE FROM entries WHERE written <= ?", (cutoff,))
+        db.execute("PRAGMA incremental_vacuum")
+
+    # -- the file ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._db is not None or self._unusable:
+            return self._db
+        import sqlite3
+
+        for attempt in (1, 2):
+            try:
+                self._db = self._open(sqlite3)
+                return self._db
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
+                    self._failed(exc)
+                    return None
+                # Not a database (damaged, or something else): start afresh.
+                self.close()
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            except OSError as exc:
+                self._failed(exc)
+                return None
+        return None
+
+    def _open(self, driver: Any) -> sqlite3.Connection:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        new = not self.path.exists()
+        db: sqlite3.Connection = driver.connect(
+            self.path, timeout=_BUSY_SECONDS, isolation_level=None
+        )
+        self._db = db
+        if new:
+            # A new file is the user's alone (entries hold manifests' data).
             with contextlib.suppress(OSError):
-                Path(path).unlink()
-                total -= size
-        return total
+                self.path.chmod(0o600)
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        # No fsync: a crash can cost entries (or the file, started afresh), never a result.
+        db.execute("PRAGMA synchronous = OFF")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version != _FORMAT:
+            with _transaction(db):
+                db.execute("DROP TABLE IF EXISTS entries")
+                db.execute(
+                    "CREATE TABLE entries (key TEXT NOT NULL UNIQUE, value BLOB NOT NULL, "
+                    "size INTEGER NOT NULL, written REAL NOT NULL)"
+                )
+                db.execute("CREATE INDEX entries_written ON entries (written)")
+                db.execute(f"PRAGMA user_version = {_FORMAT}")
+        else:
+            db.execute("SELECT count(*) FROM entries WHERE key = ''").fetchone()
+        return db
 
-    def _write_small(self, path: Path, text: str) -> None:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            Path(temporary).replace(path)
-        except BaseException:
+    def _failed(self, exc: BaseException, *, writing: bool = False) -> None:
+        """Carry on without the cache; a damaged file is removed for the next run."""
+        import sqlite3
+
+        self.close()
+        self._unusable = True
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
             with contextlib.suppress(OSError):
-                Path(temporary).unlink()
-            raise
+                self.path.unlink()  # damaged: the next run starts afresh
+            return
+        if "locked" in str(exc) or "busy" in str(exc):
+            return  # another run holds it: this run's entries are left out, nothing more
+        if self.warning is None:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            verb = "written" if writing else "used"
+            self.warning = (
+                f"the cache {self.path} cannot be {verb} ({reason}): "
+                "validating without saving to it"
+            )
 
 
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.sha256(payload).hexdigest()[:32].encode()
-
-
-def _scandir(folder: Path) -> list[os.DirEntry[str]]:
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction (the connection commits each statement on its own otherwise)."""
+    db.execute("BEGIN IMMEDIATE")
     try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except OSError:
-        return []
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _decode(blob: Any) -> Any:
+    if not isinstance(blob, bytes):
+        return None
+    checksum, _, payload = blob.partition(b"\n")
+    if checksum != hashlib.sha256(payload).hexdigest()[:32].encode():
+        return None  # torn or edited: computed and written again
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
 
 
 class Memo:
@@ -281,23 +322,39 @@ class Memo:
         self.salt = salt
         self.values: dict[str, Any] = {}
         self.computed: dict[str, Any] = {}
+        self._asked: set[str] = set()  # digests the cache was asked for, found or not
+
+    def _key(self, cache: ContentCache, digest: str) -> str:
+        return cache.key(self.kind, self.salt, digest)
 
     def get(self, digest: str) -> Any:
         value = self.values.get(digest)
         cache = self.cache
-        if value is None and cache is not None:
-            value = cache.get(self.kind, cache.key(self.kind, self.salt, digest))
+        if value is None and cache is not None and digest not in self._asked:
+            self._asked.add(digest)
+            value = cache.get(self._key(cache, digest))
             if value is not None:
                 self.values[digest] = value
         return value
+
+    def prefetch(self, digests: Iterable[str]) -> None:
+        """Read the values of ``digests`` in a few queries: later gets are in memory."""
+        cache = self.cache
+        if cache is None:
+            return
+        keys = {self._key(cache, d): d for d in digests if d not in self._asked}
+        self._asked.update(keys.values())
+        for key, value in cache.get_many(keys).items():
+            self.values[keys[key]] = value
 
     def put(self, digest: str, value: Any) -> None:
         self.values[digest] = value
         self.computed[digest] = value
         cache = self.cache
         if cache is not None:
-            cache.put(self.kind, cache.key(self.kind, self.salt, digest), value)
+            cache.put(self._key(cache, digest), value)
 
     def remember(self, values: dict[str, Any]) -> None:
-        """Values another process computed (and saved): kept in memory only."""
-        self.values.update(values)
+        """Values computed elsewhere (a worker process): kept, and saved with this run's."""
+        for digest, value in values.items():
+            self.put(digest, value)

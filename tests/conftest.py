@@ -27,6 +27,11 @@ leaves the engine's image list as it found it.
 ``docker_registry`` -> "127.0.0.1:PORT", skipping (failing in CI) when there is none.
 ``busybox_image`` (session) -> "busybox:1.36", imported from the host's static
 busybox when the engine lacks it (Docker Hub may be unreachable).
+
+The cache folder
+----------------
+SMARTSHARE_CACHE_DIR points at a folder of the session (``validate`` keeps
+its cache there): the tests never read or fill the user's ``~/.cache``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SCRIPT = REPO_ROOT / "scripts" / "docker-sandbox"
 BUSYBOX_IMAGE = "busybox:1.36"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SMARTSHARE_CACHE_DIR", str(folder))
+        yield folder
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,8 @@ from typing import Any
 
 from smartshare import __version__
 from smartshare.catalog.graph import dependency_order
-from smartshare.catalog.load import (
-    Catalog,
-    LoadedFile,
-    load_catalog,
-    load_region_file,
-    resolve_catalog_root,
-)
+from smartshare.catalog.load import Catalog, LoadedFile, load_catalog, load_region_file
+from smartshare.catalog.location import resolve_catalog_root
 from smartshare.catalog.models import RegionProfile
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
 from smartshare.fetching.credentials import HostCredential

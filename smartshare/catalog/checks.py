@@ -17,8 +17,10 @@ problems found.  The cache between runs, parallel cold runs and
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +49,8 @@ from smartshare.catalog.runtime_checks import (
 )
 from smartshare.catalog.tags import repository_clashes
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use
-from smartshare.rendering.sandbox import make_environment
+from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use, content_digest
+from smartshare.rendering.sandbox import TemplateSource, make_environment
 
 if TYPE_CHECKING:
     from smartshare.cache import ContentMemo
@@ -57,15 +59,37 @@ if TYPE_CHECKING:
 REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
-__all__ = ["ValidationReport", "check_app_templates", "check_region", "validate"]
+__all__ = [
+    "Memos",
+    "OwnChecks",
+    "ValidationReport",
+    "check_app_templates",
+    "check_region",
+    "own_problems",
+    "tools",
+    "validate",
+    "validate_loaded",
+]
+
+
+@dataclass(frozen=True)
+class Memos:
+    """What a validation may take from earlier runs, by content (see :mod:`smartshare.cache`).
+
+    ``documents``: YAML data of app manifests, by the file's bytes;
+    ``analyses``: template analyses, by the template's text; ``own``: each
+    app's own problems (:class:`OwnChecks`); ``listed``: digests of the
+    catalogue's template files, when the caller has read them already.
+    """
+
+    documents: ContentMemo | None = None
+    analyses: ContentMemo | None = None
+    own: ContentMemo | None = None
+    listed: Mapping[str, str] | None = None
 
 
 def validate(
-    *,
-    catalog_root: Path,
-    paths: Sequence[Path] = (),
-    documents: ContentMemo | None = None,
-    analyses: ContentMemo | None = None,
+    *, catalog_root: Path, paths: Sequence[Path] = (), memos: Memos | None = None
 ) -> ValidationReport:
     """Validate the catalogue at ``catalog_root``, or only the files in ``paths``.
 
@@ -85,9 +109,10 @@ def validate(
     another region's catalogue can be validated without clashing with the
     bundled one, and a loose file is checked against ``catalog_root``.
 
-    ``documents`` and ``analyses`` keep YAML data and template analyses by
-    content (:mod:`smartshare.cache`); without them everything is computed.
+    ``memos``: what earlier runs computed (:class:`Memos`); without them
+    everything is computed.
     """
+    memos = memos or Memos()
     if not paths and not (catalog_root / "manifests").is_dir():
         raise CatalogNotFoundError(
             f"no catalogue at {catalog_root}: it has no manifests/ folder",
@@ -95,11 +120,12 @@ def validate(
         )
     if not paths:
         # Everything loaded is reported on: no need to sort files into catalogues.
-        catalog = load_catalog(catalog_root, documents=documents)
+        catalog = load_catalog(catalog_root, documents=memos.documents)
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
         regions = [*catalog.regions.values(), *catalog.partial_regions]
-        problems.update(_check_loaded(catalog, apps, regions, _analyser(catalog, analyses)))
+        analyser, own = tools(catalog, memos)
+        problems.update(_check_loaded(catalog, apps, regions, analyser, own))
         # Each file was either loaded into the catalogue or has a problem.
         seen = {f.doc.display for f in catalog.apps.values()}
         seen.update(f.doc.display for f in catalog.regions.values())
@@ -112,22 +138,37 @@ def validate(
         groups.setdefault(_own_catalogue(path) or base, []).append(path)
     problems = set()
     for root, given in groups.items():
-        catalog = load_catalog(root, extra_files=given, documents=documents)
-        problems.update(_validate_group(catalog, given, _analyser(catalog, analyses)))
+        catalog = load_catalog(root, extra_files=given, documents=memos.documents)
+        unlisted = Memos(memos.documents, memos.analyses, memos.own)
+        problems.update(_validate_group(catalog, given, *tools(catalog, unlisted)))
     return ValidationReport(problems=sorted(problems), files_checked=len(files))
 
 
 def validate_loaded(
-    catalog: Catalog, files: Sequence[Path], *, analyses: ContentMemo | None = None
+    catalog: Catalog,
+    files: Sequence[Path],
+    *,
+    analyser: TemplateAnalyser | None,
+    own: OwnChecks | None = None,
 ) -> ValidationReport:
-    """Validate ``files`` of an already loaded ``catalog`` (all of them inside it)."""
-    problems = _validate_group(catalog, list(files), _analyser(catalog, analyses))
+    """Validate ``files`` of an already loaded ``catalog`` (all of them inside it).
+
+    ``analyser`` and ``own``: as :func:`tools` makes them for ``catalog``.
+    """
+    problems = _validate_group(catalog, list(files), analyser, own)
     return ValidationReport(problems=sorted(set(problems)), files_checked=len(files))
 
 
-def _analyser(catalog: Catalog, analyses: ContentMemo | None) -> TemplateAnalyser | None:
+def tools(catalog: Catalog, memos: Memos) -> tuple[TemplateAnalyser | None, OwnChecks | None]:
+    """The template analyser of ``catalog`` (None without templates/) and its own-problem memo."""
     templates_dir = catalog.templates_dir
-    return TemplateAnalyser(templates_dir, memo=analyses) if templates_dir.is_dir() else None
+    if not templates_dir.is_dir():
+        return None, None
+    analyser = TemplateAnalyser(templates_dir, memo=memos.analyses)
+    own = None
+    if memos.own is not None:
+        own = OwnChecks(memos.own, templates_dir, listed=memos.listed)
+    return analyser, own
 
 
 def _is_catalogue(folder: Path) -> bool:
@@ -156,22 +197,27 @@ def _given_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def _validate_group(
-    catalog: Catalog, given: list[Path], analyser: TemplateAnalyser | None
+    catalog: Catalog,
+    given: list[Path],
+    analyser: TemplateAnalyser | None,
+    own: OwnChecks | None = None,
 ) -> list[Problem]:
-    wanted = {path.resolve(): path for path in given}
+    # Files are told apart by identity (device, inode): however each is
+    # spelt or linked to, one stat each, where resolving a path costs ten.
+    wanted = {key: path for path in given if (key := _identity(path)) is not None}
     shown = {display_path(path) for path in given}
     problems = [p for p in catalog.problems if p.file in shown]
 
     apps: list[LoadedFile[AppManifest]] = []
     regions: list[LoadedFile[RegionProfile]] = []
-    found: set[Path] = set()
+    found: set[tuple[int, int]] = set()
     for app in [*catalog.apps.values(), *catalog.partial_apps.values()]:
-        key = app.doc.path.resolve()
+        key = _identity(app.doc.path)
         if key in wanted:
             apps.append(app)
             found.add(key)
     for region in [*catalog.regions.values(), *catalog.partial_regions]:
-        key = region.doc.path.resolve()
+        key = _identity(region.doc.path)
         if key in wanted:
             regions.append(region)
             found.add(key)
@@ -186,8 +232,16 @@ def _validate_group(
         elif loaded is not None and isinstance(loaded.model, RegionProfile):
             regions.append(loaded)
 
-    problems.extend(_check_loaded(catalog, apps, regions, analyser))
+    problems.extend(_check_loaded(catalog, apps, regions, analyser, own))
     return problems
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _check_loaded(
@@ -195,29 +249,29 @@ def _check_loaded(
     apps: Iterable[LoadedFile[AppManifest]],
     regions: Iterable[LoadedFile[RegionProfile]],
     analyser: TemplateAnalyser | None,
+    own: OwnChecks | None = None,
 ) -> list[Problem]:
     """The checks that need the whole catalogue, for the given apps and regions.
 
     A file that does not validate gets the checks whose fields are intact
-    (LoadedFile.has): all its independent problems come in one run.
+    (LoadedFile.has): all its independent problems come in one run.  ``own``
+    keeps each app's own problems (:func:`own_problems`) between runs.
     """
     problems: list[Problem] = []
     on_cycles = cycles(catalog)
     apps = list(apps)
     for app in apps:
-        if app.has("license"):
-            problems.extend(
-                app.doc.problem(("license",), warning, severity=Severity.WARNING)
-                for warning in spdx_warnings(app.model.license)
-            )
         if app.has("requires"):
             problems.extend(_check_requires(app, catalog, on_cycles))
-        if app.has("templates", "parameters"):
-            problems.extend(
-                check_app_templates(app=app, templates_dir=catalog.templates_dir, analyser=analyser)
-            )
-        if app.has("runtime", "images", "parameters", "templates"):
-            problems.extend(check_app_runtime(app))
+        mine = own.get(app) if own is not None else None
+        if mine is None:
+            if own is None or analyser is None:
+                mine = own_problems(app, catalog.templates_dir, analyser)
+            else:
+                with analyser.recording() as read:
+                    mine = own_problems(app, catalog.templates_dir, analyser)
+                own.put(app, mine, analyser, read)
+        problems.extend(mine)
     shown = {app.doc.display for app in apps if app.has("runtime")}
     problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]
@@ -235,6 +289,137 @@ def _check_loaded(
         if region.has("deploy"):
             problems.extend(check_region_deploy(region=region, catalog=catalog))
     return problems
+
+
+# -- an app's own checks --------------------------------------------------------
+
+
+def own_problems(
+    app: LoadedFile[AppManifest], templates_dir: Path, analyser: TemplateAnalyser | None
+) -> list[Problem]:
+    """The problems an app has on its own: licence, templates, runtime.
+
+    They depend on the manifest and the templates it reads, nothing else of
+    the catalogue: :class:`OwnChecks` keeps them, worker processes compute them.
+    """
+    problems: list[Problem] = []
+    if app.has("license"):
+        problems.extend(
+            app.doc.problem(("license",), warning, severity=Severity.WARNING)
+            for warning in spdx_warnings(app.model.license)
+        )
+    if app.has("templates", "parameters"):
+        problems.extend(
+            check_app_templates(app=app, templates_dir=templates_dir, analyser=analyser)
+        )
+    if app.has("runtime", "images", "parameters", "templates"):
+        problems.extend(check_app_runtime(app))
+    return problems
+
+
+class OwnChecks:
+    """Each app's own problems (:func:`own_problems`), kept by content between runs.
+
+    They depend on the manifest's bytes and on what each template its
+    analysis looked up held (its text, or its absence): kept in a memo by the
+    manifest's digest (and the templates folder as shown, which messages may
+    name), with those templates' digests, and used again while every one of
+    them reads the same.  Problems are kept located relative to the manifest
+    or a template by name, and shown from where they are now.  ``listed``:
+    digests of the templates folder's regular files, when the caller has
+    read them already; anything else is read again, as the analysis reads it.
+    """
+
+    def __init__(
+        self,
+        memo: ContentMemo,
+        templates_dir: Path,
+        *,
+        listed: Mapping[str, str] | None = None,
+    ) -> None:
+        self.memo = memo
+        self.templates_dir = templates_dir
+        self.listed = listed or {}
+        self._shown = display_path(templates_dir)
+        self._source: TemplateSource | None = None
+        self._current: dict[str, str | None] = {}
+
+    def key(self, app: LoadedFile[AppManifest]) -> str:
+        return own_key(self._shown, content_digest(app.doc.text))
+
+    def get(self, app: LoadedFile[AppManifest]) -> list[Problem] | None:
+        data = self.memo.get(self.key(app))
+        try:
+            uses = [(str(name), digest) for name, digest in data["uses"]]
+            rows = data["problems"]
+            if any(self._digest(name) != digest for name, digest in uses):
+                return None
+            return [
+                Problem(
+                    app.doc.display if not where else display_path(self.templates_dir / where),
+                    _whole(line),
+                    _whole(column),
+                    Severity(severity),
+                    str(field),
+                    str(message),
+                )
+                for where, line, column, severity, field, message in rows
+            ]
+        except (KeyError, TypeError, ValueError):
+            return None  # none, or not what put() writes: checked again
+
+    def put(
+        self,
+        app: LoadedFile[AppManifest],
+        problems: list[Problem],
+        analyser: TemplateAnalyser,
+        read: set[str],
+    ) -> None:
+        """Keep ``problems``, found reading the templates named ``read`` with ``analyser``."""
+        used = {name: analyser.digests[name] for name in sorted(read) if name in analyser.digests}
+        if len(used) != len(read):
+            return  # a template could not be read: its problem depends on more than bytes
+        where = {display_path(self.templates_dir / name): name for name in used}
+        rows = []
+        for p in problems:
+            place = "" if p.file == app.doc.display else where.get(p.file)
+            if place is None:
+                return
+            rows.append([place, p.line, p.column, p.severity.value, p.field, p.message])
+        self.memo.put(self.key(app), {"uses": [[n, d] for n, d in used.items()], "problems": rows})
+
+    def _digest(self, name: str) -> str | None:
+        """What template ``name`` holds now, as the analysis would read it (None: absent)."""
+        if name in self.listed:
+            return self.listed[name]
+        if name not in self._current:
+            self._current[name] = self._read(name)
+        return self._current[name]
+
+    def _read(self, name: str) -> str | None:
+        if self._source is None:
+            self._source = TemplateSource(self.templates_dir.absolute())
+        source = self._source
+        try:
+            path = source.path_of(name)
+            if not path.is_file():
+                return None if not path.exists() else "unreadable"
+            return content_digest(source.read(path, name))
+        except FileNotFoundError:
+            return None
+        except InvalidInputError:
+            return "unreadable"  # never a digest: the entry is not used
+
+
+def own_key(templates_shown: str, manifest_digest: str) -> str:
+    """The memo key of an app's own problems: its manifest's digest, its templates folder shown."""
+    return hashlib.sha256(f"{templates_shown}\0{manifest_digest}".encode()).hexdigest()
+
+
+def _whole(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError("expected a whole number")
+    return value
 
 
 # -- requires ------------------------------------------------------------------

@@ -1,8 +1,7 @@
-"""Find a catalogue, load its manifests and profiles, and locate every problem.
+"""Load a catalogue's manifests and profiles, and locate every problem.
 
 A catalogue is a folder holding ``manifests/`` (App and Region files, any
-depth) and ``templates/``.  The bundled one ships inside the package; a
-checkout uses its top-level folders directly.
+depth) and ``templates/``; which folder, :mod:`.location` says.
 """
 
 from __future__ import annotations
@@ -28,13 +27,12 @@ from smartshare.catalog.models import (
     model_for_kind,
 )
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError, UsageError
+from smartshare.errors import InvalidInputError, UnknownAppError, UsageError
 
 if TYPE_CHECKING:
     from smartshare.cache import ContentMemo
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
-CATALOG_ENV = "SMARTSHARE_CATALOG"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -95,27 +93,6 @@ class Catalog:
 
     def required_by(self, name: str) -> list[str]:
         return sorted(n for n, f in self.apps.items() if name in f.model.requires)
-
-
-def bundled_catalog_root() -> Path:
-    package = Path(__file__).resolve().parent.parent  # smartshare/, not smartshare/catalog/
-    installed = package / "_catalog"
-    if (installed / "manifests").is_dir():
-        return installed
-    return package.parent
-
-
-def resolve_catalog_root(catalog: Path | None = None) -> Path:
-    """``--catalog``, else ``$SMARTSHARE_CATALOG``, else the bundled catalogue."""
-    chosen = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
-    root = chosen if chosen is not None else bundled_catalog_root()
-    if not (root / "manifests").is_dir():
-        raise CatalogNotFoundError(
-            f"no catalogue at {root}: it has no manifests/ folder",
-            hint="pass --catalog DIR (or set SMARTSHARE_CATALOG) to a folder holding "
-            "manifests/ and templates/",
-        )
-    return root
 
 
 def display_path(path: Path) -> str:
@@ -370,8 +347,10 @@ def load_catalog(
     """
     catalog = Catalog(root=root)
     files = iter_yaml_files([root / "manifests"])
-    known = {p.resolve() for p in files}
-    files += [p for p in extra_files if p.resolve() not in known]
+    extra = list(extra_files)
+    if extra:
+        known = {p.resolve() for p in files}
+        files += [p for p in extra if p.resolve() not in known]
     # Loading keeps every node graph alive (for locating problems) and makes no
     # reference cycles, so the collector's full passes over them are wasted:
     # they cost a third of a large catalogue's validation.

@@ -18,7 +18,10 @@ them from the previous run's cache.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from keyword import iskeyword
 from pathlib import Path
@@ -188,8 +191,8 @@ def _reference(value: Any) -> _Reference:
     )
 
 
-# (templates folder, name) -> (file signature, analysis)
-_PARSED_CACHE: dict[tuple[Path, str], tuple[tuple[int, int, int, int], _Parsed]] = {}
+# (templates folder, name) -> (file signature, analysis, digest of the text)
+_PARSED_CACHE: dict[tuple[Path, str], tuple[tuple[int, int, int, int], _Parsed, str]] = {}
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
 
 
@@ -226,6 +229,20 @@ class TemplateAnalyser:
         )
         self._env = env
         self._memo = memo
+        # What each template analysed held: the digest of its text, None when
+        # it does not exist; names that could not be read are left out.
+        self.digests: dict[str, str | None] = {}
+        self._read: set[str] | None = None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[set[str]]:
+        """The names of the templates looked up in the block (read, missing or refused)."""
+        names: set[str] = set()
+        outer, self._read = self._read, names
+        try:
+            yield names
+        finally:
+            self._read = outer
 
     @property
     def env(self) -> ImmutableSandboxedEnvironment:
@@ -267,6 +284,8 @@ class TemplateAnalyser:
 
         Raises InvalidInputError for unsafe names and unreadable files.
         """
+        if self._read is not None:
+            self._read.add(name)
         source = self.source
         path = source.joined(name)
         signature = _signature(path)
@@ -275,23 +294,27 @@ class TemplateAnalyser:
         if cached is not None and cached[0] == signature:
             # The very same file (device, inode) was confined when it was cached;
             # a link swapped in since then would show up as another inode.
+            self.digests[name] = cached[2]
             return cached[1]
         source.confine(path, name)
         if signature is None or not path.is_file():
+            self.digests[name] = None
             return None
         try:
             text = source.read(path, name)
         except FileNotFoundError:
+            self.digests[name] = None
             return None
-        parsed = self._parse_text(text, name)
-        _PARSED_CACHE[key] = (signature, parsed)
+        digest = content_digest(text)
+        parsed = self._parse_text(text, name, digest)
+        _PARSED_CACHE[key] = (signature, parsed, digest)
+        self.digests[name] = digest
         return parsed
 
-    def _parse_text(self, text: str, name: str) -> _Parsed:
+    def _parse_text(self, text: str, name: str, digest: str) -> _Parsed:
         memo = self._memo
         if memo is None:
             return _parse(self.env, text, name)
-        digest = content_digest(text)
         known = memo.get(digest)
         if known is not None:
             try:
@@ -484,33 +507,7 @@ class _Walker:
         self.implicit: frozenset[str] = _ROOT_IMPLICIT
         self.depth = 0
         self.max_depth = 0
-        self.handlers: dict[type, Any] = {
-            n.Output: self._output,
-            n.TemplateData: self._leaf,
-            n.Const: self._leaf,
-            n.Name: self._name,
-            n.NSRef: self._nsref,
-            n.Getattr: self._getattr,
-            n.Getitem: self._getitem,
-            n.Call: self._call,
-            n.Compare: self._compare,
-            n.Filter: self._filter,
-            n.Test: self._test,
-            n.CondExpr: self._condexpr,
-            n.If: self._if,
-            n.For: self._for,
-            n.Macro: self._macro,
-            n.CallBlock: self._callblock,
-            n.FilterBlock: self._filterblock,
-            n.With: self._with,
-            n.AssignBlock: self._assignblock,
-            n.Scope: self._scope,
-            n.Block: self._block,
-            n.Extends: self._extends,
-            n.Include: self._reference,
-            n.Import: self._reference,
-            n.FromImport: self._reference,
-        }
+        self.handlers = _handlers()
 
     # -- results ---------------------------------------------------------------------------
 
@@ -560,7 +557,7 @@ class _Walker:
             self.max_depth = self.depth
         handler = self.handlers.get(type(node))
         if handler is not None:
-            handler(node)
+            handler(self, node)
         else:
             for child in node.iter_child_nodes():
                 self.visit(child)
@@ -899,6 +896,41 @@ class _Walker:
                 ignore_missing=isinstance(node, n.Include) and node.ignore_missing,
             )
         )
+
+
+@functools.cache
+def _handlers() -> dict[type, Any]:
+    """The walk's method for each kind of node (the others: their children are walked)."""
+    from jinja2 import nodes as n
+
+    w = _Walker
+    return {
+        n.Output: w._output,
+        n.TemplateData: w._leaf,
+        n.Const: w._leaf,
+        n.Name: w._name,
+        n.NSRef: w._nsref,
+        n.Getattr: w._getattr,
+        n.Getitem: w._getitem,
+        n.Call: w._call,
+        n.Compare: w._compare,
+        n.Filter: w._filter,
+        n.Test: w._test,
+        n.CondExpr: w._condexpr,
+        n.If: w._if,
+        n.For: w._for,
+        n.Macro: w._macro,
+        n.CallBlock: w._callblock,
+        n.FilterBlock: w._filterblock,
+        n.With: w._with,
+        n.AssignBlock: w._assignblock,
+        n.Scope: w._scope,
+        n.Block: w._block,
+        n.Extends: w._extends,
+        n.Include: w._reference,
+        n.Import: w._reference,
+        n.FromImport: w._reference,
+    }
 
 
 _ROOT_IMPLICIT = frozenset({"self"})
