@@ -144,7 +144,7 @@ class ContentCache:
                 marks = ",".join("?" * len(batch))
                 rows = db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", batch)  # noqa: S608 - only '?' marks
                 for key, blob in rows:
-                    value = _decode(blob)
+                    value = decode(blob)
                     if value is not None:
                         found[key] = value
         except Exception as exc:  # sqlite3.Error, imported lazily
@@ -155,11 +155,13 @@ class ContentCache:
 
     def put(self, key: str, value: Any) -> None:
         """Keep ``value`` (JSON data) under ``key``, written at :meth:`flush`."""
-        try:
-            payload = json.dumps(value, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            return  # not JSON data: nothing worth failing a run for
-        self._pending[key] = hashlib.sha256(payload).hexdigest()[:32].encode() + b"\n" + payload
+        blob = encode(value)
+        if blob is not None:
+            self._pending[key] = blob
+
+    def put_encoded(self, key: str, blob: bytes) -> None:
+        """Keep what :func:`encode` made of a value (in another process) under ``key``."""
+        self._pending[key] = blob
 
     @property
     def pending_bytes(self) -> int:
@@ -297,7 +299,17 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _decode(blob: Any) -> Any:
+def encode(value: Any) -> bytes | None:
+    """``value`` (JSON data) as an entry holds it: a checksum, a newline, compact JSON."""
+    try:
+        payload = json.dumps(value, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        return None  # not JSON data: nothing worth failing a run for
+    return hashlib.sha256(payload).hexdigest()[:32].encode() + b"\n" + payload
+
+
+def decode(blob: Any) -> Any:
+    """The value of an entry :func:`encode` made, or None when it is not whole."""
     if not isinstance(blob, bytes):
         return None
     checksum, _, payload = blob.partition(b"\n")
@@ -323,12 +335,15 @@ class Memo:
         self.values: dict[str, Any] = {}
         self.computed: dict[str, Any] = {}
         self._asked: set[str] = set()  # digests the cache was asked for, found or not
+        self._encoded: dict[str, bytes] = {}  # from other processes, decoded when asked for
 
     def _key(self, cache: ContentCache, digest: str) -> str:
         return cache.key(self.kind, self.salt, digest)
 
     def get(self, digest: str) -> Any:
         value = self.values.get(digest)
+        if value is None and digest in self._encoded:
+            value = self.values[digest] = decode(self._encoded.pop(digest))
         cache = self.cache
         if value is None and cache is not None and digest not in self._asked:
             self._asked.add(digest)
@@ -354,7 +369,16 @@ class Memo:
         if cache is not None:
             cache.put(self._key(cache, digest), value)
 
-    def remember(self, values: dict[str, Any]) -> None:
-        """Values computed elsewhere (a worker process): kept, and saved with this run's."""
-        for digest, value in values.items():
-            self.put(digest, value)
+    def encoded(self) -> dict[str, bytes]:
+        """What this memo computed, encoded (:func:`encode`): a worker's answer."""
+        blobs = {digest: encode(value) for digest, value in self.computed.items()}
+        return {digest: blob for digest, blob in blobs.items() if blob is not None}
+
+    def remember(self, blobs: dict[str, bytes]) -> None:
+        """Values another process computed and encoded: kept, and saved with this run's."""
+        self._encoded.update(blobs)
+        self._asked.update(blobs)
+        cache = self.cache
+        if cache is not None:
+            for digest, blob in blobs.items():
+                cache.put_encoded(cache.key(self.kind, self.salt, digest), blob)

@@ -12,11 +12,13 @@ they need to compute.
   one entry, without importing the checks; a run after an edit parses only
   what changed.  A catalogue holding a symbolic link or a special file has
   no report cached (what such a file leads to depends on more than bytes).
-- **Parallel cold runs**: when enough files are not in the cache, worker
-  processes parse them first (each writes what it computed to the cache and
-  sends it back), then the checks run as on a warm cache.  Below the
-  break-even (measured in ``bench/README.md``) everything stays in this
-  process.
+- **Parallel cold runs**: when enough manifests are not in the cache, worker
+  processes load them and check each app on its own (its templates above
+  all), and send back what they computed, encoded for the cache; this
+  process saves it, and the checks then run as on a warm cache.  Below the
+  break-even (measured in ``bench/README.md``, about 80 apps) everything stays
+  in this process.  Workers are forked when this process runs one thread
+  (they start at once, with everything imported), else started afresh.
 - **--changed-since REF**: only the files a change touches
   (:func:`smartshare.catalog.changes.affected_files`), resolved against the
   whole catalogue.
@@ -24,6 +26,8 @@ they need to compute.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import stat
@@ -48,7 +52,7 @@ YAML_SUFFIXES = (".yaml", ".yml")  # as catalog.load, without importing it on a 
 # which worker processes pay for themselves (bench/README.md: break-even).
 # Forking a process that has imported everything is cheap; a fresh
 # interpreter ("forkserver", "spawn") imports smartshare again first.
-PARALLEL_FROM_MS = {"fork": 250.0, "fresh": 2500.0}
+PARALLEL_FROM_MS = {"fork": 250.0, "fresh": 1200.0}
 _MANIFEST_MS = 0.45  # reading and parsing one manifest's YAML (and, again, validating it)
 _TEMPLATE_MS_PER_KIB = 0.8  # parsing and walking templates
 
@@ -74,9 +78,15 @@ def validate_catalogue(
             "--changed-since checks what changed in the catalogue: give no PATH with it"
         )
     cache = ContentCache.for_validation() if use_cache else None
+    # A run makes next to no reference cycles, and a national catalogue's
+    # objects, alive to the end, would be walked by every collection again.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         report = _validate(catalog_root, paths, changed_since, cache, jobs or _cpus())
     finally:
+        if collecting:
+            gc.enable()
         if cache is not None:
             cache.flush()
     if cache is not None and cache.warning:
@@ -127,7 +137,9 @@ def _validate(
         listed={name: digest for name, digest, _ in listing.templates} if listing else None,
     )
     if listing is not None:
-        _prepare(root, listing, memos, jobs)
+        # What a change touches needs every manifest, but only the changed
+        # ones and those it affects checked: the workers load, no more.
+        _prepare(root, listing, memos, jobs, check=changes is None)
     if changes is not None:
         from smartshare.catalog.changes import affected_files
         from smartshare.catalog.load import load_catalog
@@ -272,17 +284,18 @@ def _report_from(data: Any) -> ValidationReport | None:
 
 # -- parallel cold runs --------------------------------------------------------------------
 
-# templates folder, (salts of the yaml, template and own memos), manifests
-_Task = tuple[str, tuple[str, str, str], list[str]]
+# templates folder, (salts of the yaml, template and own memos), check the apps?, manifests
+_Task = tuple[str, tuple[str, str, str], bool, list[str]]
 
 
-def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int) -> None:
-    """Read what the cache has for ``listing``; check the rest in worker processes if it pays.
+def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int, *, check: bool) -> None:
+    """Read what the cache has for ``listing``; do the rest in worker processes if it pays.
 
-    A worker loads its share of the manifests and checks each app on its own
-    (:func:`smartshare.catalog.checks.own_problems`, which analyses its
-    templates); this process keeps and saves what they computed, and the
-    checks that follow find it all in the memos.
+    A worker loads its share of the manifests and, with ``check``, checks
+    each app on its own (:func:`smartshare.catalog.checks.own_problems`, which
+    analyses its templates); it sends what it computed back encoded for the
+    cache, and this process saves it and decodes what the checks that follow
+    ask for.
     """
     from smartshare.catalog.checks import own_key
     from smartshare.catalog.load import display_path
@@ -295,7 +308,8 @@ def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int) -> None:
     templates_dir = root / "templates"
     shown = display_path(templates_dir)
     documents.prefetch(digest for _, digest, _ in listing.manifests)
-    own.prefetch(own_key(shown, digest) for _, digest, _ in listing.manifests)
+    if check:
+        own.prefetch(own_key(shown, digest) for _, digest, _ in listing.manifests)
     if jobs < 2:
         return
     template_kib = sum(size for _, _, size in listing.templates) / 1024
@@ -303,7 +317,7 @@ def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int) -> None:
     todo = []
     for name, digest, _ in listing.manifests:
         cost = 0.0 if documents.get(digest) is not None else _MANIFEST_MS
-        if own.get(own_key(shown, digest)) is None:
+        if check and own.get(own_key(shown, digest)) is None:
             cost += _MANIFEST_MS + per_app
         if cost:
             todo.append((str(root / "manifests" / name), cost))
@@ -315,7 +329,7 @@ def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     salts = (documents.salt, analyses.salt, own.salt)
-    tasks = [(str(templates_dir), salts, chunk) for chunk in _chunks(todo, jobs * 3)]
+    tasks = [(str(templates_dir), salts, check, chunk) for chunk in _chunks(todo, jobs * 3)]
     # Anything buffered would be written again by each forked worker.
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -352,14 +366,16 @@ def _chunks(items: list[tuple[str, float]], count: int) -> list[list[str]]:
     return chunks
 
 
-def _work(task: _Task) -> dict[str, dict[str, Any]]:
-    """In a worker: load and check each manifest of ``task`` on its own; what was computed."""
+def _work(task: _Task) -> dict[str, dict[str, bytes]]:
+    """In a worker: load (and check) each manifest of ``task`` on its own; what was computed."""
     from smartshare.catalog.checks import OwnChecks, own_problems
     from smartshare.catalog.load import load_file
     from smartshare.catalog.models import AppManifest
+    from smartshare.catalog.yamlfile import load_yaml
+    from smartshare.errors import InvalidInputError
     from smartshare.rendering.analysis import TemplateAnalyser
 
-    folder, (yaml_salt, template_salt, own_salt), manifests = task
+    folder, (yaml_salt, template_salt, own_salt), check, manifests = task
     templates_dir = Path(folder)
     documents = Memo(None, "yaml", salt=yaml_salt)
     analyses = Memo(None, "template", salt=template_salt)
@@ -367,10 +383,14 @@ def _work(task: _Task) -> dict[str, dict[str, Any]]:
     analyser = TemplateAnalyser(templates_dir, memo=analyses)
     own = OwnChecks(mine, templates_dir)
     for manifest in manifests:
+        if not check:
+            with contextlib.suppress(InvalidInputError):
+                load_yaml(Path(manifest), memo=documents)
+            continue
         loaded, _ = load_file(Path(manifest), documents=documents)
         if loaded is None or not isinstance(loaded.model, AppManifest):
             continue
         with analyser.recording() as read:
             problems = own_problems(loaded, templates_dir, analyser)
         own.put(loaded, problems, analyser, read)
-    return {"yaml": documents.computed, "template": analyses.computed, "own": mine.computed}
+    return {"yaml": documents.encoded(), "template": analyses.encoded(), "own": mine.encoded()}

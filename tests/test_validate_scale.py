@@ -229,7 +229,7 @@ def test_a_damaged_entry_is_ignored_and_written_again(
     assert calls["validate"] == 2
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT value FROM entries").fetchall()
-    assert rows and all(cache_module._decode(value) is not None for (value,) in rows)
+    assert rows and all(cache_module.decode(value) is not None for (value,) in rows)
     assert run(root) == expected
     assert calls["validate"] == 2  # whole again: the report is read
 

@@ -49,7 +49,13 @@ def affected_files(
         if path.is_file():
             selected[path] = None
 
-    names = {app.model.name for app in apps if _relative(app, root) in manifests}
+    # A changed manifest's name is its file's: only those files are compared in full.
+    basenames = {relative.rsplit("/", 1)[-1] for relative in manifests}
+    names = {
+        app.model.name
+        for app in apps
+        if app.doc.path.name in basenames and _relative(app, root) in manifests
+    }
     names.update(filter(None, (_name(text) for text in old_manifests.values())))
     current = set(catalog.apps) | set(catalog.partial_apps)
     publishing = any(

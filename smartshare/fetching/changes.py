@@ -43,7 +43,9 @@ def changes_since(folder: Path, ref: str, *, manifest_suffixes: tuple[str, ...])
         raise UsageError(f"--changed-since: {ref!r} is not a git ref", hint=_HINT)
     folder = folder.resolve()
     try:
-        git_dir, top = find_repository(folder, timeout=TIMEOUT)
+        git_dir, top, commit = find_repository(
+            folder, revision=f"{ref}^{{commit}}", timeout=TIMEOUT
+        )
     except GitError as exc:
         raise UsageError(
             f"--changed-since: the catalogue {folder} is not in a git repository ({exc.message})",
@@ -66,13 +68,9 @@ def changes_since(folder: Path, ref: str, *, manifest_suffixes: tuple[str, ...])
             encoding=encoding,
         )
 
-    status, out, err = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    commit = out.strip()
-    if status != 0 or not commit:
-        reason = git_reason(err) if err.strip() else "no such commit"
+    if commit is None:
         raise UsageError(
-            f"--changed-since: '{ref}' is not a commit of the repository at {top} ({reason})",
-            hint=_HINT,
+            f"--changed-since: '{ref}' is not a commit of the repository at {top}", hint=_HINT
         )
     pathspec = [f":(top){inside}"] if inside else [":(top)"]
     status, changed, err = git(

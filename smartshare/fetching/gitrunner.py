@@ -192,23 +192,27 @@ _LOCATION_VARIABLES = frozenset(
 )
 
 
-def find_repository(folder: Path, *, timeout: float = 30.0) -> tuple[Path, Path]:
+def find_repository(
+    folder: Path, *, revision: str | None = None, timeout: float = 30.0
+) -> tuple[Path, Path, str | None]:
     """The git directory and the top of the working tree that ``folder`` belongs to.
 
-    Raises GitError with git's reason when ``folder`` is in no repository.
+    With ``revision``, also the object it names there (None when it names
+    none), in the same git process.  Raises GitError with git's reason when
+    ``folder`` is in no working tree.
     """
     inherited = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARIABLES}
+    args = ["rev-parse", "--absolute-git-dir", "--show-toplevel"]
+    if revision is not None:
+        args += ["--verify", "--quiet", revision]
     status, out, err = _run_query(
-        ["rev-parse", "--absolute-git-dir", "--show-toplevel"],
-        cwd=folder,
-        env=base_env(),
-        timeout=timeout,
-        inherited=inherited,
+        args, cwd=folder, env=base_env(), timeout=timeout, inherited=inherited
     )
     lines = out.splitlines()
-    if status != 0 or len(lines) != 2:
-        raise GitError(git_reason(err) if status != 0 else "not in a git working tree")
-    return Path(lines[0]), Path(lines[1])
+    if len(lines) < 2 or (revision is None and status != 0):
+        raise GitError(git_reason(err) if err.strip() else "not in a git working tree")
+    resolved = lines[2].strip() if status == 0 and len(lines) == 3 else None
+    return Path(lines[0]), Path(lines[1]), resolved or None
 
 
 def _run_query(
