@@ -664,8 +664,10 @@ class _Walker:
                 self.whole.append(line)
             else:
                 _record(self.params, key, line)
-        elif key is not None:
-            _record(self.region_fields if owner == "region" else self.app_fields, key, line)
+        elif key is not None and owner == "region":
+            _record(self.region_fields, key, line)
+        elif key is not None and owner == "app":
+            _record(self.app_fields, key, line)
 
     def _getattr(self, node: nodes.Getattr) -> None:
         owner = self._context_name(node.node)
