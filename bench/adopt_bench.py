@@ -791,6 +791,7 @@ def profile_noop(setting: Setting) -> list[str]:
     seconds, done = run([sys.executable, driver, prof, *argv], env=setting.env)
     info = json.loads(done.stderr.strip().splitlines()[-1])
     stats = pstats.Stats(str(prof))
+    # The table print_stats() reads; typeshed does not declare pstats.Stats.stats.
     entries: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     report.append(
         f"cProfile (--jobs 1, all threads, {info['threads']} worker thread(s)): whole process "

@@ -180,7 +180,8 @@ def dockerfile(manifest: dict[str, Any], built: BuildContext) -> str:
         "COPY --from=assemble /www /www",
         "USER 65534:65534",
         "EXPOSE 8080",
-        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+        "# As PID 1, httpd would ignore the stop signal: a shell in front ends on it at once.",
+        'CMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]',
     ]
     for target in others:
         lines += ["", f"FROM {first or 'placeholder'} AS {target or 'placeholder'}"]

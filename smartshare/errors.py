@@ -77,6 +77,10 @@ class TemplateRenderError(InvalidInputError):
     """A template failed to render (undefined value, sandbox violation...)."""
 
 
+class OutputSchemaError(TemplateRenderError):
+    """A rendered file does not satisfy its template's JSON Schema (or the schema is unusable)."""
+
+
 class UnsafePathError(InvalidInputError):
     """A path would leave the folder it must stay in."""
 
@@ -105,6 +109,18 @@ class BuildError(ExternalError):
 
 class PushError(ExternalError):
     """The registry refused a push."""
+
+
+class PullError(ExternalError):
+    """An image could not be pulled (a missing image, an unreachable registry or mirror)."""
+
+
+class ToolUnavailableError(ExternalError):
+    """A tool smartshare runs is missing or too old (Docker Compose v2...)."""
+
+
+class DeployFailedError(ExternalError):
+    """A service or job of the stack did not become ready (or a port was taken)."""
 
 
 class WorkspaceError(ExternalError):

@@ -6,7 +6,9 @@ Read from ``$SMARTSHARE_CONFIG`` or ``$XDG_CONFIG_HOME/smartshare/config.yaml``
 region's forge internally (or the bundled demo, which makes a local forge)
 maps URL prefixes to the mirror here, without editing the manifests.  Git
 tokens are given per host (:mod:`smartshare.fetching.credentials`); the file
-names the variable holding each token, never the token.
+names the variable holding each token, never the token.  The
+machine's own image mirrors (``image_mirrors``, the format of a region
+profile's ``deploy.image_mirrors``) are tried before the profile's.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.diagnostics import Problem
+from smartshare.catalog.imagerefs import MirrorRule, mirror_prefix_problem
 from smartshare.catalog.rules import git_url_problem
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import InvalidInputError
@@ -28,6 +31,9 @@ from smartshare.fetching.credentials import (
 )
 from smartshare.rendering.limits import MIB, MIN_MEMORY_MIB, RenderLimits
 
+if TYPE_CHECKING:
+    from smartshare.catalog.models import RegionProfile
+
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 
 
@@ -37,7 +43,20 @@ class Settings:
     cache_dir: Path | None = None
     git_credentials: tuple[HostCredential, ...] = ()
     render_limits: RenderLimits = field(default_factory=RenderLimits)
+    image_mirrors: tuple[MirrorRule, ...] = ()
     path: Path | None = None
+
+
+def image_mirror_rules(settings: Settings, region: RegionProfile) -> tuple[MirrorRule, ...]:
+    """The image-mirror rules for ``region`` on this machine, in the order they are tried.
+
+    This machine's own (the settings file's) come before the profile's
+    ``deploy.image_mirrors``: among rules of equal length the first wins
+    (:func:`smartshare.catalog.imagerefs.apply_mirrors`).  Deploy's external
+    images and the base images of builds both go through these.
+    """
+    profile = (MirrorRule(source=m.source, target=m.target) for m in region.deploy.image_mirrors)
+    return (*settings.image_mirrors, *profile)
 
 
 def settings_path() -> Path:
@@ -53,8 +72,8 @@ def load_settings() -> Settings:
         return Settings()
     doc = load_yaml(path)
     data = doc.data
-    problems = []
-    allowed = {"source_rewrites", "cache_dir", "git_credentials", "render_limits"}
+    problems: list[Problem] = []
+    allowed = {"source_rewrites", "cache_dir", "git_credentials", "render_limits", "image_mirrors"}
     for key in data:
         if key not in allowed:
             problems.append(
@@ -84,6 +103,7 @@ def load_settings() -> Settings:
         cache_dir = None
     credentials = _git_credentials(doc, data.get("git_credentials"), problems)
     limits = _render_limits(doc, data.get("render_limits"), problems)
+    mirrors = _image_mirrors(doc, data.get("image_mirrors"), problems)
     if problems:
         raise InvalidInputError(
             f"settings file {path} is not valid",
@@ -95,6 +115,7 @@ def load_settings() -> Settings:
         cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
         git_credentials=credentials,
         render_limits=limits,
+        image_mirrors=mirrors,
         path=path,
     )
 
@@ -188,3 +209,31 @@ def _render_limits(doc: YamlDocument, data: object, problems: list[Problem]) -> 
         output_bytes=int(values.get("output_mib", default.output_bytes / MIB) * MIB),
         memory_bytes=int(values.get("memory_mib", default.memory_bytes / MIB) * MIB),
     )
+
+
+def _image_mirrors(
+    doc: YamlDocument, value: object, problems: list[Problem]
+) -> tuple[MirrorRule, ...]:
+    """``image_mirrors``: a list of ``{from: PREFIX, to: PREFIX}``, as in a region profile."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append(doc.problem(("image_mirrors",), "must be a list of {from: ..., to: ...}"))
+        return ()
+    rules = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"from", "to"}:
+            problems.append(
+                doc.problem(("image_mirrors", index), "must have exactly the keys 'from' and 'to'")
+            )
+            continue
+        wrong = False
+        for side in ("from", "to"):
+            text = item[side]
+            problem = mirror_prefix_problem(text) if isinstance(text, str) else "must be a prefix"
+            if problem:
+                problems.append(doc.problem(("image_mirrors", index, side), problem))
+                wrong = True
+        if not wrong:
+            rules.append(MirrorRule(source=item["from"], target=item["to"]))
+    return tuple(rules)

@@ -41,6 +41,7 @@ from smartshare.cache import ContentCache, Memo
 from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
 from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.errors import UsageError
+from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
 from smartshare.rendering.sandbox import CONTEXT_NAMES
 
 if TYPE_CHECKING:
@@ -130,10 +131,12 @@ def _validate(
 
     from smartshare.catalog.checks import Memos, tools, validate, validate_loaded
 
+    # Every key holds the code's version too (smartshare.cache.code_version).
+    context = ",".join(sorted(CONTEXT_NAMES))
     memos = Memos(
         documents=Memo(cache, "yaml", salt=_yaml_salt()),
-        analyses=Memo(cache, "template", salt=",".join(sorted(CONTEXT_NAMES))),
-        own=Memo(cache, "own", salt=",".join(sorted(CONTEXT_NAMES))),
+        analyses=Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}"),
+        own=Memo(cache, "own", salt=context),
         listed={name: digest for name, digest, _ in listing.templates} if listing else None,
     )
     if listing is not None:

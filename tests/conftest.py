@@ -27,6 +27,8 @@ leaves the engine's image list as it found it.
 ``docker_registry`` -> "127.0.0.1:PORT", skipping (failing in CI) when there is none.
 ``busybox_image`` (session) -> "busybox:1.36", imported from the host's static
 busybox when the engine lacks it (Docker Hub may be unreachable).
+``mirrored_busybox`` (session) -> TAG: busybox pushed to the test registry as the
+mirror of docker.io/library/busybox:TAG, with no local copy under that name.
 
 The cache folder
 ----------------
@@ -36,6 +38,7 @@ its cache there): the tests never read or fill the user's ``~/.cache``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -351,4 +354,33 @@ def busybox_image(docker_engine_env: DockerEnv) -> str:
         api.inspect_image(BUSYBOX_IMAGE)
         return BUSYBOX_IMAGE
     finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def mirrored_busybox(docker_engine_env: DockerEnv, busybox_image: str) -> Iterator[str]:
+    """busybox pushed to the test registry as the mirror of docker.io/library/busybox:TAG.
+
+    Returns TAG; the engine keeps no local copy under the mirror's name, so a
+    deploy must pull it through the mirror rule.
+    """
+    import secrets
+
+    import docker
+
+    registry = docker_engine_env.registry
+    if registry is None:
+        _unavailable("no test registry: set SMARTSHARE_TEST_REGISTRY or install docker-registry")
+    tag = f"1.36-{secrets.token_hex(4)}"
+    repository = f"{registry}/dockerhub/library/busybox"
+    api = docker.APIClient(base_url=docker_engine_env.docker_host, version="auto")
+    try:
+        api.tag(busybox_image, repository, tag)
+        for chunk in api.push(repository, tag=tag, stream=True, decode=True):
+            assert "error" not in chunk, chunk
+        api.remove_image(f"{repository}:{tag}")
+        yield tag
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image(f"{repository}:{tag}")
         api.close()

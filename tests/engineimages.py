@@ -1,4 +1,5 @@
-"""The images Docker tests make, so that each test removes what it made, and only that.
+"""The images Docker tests make: each test removes what it made, and only that; and
+what tests look for in the engine and in an image.
 
 Several test runs may share one engine, so nothing is removed by a pattern: a
 test claims the unique names its images carry (a repository name, or a
@@ -12,6 +13,8 @@ as ``docker rmi`` does.
 from __future__ import annotations
 
 import contextlib
+import io
+import tarfile
 from typing import Any
 
 REGION_LABEL = "id.smartshare.region"
@@ -61,3 +64,48 @@ def remove_claimed(api: Any) -> None:
                 api.remove_image(image_id)
     finally:
         forget()
+
+
+def layer_bytes(saved: bytes) -> bytes:
+    """Every file of every layer of a ``docker save`` archive, and the archive, concatenated."""
+    chunks = [saved]
+    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+        for member in outer.getmembers():
+            handle = outer.extractfile(member) if member.isfile() else None
+            if handle is None:
+                continue
+            data = handle.read()
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                    for item in layer.getmembers():
+                        inner = layer.extractfile(item) if item.isfile() else None
+                        if inner is not None:
+                            chunks.append(inner.read())
+            except tarfile.ReadError:
+                chunks.append(data)
+    return b"\n".join(chunks)
+
+
+def images_made_from(api: Any, token: str) -> list[str]:
+    """Images (tagged, dangling or intermediate) a build step mentioning ``token`` made.
+
+    An image's history names the step that made it and those of its parents,
+    whatever the engine's version keeps in its config (newer engines drop
+    ``ContainerConfig``, where the step used to be).
+    """
+    import docker
+
+    found = []
+    for image in api.images(all=True):
+        try:
+            history = api.history(image["Id"])
+        except docker.errors.NotFound:  # removed meanwhile by another user of the engine
+            continue
+        if any(token in (step.get("CreatedBy") or "") for step in history):
+            found.append(str(image["Id"]))
+    return found
+
+
+def containers_made_from(api: Any, token: str) -> list[str]:
+    """Containers (running or not) whose command mentions ``token``."""
+    return [str(c["Id"]) for c in api.containers(all=True) if token in (c.get("Command") or "")]

@@ -3,22 +3,25 @@ Docker engine and a real registry on loopback (see conftest.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
+import engineimages
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from smartshare.adoption.events import Event, Outcome, Phase
+from smartshare.adoption.events import AdoptResult, Event, Outcome, Phase
 from smartshare.adoption.plan import make_plan
 from smartshare.adoption.runner import adopt
 from smartshare.cli import app as cli_app
@@ -39,20 +42,35 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
 
 
-def run_adopt(catalog: CatalogFixture, workspace: Path, *apps: str, **options: object):  # type: ignore[no-untyped-def]
-    events: list = []
+def run_adopt(
+    catalog: CatalogFixture,
+    workspace: Path,
+    *apps: str,
+    build: bool = True,
+    push: bool = False,
+    force: bool = False,
+    fail_fast: bool = False,
+    jobs: int | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[AdoptResult, list[Event]]:
+    events: list[Event] = []
     result = adopt(
         apps=list(apps),
         region_file=catalog.region_file,
         workspace=workspace,
         catalog_root=catalog.root,
         on_event=events.append,
-        **options,  # type: ignore[arg-type]
+        build=build,
+        push=push,
+        force=force,
+        fail_fast=fail_fast,
+        jobs=jobs,
+        overrides=overrides,
     )
     return result, events
 
 
-def invoke(catalog: CatalogFixture, *args: str, region: Path | None = None):  # type: ignore[no-untyped-def]
+def invoke(catalog: CatalogFixture, *args: str, region: Path | None = None) -> Result:
     """Run the CLI in-process on the test catalogue (``--region`` and ``--catalog`` added)."""
     command = [
         *args,
@@ -68,11 +86,12 @@ def catalog_token() -> str:
     return os.urandom(6).hex()
 
 
-def outcomes(result) -> dict[str, Outcome]:  # type: ignore[no-untyped-def]
+def outcomes(result: AdoptResult) -> dict[str, Outcome]:
     return {r.app: r.outcome for r in result.results}
 
 
-def docker_client():  # type: ignore[no-untyped-def]
+def docker_client() -> Any:
+    """A docker-py client for the test engine (docker-py has no type hints: Any)."""
     return docker.from_env()
 
 
@@ -122,10 +141,10 @@ def test_unreachable_engine_exits_3_and_leaves_workspace_unchanged(
     assert not workspace.exists()
     # an existing workspace is not touched either
     run_adopt(catalog, workspace, "alpha", build=False)
-    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*")}
-    with pytest.raises(EngineUnavailableError):
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")}
+    with pytest.raises(EngineUnavailableError, match=re.escape("unix:///nonexistent/docker.sock")):
         run_adopt(catalog, workspace, "alpha")
-    assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*")} == before
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")} == before
 
 
 def test_missing_secret_fails_before_any_work(
@@ -138,14 +157,20 @@ def test_missing_secret_fails_before_any_work(
     assert "alpha.api_token" in caught.value.message
     assert "env:TESTLAND_TOKEN" in caught.value.message
     assert not (tmp_path / "ws").exists()
+    assert not (tmp_path / "cache").exists()  # nothing fetched either
 
 
 def test_inline_secret_via_set_is_refused(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
-    with pytest.raises(InvalidInputError, match="secret"):
+    with pytest.raises(InvalidInputError) as caught:
         run_adopt(
             catalog, tmp_path / "ws", "alpha", build=False, overrides=["alpha.api_token=plain"]
         )
+    assert caught.value.message == (
+        "alpha.api_token is a secret: give a reference (env:NAME or file:PATH), not the value"
+    )
+    assert "plain" not in caught.value.message
+    assert not (tmp_path / "ws").exists()
 
 
 def test_pinned_commit_mismatch_fails_that_app_only(tmp_path: Path) -> None:
@@ -325,6 +350,22 @@ def test_hand_edit_is_found_without_rendering(tmp_path: Path) -> None:
     runtime = workspace / "runtime/alpha/runtime.env"
     original = runtime.read_text()
     runtime.write_text("API_TOKEN=other\n")
+
+    # Found by the file's digest: plan starts no render worker to find it.
+    def no_worker(*args: object) -> NoReturn:
+        raise AssertionError("a render worker was started")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("smartshare.rendering.pool._Worker", no_worker)
+        plan = make_plan(
+            apps=["alpha"],
+            region_file=catalog.region_file,
+            workspace=workspace,
+            catalog_root=catalog.root,
+            build=False,
+        )
+    assert plan.entries[0].reasons == ["runtime file runtime.env was edited by hand"]
+    # adopt renders it again, to put it back.
     result, _ = run_adopt(catalog, workspace, "alpha", build=False)
     assert result.results[0].message == "runtime file runtime.env was edited by hand"
     assert runtime.read_text() == original
@@ -433,8 +474,11 @@ def test_status_reports_hand_edits_and_region_changes(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     run_adopt(catalog, workspace, "alpha", build=False)
     assert workspace_status(workspace=workspace).apps[0].drift == []
-    (workspace / "apps/alpha/src/www/index.html").write_text("edited\n")
-    (workspace / "runtime/alpha/runtime.env").write_text("API_TOKEN=other\n")
+    page = workspace / "apps/alpha/src/www/index.html"
+    runtime = workspace / "runtime/alpha/runtime.env"
+    adopted_page, adopted_runtime = page.read_text(), runtime.read_text()
+    page.write_text("edited\n")
+    runtime.write_text("API_TOKEN=other\n")
     catalog.region_file.write_text(catalog.region_file.read_text().replace("#0B6E4F", "#123456"))
     manifest = catalog.root / "manifests/apps/alpha.yaml"
     manifest.write_text(manifest.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
@@ -447,11 +491,19 @@ def test_status_reports_hand_edits_and_region_changes(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli_app, ["status", "--workspace", str(workspace), "--format", "json"]
     )
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["apps"][0]["app"] == "alpha"
-    # adopt puts the hand-edited files back
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == status.as_dict()
+    # adopt puts the hand-edited files back (the page as the new version renders it)
     again, _ = run_adopt(catalog, workspace, "alpha", build=False)
-    assert "edited by hand" in again.results[0].message or "changed" in again.results[0].message
+    assert outcomes(again) == {"alpha": Outcome.ADOPTED}
+    assert again.results[0].message.endswith(
+        "; image file www/index.html was edited by hand"
+        "; runtime file runtime.env was edited by hand"
+    )
+    assert page.read_text() == adopted_page.replace("Alpha 1.0.0", "Alpha 1.1.0")
+    assert "Alpha 1.1.0" in page.read_text()
+    assert runtime.read_text() == adopted_runtime
+    assert workspace_status(workspace=workspace).apps[0].drift == []
 
 
 def test_runtime_files_of_the_old_layout_are_moved_out_of_the_app_folder(tmp_path: Path) -> None:
@@ -510,6 +562,7 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
 ) -> None:
     catalog = make_catalog(tmp_path, {"alpha": (), "beta": ("alpha",)})
     workspace = tmp_path / "ws"
+    started = datetime.now(UTC).replace(microsecond=0)
     result, events = run_adopt(catalog, workspace, "beta", jobs=2)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED, "beta": Outcome.ADOPTED}, result.results
     client = docker_client()
@@ -520,7 +573,7 @@ def test_adopt_builds_labelled_images_and_reruns_as_noop(
     assert labels["org.opencontainers.image.licenses"] == "MIT"
     assert labels["org.opencontainers.image.vendor"] == "Pemerintah Kota Tangerang"
     assert labels["id.smartshare.region"] == catalog.region
-    assert labels["org.opencontainers.image.created"]
+    assert datetime.fromisoformat(labels["org.opencontainers.image.created"]) >= started
     page = client.containers.run(
         image.id, ["cat", "/www/index.html"], remove=True, network_mode="none"
     )
@@ -561,7 +614,8 @@ def test_noop_rerun_with_an_engine_needs_neither_docker_py_nor_jinja(
     docker_client().images.remove(catalog.tag("alpha"), force=True)
     done, _ = adopt_in_a_fresh_process(catalog, workspace, "alpha")
     assert "images missing" in done.stdout
-    assert docker_client().images.get(catalog.tag("alpha"))
+    rebuilt = read_lock(workspace).apps["alpha"].images[0].image_id
+    assert docker_client().images.get(catalog.tag("alpha")).id == rebuilt
 
 
 @pytest.mark.requires_docker
@@ -573,29 +627,13 @@ def test_secret_is_in_no_image_layer_lock_or_output(tmp_path: Path, busybox_imag
     assert SECRET_VALUE not in result.output
     assert SECRET_VALUE not in (result.stderr or "")
     assert SECRET_VALUE not in (workspace / "smartshare.lock").read_text()
-    saved = b"".join(docker_client().images.get(catalog.tag("alpha")).save(named=True))
-    assert b"Kabupaten Testland" in _all_layer_bytes(saved)  # the search can find things
-    assert SECRET_VALUE.encode() not in _all_layer_bytes(saved)
+    layers = _image_bytes(catalog.tag("alpha"))
+    assert b"Kabupaten Testland" in layers  # the search can find things
+    assert SECRET_VALUE.encode() not in layers
     # the runtime file does hold it, 0600, outside the build context
-    assert SECRET_VALUE in (workspace / "runtime/alpha/runtime.env").read_text()
-
-
-def _all_layer_bytes(saved: bytes) -> bytes:
-    """Every file of every layer of a `docker save` archive, concatenated."""
-    chunks = [saved]
-    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
-        for member in outer.getmembers():
-            if not member.isfile():
-                continue
-            data = outer.extractfile(member).read()  # type: ignore[union-attr]
-            try:
-                with tarfile.open(fileobj=io.BytesIO(data)) as layer:
-                    for item in layer.getmembers():
-                        if item.isfile():
-                            chunks.append(layer.extractfile(item).read())  # type: ignore[union-attr]
-            except tarfile.ReadError:
-                chunks.append(data)
-    return b"\n".join(chunks)
+    runtime = workspace / "runtime/alpha/runtime.env"
+    assert runtime.read_text() == f"API_TOKEN={SECRET_VALUE}\n"
+    assert runtime.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.requires_docker
@@ -614,7 +652,7 @@ def test_one_failing_build_does_not_stop_the_others(tmp_path: Path, busybox_imag
     data = {a["app"]: a for a in json.loads(result.stdout)["apps"]}
     assert data["alpha"]["result"] == "adopted"
     assert data["broken"]["result"] == "failed"
-    assert "exit" in data["broken"]["message"] or "7" in data["broken"]["message"]
+    assert "returned a non-zero code: 7" in data["broken"]["message"]
     assert data["needs-broken"]["result"] == "skipped"
     assert set(read_lock(workspace).apps) == {"alpha"}
     assert not (workspace / "apps/broken").exists()
@@ -625,12 +663,17 @@ def test_one_failing_build_does_not_stop_the_others(tmp_path: Path, busybox_imag
 def test_fail_fast_starts_nothing_after_a_failure(tmp_path: Path, busybox_image: str) -> None:
     broken = "FROM busybox:1.36\nRUN exit 3\n"
     catalog = make_catalog(tmp_path, {"aaa": (), "bbb": (), "ccc": ()}, dockerfiles={"aaa": broken})
-    result, _ = run_adopt(catalog, tmp_path / "ws", "aaa", "bbb", "ccc", jobs=1, fail_fast=True)
+    result, events = run_adopt(
+        catalog, tmp_path / "ws", "aaa", "bbb", "ccc", jobs=1, fail_fast=True
+    )
     assert outcomes(result) == {
         "aaa": Outcome.FAILED,
         "bbb": Outcome.SKIPPED,
         "ccc": Outcome.SKIPPED,
     }
+    # Neither was exported nor built after aaa failed.
+    worked_on = {e.app for e in events if e.phase in (Phase.FETCHING, Phase.BUILDING)}
+    assert worked_on == {"aaa"}
 
 
 @pytest.mark.requires_docker
@@ -642,7 +685,10 @@ def test_missing_dockerfile_is_a_clear_failure(tmp_path: Path, busybox_image: st
     repo.move_tag("v1.0.0")
     result, _ = run_adopt(catalog, tmp_path / "ws", "alpha")
     assert outcomes(result) == {"alpha": Outcome.FAILED}
-    assert "Dockerfile" in result.results[0].message
+    failed = result.results[0]
+    assert failed.message.startswith(f"Dockerfile not found: {tmp_path / 'ws'}/"), failed
+    assert failed.message.endswith("/src/Dockerfile"), failed
+    assert failed.hint is not None and "dockerfile path" in failed.hint
 
 
 @pytest.mark.requires_docker
@@ -706,8 +752,7 @@ def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        lock = workspace / "smartshare.lock"
-        if lock.exists() and "alpha" in read_lock(workspace).apps:
+        if (workspace / "smartshare.lock").exists() and "alpha" in read_lock(workspace).apps:
             break
         time.sleep(0.2)
     else:
@@ -731,13 +776,35 @@ def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image
 def test_force_redoes_everything(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": ()})
     workspace = tmp_path / "ws"
+    started = datetime.now(UTC).replace(microsecond=0)
     run_adopt(catalog, workspace, "alpha", build=False)
-    first = read_lock(workspace).apps["alpha"].adopted_at
+    # The lock keeps the time to the second: an adoption time no run of this test
+    # can write tells whether the entry was recorded again.
+    lock = workspace / "smartshare.lock"
+    adopted_at = read_lock(workspace).apps["alpha"].adopted_at
+    assert datetime.fromisoformat(adopted_at) >= started
+    long_ago = "2001-02-03T04:05:06+00:00"
+    lock.write_text(lock.read_text().replace(adopted_at, long_ago))
+    before = read_lock(workspace).apps["alpha"]
+    assert before.adopted_at == long_ago
+    page = workspace / "apps/alpha/src/www/index.html"
+    page_inode = page.stat().st_ino
+    # Without --force: nothing to do, nothing recorded.
+    plain, _ = run_adopt(catalog, workspace, "alpha", build=False)
+    assert outcomes(plain) == {"alpha": Outcome.UP_TO_DATE}
+    assert read_lock(workspace).apps["alpha"] == before
+    assert page.stat().st_ino == page_inode
+
     result, events = run_adopt(catalog, workspace, "alpha", build=False, force=True)
     assert outcomes(result) == {"alpha": Outcome.ADOPTED}
-    assert "--force" in result.results[0].message
+    assert result.results[0].message == "--force"
     assert any(e.phase is Phase.FETCHING for e in events)
-    assert read_lock(workspace).apps["alpha"].adopted_at >= first
+    after = read_lock(workspace).apps["alpha"]
+    assert datetime.fromisoformat(after.adopted_at) >= started
+    # Recorded again as it was: only the time differs.
+    assert after.model_copy(update={"adopted_at": long_ago}) == before
+    # The source tree was exported and rendered again, not left in place.
+    assert page.stat().st_ino != page_inode
 
 
 def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> None:
@@ -766,9 +833,9 @@ def test_disk_write_failure_is_clear_and_leaves_the_app_out(tmp_path: Path) -> N
     apps = {a["app"]: a for a in json.loads(done.stdout)["apps"]}
     assert apps["alpha"]["result"] == "adopted"
     assert apps["big"]["result"] == "failed"
-    assert (
-        "www/index.html" in apps["big"]["message"] or "too large" in apps["big"]["message"].lower()
-    )
+    # The write that failed, and why (EFBIG: what the size limit stands in for).
+    assert apps["big"]["message"].startswith(f"cannot write {workspace}/"), apps["big"]
+    assert apps["big"]["message"].endswith("/src/www/index.html: File too large"), apps["big"]
     assert set(read_lock(workspace).apps) == {"alpha"}
     assert not (workspace / "apps/big").exists()
     assert list((workspace / ".smartshare/tmp").iterdir()) == []
@@ -783,12 +850,17 @@ def test_a_second_run_on_a_busy_workspace_is_refused_without_touching_it(tmp_pat
     marker = ws.scratch_dir(workspace) / "other-run-in-progress"
     with ws.run_lock(workspace):
         marker.mkdir()
+        before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")}
         result = invoke(
             catalog, "adopt", "alpha", "--workspace", str(workspace), "--no-build", "--force"
         )
-        assert result.exit_code == 3
-        assert "another smartshare run" in result.stderr
-        assert marker.exists()  # the other run's scratch space is left alone
+        assert result.exit_code == 3, result.output
+        assert f"another smartshare run is using the workspace {workspace}" in result.stderr
+        # Nothing in it was written, replaced or removed: the other run's scratch
+        # space included.
+        after = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in workspace.rglob("*")}
+        assert after == before
+        assert marker in after
 
 
 def test_apps_others_wait_for_start_first(tmp_path: Path) -> None:
@@ -813,7 +885,7 @@ def _image_bytes(tag: str) -> bytes:
         image = docker_client().images.get(tag)
     except docker.errors.ImageNotFound:
         return b""
-    return _all_layer_bytes(b"".join(image.save(named=True)))
+    return engineimages.layer_bytes(b"".join(image.save(named=True)))
 
 
 @pytest.mark.requires_docker
@@ -901,22 +973,9 @@ def test_a_symlink_inside_the_context_brings_no_secret_into_the_image(
     assert (workspace / ".smartshare/key").read_bytes() not in layers
 
 
-def _made_from(api: object, token: str) -> tuple[list[str], list[str]]:
-    """Containers and images (any, dangling or not) whose command mentions ``token``."""
-    containers = [
-        c["Id"]
-        for c in api.containers(all=True)  # type: ignore[attr-defined]
-        if token in c.get("Command", "")
-    ]
-    images = []
-    for image in api.images(all=True):  # type: ignore[attr-defined]
-        try:
-            details = api.inspect_image(image["Id"])  # type: ignore[attr-defined]
-        except docker.errors.NotFound:
-            continue
-        if token in json.dumps(details.get("ContainerConfig")) + json.dumps(details["Config"]):
-            images.append(image["Id"])
-    return containers, images
+def _made_from(api: Any, token: str) -> tuple[list[str], list[str]]:
+    """Containers and images (any, dangling or not) a build step mentioning ``token`` made."""
+    return engineimages.containers_made_from(api, token), engineimages.images_made_from(api, token)
 
 
 @pytest.mark.requires_docker
@@ -974,6 +1033,7 @@ def test_builds_leave_no_dangling_image(tmp_path: Path, busybox_image: str) -> N
     assert api.images(filters=ours, quiet=True) == []
     # A rebuild moves the tag: the image it replaced goes, with its unlabelled parent.
     parent = api.inspect_image(replaced)["Parent"]
+    assert parent.startswith("sha256:"), "the labelled image has the build as its parent"
     again, _ = run_adopt(catalog, workspace, "alpha", "broken", force=True)
     assert outcomes(again) == {"alpha": Outcome.ADOPTED, "broken": Outcome.FAILED}
     assert read_lock(workspace).apps["alpha"].images[0].image_id != replaced

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -133,6 +133,18 @@ def test_the_callers_own_git_config_entries_are_kept(monkeypatch: pytest.MonkeyP
     assert env["GIT_CONFIG_COUNT"] == "3"
     assert env["GIT_CONFIG_KEY_1"] == "http.https://forge.example/.extraHeader"
     assert env["GIT_CONFIG_KEY_2"] == "http.https://forge.example/.followRedirects"
+    # What git makes of it, in the caller's environment: both the caller's entry and ours.
+    caller_name = subprocess.run(
+        ["git", "config", "--get", "user.name"],
+        env={**git_env(), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert caller_name == "Someone"
+    assert header_for(env, "https://forge.example/x.git") == (
+        f"Authorization: {basic('oauth2', TOKEN)}"
+    )
 
 
 # -- real fetches over HTTPS ----------------------------------------------------------------
@@ -159,8 +171,17 @@ def forge(tmp_path: Path, certificate: tuple[Path, Path], origin: AppRepo) -> It
         yield served
 
 
-def _resolve(url: str, cache: Path, **options: object) -> str:
-    return resolve_ref(url=url, ref="v1", commit=None, cache_dir=cache, **options).commit  # type: ignore[arg-type]
+def _resolve(
+    url: str,
+    cache: Path,
+    *,
+    rewrites: Mapping[str, str] | None = None,
+    credentials: Sequence[HostCredential] = (),
+) -> str:
+    resolved = resolve_ref(
+        url=url, ref="v1", commit=None, cache_dir=cache, rewrites=rewrites, credentials=credentials
+    )
+    return resolved.commit
 
 
 def test_a_fetch_sends_the_token_to_the_configured_host_and_no_other(
@@ -234,7 +255,7 @@ def test_a_redirect_to_another_host_does_not_carry_the_token(
 
 
 def test_an_auth_failure_says_the_token_has_no_host(
-    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    forge: Forge, origin: AppRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forge.private = True
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
@@ -246,7 +267,9 @@ def test_an_auth_failure_says_the_token_has_no_host(
     assert TOKEN not in caught.value.message + hint
     # Named for that host, it gets through.
     monkeypatch.setenv(TOKEN_HOST_ENV, f"127.0.0.1:{forge.port}")
-    assert _resolve(forge.url("civic-app.git"), tmp_path / "cache")
+    forge.requests.clear()
+    assert _resolve(forge.url("civic-app.git"), tmp_path / "cache") == origin.v1
+    assert forge.authorizations("127.0.0.1") == {basic("oauth2", TOKEN)}
 
 
 def test_an_auth_failure_names_an_unset_token_variable(
@@ -282,11 +305,13 @@ def test_the_token_is_never_in_argv_nor_on_disk(
     argv = log.read_text()
     assert "ls-remote" in argv and "fetch" in argv
     encoded = basic("oauth2", TOKEN).removeprefix("Basic ")
+    mirror = mirror_path(cache_dir=cache, url=forge.url("civic-app.git"))
+    files = [path for path in mirror.rglob("*") if path.is_file()]
+    assert mirror / "config" in files  # where git would keep an extraheader or a URL
     for secret in (TOKEN, encoded):
         assert secret not in argv
-        for path in mirror_path(cache_dir=cache, url=forge.url("civic-app.git")).rglob("*"):
-            if path.is_file():
-                assert secret.encode() not in path.read_bytes(), path
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path
 
 
 def test_adopt_uses_the_credentials_of_the_settings_file(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from smartshare.catalog.yamlfile import MAX_FILE_BYTES
+from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.cli import app as cli_app
 from smartshare.state.lockfile import LOCK_VERSION, MAX_LOCK_BYTES
 
@@ -378,20 +378,28 @@ def test_the_yaml_loader_locates_what_it_refuses(text: str) -> None:
     assert phrase in problem.message, problem
 
 
+def _nested(depth: int) -> list[object]:
+    nested: list[object] = []
+    for _ in range(depth - 1):
+        nested = [nested]
+    return nested
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "data"),
     [
-        "a: &x {k: v}\nb:\n  <<: *x\n  c: 1\n",  # merge keys of mappings stay allowed
-        "a: 'quoted: 2001-01-01'\nb: '1'\n",
-        "a: 1\n...\n",  # an explicit document end is one document
-        "\ufeffa: 1\n",  # a byte order mark
-        "a: " + "[" * 49 + "]" * 49 + "\n",  # 50 levels with the top one
+        # merge keys of mappings stay allowed
+        ("a: &x {k: v}\nb:\n  <<: *x\n  c: 1\n", {"a": {"k": "v"}, "b": {"k": "v", "c": 1}}),
+        ("a: 'quoted: 2001-01-01'\nb: '1'\n", {"a": "quoted: 2001-01-01", "b": "1"}),
+        ("a: 1\n...\n", {"a": 1}),  # an explicit document end is one document
+        ("\ufeffa: 1\n", {"a": 1}),  # a byte order mark
+        ("a: " + "[" * 49 + "]" * 49 + "\n", {"a": _nested(49)}),  # 50 levels with the top one
     ],
 )
-def test_plain_yaml_still_loads(text: str) -> None:
+def test_plain_yaml_still_loads(text: str, data: dict[str, object]) -> None:
     from smartshare.catalog.yamlfile import parse_yaml
 
-    assert isinstance(parse_yaml(text, path=Path("x.yaml")).data, dict)
+    assert parse_yaml(text, path=Path("x.yaml")).data == data
 
 
 def test_a_secret_file_that_is_not_text(

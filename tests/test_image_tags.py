@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from smartshare.catalog.checks import validate
 from smartshare.catalog.models import AppManifest, RegionProfile
@@ -23,7 +23,7 @@ from smartshare.catalog.tags import image_tags
 from smartshare.cli import app as cli_app
 from smartshare.errors import InvalidInputError
 
-from catalogs import SECRET_VALUE, make_catalog
+from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
 
 BAD_VERSIONS = [
     "1.0.0+build5",  # semver build metadata: '+' cannot be in a tag
@@ -86,7 +86,7 @@ def test_the_docker_tag_rule(tag: str) -> None:
 # -- an image claimed by two apps ---------------------------------------------------
 
 
-def two_apps_one_image(tmp_path: Path) -> tuple[Any, Path, Path]:
+def two_apps_one_image(tmp_path: Path) -> tuple[CatalogFixture, Path, Path]:
     catalog = make_catalog(tmp_path, {"alpha": (), "beta": ()})
     beta = catalog.root / "manifests/apps/beta.yaml"
     # beta declares its own image and, second, alpha's.
@@ -115,8 +115,11 @@ def test_validate_refuses_an_image_claimed_by_two_apps_naming_both_files(tmp_pat
         ("beta.yaml", "images.1.name", line_of(beta, "  - name: alpha")),
     }
     for problem in clashes:
-        other = beta if Path(problem.file).name == "alpha.yaml" else alpha
-        assert str(other) in problem.message or other.name in problem.message, problem
+        other, field = (
+            (beta, "images.1.name") if problem.file == str(alpha) else (alpha, "images.0.name")
+        )
+        assert f"also declared by app '{other.stem}' ({other}, {field})" in problem.message
+        assert "both would be pushed as smartshare/alpha" in problem.message
         assert problem.message in result.output
     # One file alone is checked against the whole catalogue all the same.
     alone = validate(catalog_root=catalog.root, paths=[alpha])
@@ -132,7 +135,7 @@ def test_adopt_refuses_an_image_claimed_by_two_apps_of_the_run_before_any_work(
     monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
     workspace = tmp_path / "ws"
 
-    def adopt(*apps: str) -> Any:
+    def adopt(*apps: str) -> Result:
         return CliRunner().invoke(
             cli_app,
             [

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import engineimages
 import pytest
@@ -31,6 +31,9 @@ from smartshare.errors import (
     SmartshareError,
     UnsafePathError,
 )
+
+if TYPE_CHECKING:
+    from conftest import DockerEnv
 
 LABELS = {
     "org.smartshare.app": "demo-app",
@@ -59,12 +62,22 @@ def test_split_reference(reference: str, expected: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "reference", ["", "app:", ":tag", " app", "host:5000/", "app@sha256:" + "0" * 64]
+    ("reference", "says"),
+    [
+        ("", "is not a valid image reference"),
+        ("app:", "is not a valid image reference"),
+        (":tag", "is not a valid image reference"),
+        (" app", "is not a valid image reference"),
+        ("host:5000/", "is not a valid image reference"),
+        ("app@sha256:" + "0" * 64, "names a digest; a tag is needed here"),
+    ],
 )
-def test_split_reference_rejects(reference: str) -> None:
+def test_split_reference_rejects(reference: str, says: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         split_reference(reference)
-    assert caught.value.hint
+    assert f"'{reference}' {says}" in caught.value.message
+    assert caught.value.hint is not None
+    assert "registry/name:tag" in caught.value.hint
 
 
 def test_connect_to_missing_engine_names_the_endpoint() -> None:
@@ -101,7 +114,7 @@ def test_missing_context_fails_before_the_engine(
             source_dir=missing, dockerfile="Dockerfile", tags=["t:1"], labels={}
         )
     assert str(missing) in caught.value.message
-    assert caught.value.hint
+    assert caught.value.hint == "check the app's build context path in its manifest"
 
 
 def test_missing_dockerfile_fails_before_the_engine(
@@ -112,7 +125,9 @@ def test_missing_dockerfile_fails_before_the_engine(
             source_dir=tmp_path, dockerfile="docker/Dockerfile.prod", tags=["t:1"], labels={}
         )
     assert str(tmp_path / "docker" / "Dockerfile.prod") in caught.value.message
-    assert caught.value.hint
+    assert caught.value.hint == (
+        "check the app's dockerfile path in its manifest (relative to the build context)"
+    )
 
 
 @pytest.mark.parametrize("dockerfile", ["../Dockerfile", "/etc/hostname"])
@@ -167,7 +182,7 @@ def test_a_build_context_through_a_symlink_is_refused(
         assert context in caught.value.message
         assert caught.value.hint
         # ... before the engine is contacted.
-        with pytest.raises(UnsafePathError):
+        with pytest.raises(UnsafePathError, match="symbolic link"):
             unreachable_engine.build(
                 source_dir=source_tree,
                 context=context,
@@ -265,36 +280,45 @@ def test_a_dockerignore_that_is_a_symlink_is_refused(source_tree: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("registry", "secret"),
+    ("registry", "secret", "shown"),
     [
-        ("user:hunter2@registry.example.org/ns", "hunter2"),
-        ("https://user:hunter2@registry.example.org/ns", "hunter2"),
-        ("ghp_tok3n@registry.example.org:5000/ns", "ghp_tok3n"),
-        ("user:hunter2@127.0.0.1:1/ns", "hunter2"),
+        ("user:hunter2@registry.example.org/ns", "hunter2", "***@registry.example.org/ns"),
+        (
+            "https://user:hunter2@registry.example.org/ns",
+            "hunter2",
+            "https://***@registry.example.org/ns",
+        ),
+        ("ghp_tok3n@registry.example.org:5000/ns", "ghp_tok3n", "***@registry.example.org:5000/ns"),
+        ("user:hunter2@127.0.0.1:1/ns", "hunter2", "***@127.0.0.1:1/ns"),
     ],
 )
 def test_a_registry_with_credentials_is_never_echoed(
-    unreachable_engine: DockerEngine, tmp_path: Path, registry: str, secret: str
+    unreachable_engine: DockerEngine, tmp_path: Path, registry: str, secret: str, shown: str
 ) -> None:
+    """Each way a reference reaches a message names it, with the credentials left out."""
     reference = f"{registry}/app:1.0-badung"
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
-    with pytest.raises(BuildError) as built:
+    with pytest.raises(BuildError, match="is not a valid image tag") as built:
         unreachable_engine.build(
             source_dir=tmp_path, dockerfile="Dockerfile", tags=[reference], labels={}
         )
-    with pytest.raises(SmartshareError) as pushed:
+    with pytest.raises(InvalidInputError, match="holds credentials") as pushed:
         unreachable_engine.push(reference=reference)
-    with pytest.raises(SmartshareError) as looked_up:
+    with pytest.raises(EngineUnavailableError, match="while looking up image") as looked_up:
         unreachable_engine.image_id(reference)
-    with pytest.raises(InvalidInputError) as split:
+    with pytest.raises(InvalidInputError, match="holds credentials") as split:
         split_reference(reference)
     chunks = [{"errorDetail": {"message": f"denied: pushing {reference}"}}]
-    with pytest.raises(PushError) as followed:
+    with pytest.raises(PushError, match=r"^pushing ") as followed:
         follow_push(chunks, reference, registry, None)
-    for caught in (built, pushed, looked_up, split, followed):
-        shown = f"{caught.value.message}\n{caught.value.hint}"
-        assert secret not in shown, shown
-        assert "registry.example.org" in shown or "127.0.0.1" in shown or "badung" in shown
+    errors: list[SmartshareError] = [
+        caught.value for caught in (built, pushed, looked_up, split, followed)
+    ]
+    for error in errors:
+        text = f"{error.message}\n{error.hint}"
+        assert secret not in text, text
+        assert f"{shown}/app:1.0-badung" in error.message, error.message
+    assert f"to registry {shown} failed" in followed.value.message
 
 
 # -- real engine ----------------------------------------------------------
@@ -307,7 +331,7 @@ def engine() -> Iterator[DockerEngine]:
 
 
 @pytest.fixture
-def api(docker_engine_env: Any) -> Iterator[Any]:
+def api(docker_engine_env: DockerEnv) -> Iterator[Any]:
     """A raw docker-py client, for checking what smartshare did."""
     import docker
 
@@ -517,7 +541,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
 
 
 def test_labelled_config_keeps_everything_but_labels_and_history() -> None:
-    config = {
+    config: dict[str, Any] = {
         "architecture": "amd64",
         "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Labels": None},
         "created": "2026-01-01T00:00:00Z",
@@ -534,7 +558,7 @@ def test_labelled_config_keeps_everything_but_labels_and_history() -> None:
     assert entry["empty_layer"] is True
     assert entry["created"].endswith("Z")
     assert labelled["config"].pop("Labels") == {"a": "1", "b": "2"}
-    del config["config"]["Labels"]  # type: ignore[attr-defined]
+    del config["config"]["Labels"]
     assert labelled == config
 
 
@@ -752,19 +776,6 @@ def test_two_builds_run_in_parallel(
     assert started["beta"] < finished["alpha"]
 
 
-def _images_made_from(api: Any, token: str) -> list[str]:
-    """Images (any, dangling or not) whose build step mentions ``token``."""
-    found = []
-    for image in api.images(all=True):
-        try:
-            details = api.inspect_image(image["Id"])
-        except Exception:  # removed meanwhile by another user of the engine
-            continue
-        if token in json.dumps(details.get("ContainerConfig")) + json.dumps(details["Config"]):
-            found.append(image["Id"])
-    return found
-
-
 @pytest.mark.requires_docker
 def test_a_failed_build_leaves_no_image_of_its_own(
     engine: DockerEngine, api: Any, busybox_image: str, scratch_name: str, tmp_path: Path
@@ -778,8 +789,8 @@ def test_a_failed_build_leaves_no_image_of_its_own(
         engine.build(
             source_dir=context, dockerfile="Dockerfile", tags=[f"{scratch_name}:x"], labels=LABELS
         )
-    assert _images_made_from(api, token) == []
-    assert [c for c in api.containers(all=True) if token in c.get("Command", "")] == []
+    assert engineimages.images_made_from(api, token) == []
+    assert engineimages.containers_made_from(api, token) == []
 
 
 @pytest.mark.requires_docker
@@ -804,6 +815,7 @@ def test_a_rebuild_removes_the_smartshare_image_it_replaced_and_only_that(
 
     replaced = build("app", own)
     parent = api.inspect_image(replaced)["Parent"]
+    assert parent.startswith("sha256:"), "the labelled image has the build as its parent"
     build("app", own)
     with pytest.raises(docker.errors.ImageNotFound):
         api.inspect_image(replaced)

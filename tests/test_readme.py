@@ -3,16 +3,23 @@
 The README promises that its examples run from the checkout after ``scripts/demo``
 and ``. .demo/env``.  The tests make that state in ``tmp_path``: a folder standing
 for the checkout (its top-level entries are symlinks to this one's, except
-``schema/``, a copy, since an example writes into it) with a ``.demo/`` of its
-own: the demo's forge (``demo/make_forge.py``), settings with the demo's source
-rewrite, and every secret the bundled region profiles refer to in the
-environment.  Each line is handed to bash unchanged, with this venv's
-``smartshare`` first on PATH, so relative workspaces land in ``tmp_path``.
+``schema/`` and ``manifests/``, copies) with a ``.demo/`` of its own: the demo's
+forge (``demo/make_forge.py``), settings with the demo's source rewrite, and every
+secret the bundled region profiles refer to in the environment.  Each line is
+handed to bash unchanged, with this venv's ``smartshare`` first on PATH, so
+relative workspaces land in ``tmp_path``.
+
+``schema/`` is a copy since an example writes into it; ``manifests/`` since the
+examples deploy Badung's stack: in the copy, Badung's profile gives the stack a
+project name of the test's own and free ports, so that it can run beside the
+demo's stack (or another test run's) on the same engine.  The README's text is
+what runs.
 
 Lines marked ``(illustrative: ...)`` need what no test has (a region's real
 registry); they are left out, and there may be at most two.  Commands that build
-images need Docker: they run, in the README's order, only in the test marked
-``requires_docker``, which puts back afterwards whatever image tags they moved.
+images or run containers need Docker: they run, in the README's order, only in
+the test marked ``requires_docker``, which takes the stack down afterwards (with
+its volumes) and puts back whatever image tags the builds moved.
 """
 
 from __future__ import annotations
@@ -23,15 +30,19 @@ import re
 import secrets
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from conftest import DockerEnv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
@@ -40,7 +51,8 @@ ILLUSTRATIVE = "(illustrative:"
 FORGE_PREFIX = "https://git.tangerangkota.go.id/diskominfo/"
 # Options of plan/adopt/status that take a value (apps are the other arguments).
 VALUE_OPTIONS = {"--region", "-r", "--workspace", "-w", "--set", "--jobs", "-j", "--cache-dir"}
-VALUE_OPTIONS |= {"--format", "-f", "--catalog"}
+VALUE_OPTIONS |= {"--format", "-f", "--catalog", "--target", "--timeout"}
+BADUNG = "manifests/regions/badung.yaml"
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,11 @@ class ReadmeCommand:
     def builds(self) -> bool:
         argv = self.argv
         return argv[1] == "adopt" and "--no-build" not in argv
+
+    @property
+    def runs_containers(self) -> bool:
+        argv = self.argv
+        return argv[1] == "deploy" or (argv[1] == "adopt" and "--deploy" in argv)
 
     def option(self, *names: str) -> str | None:
         argv = self.argv
@@ -127,8 +144,14 @@ def _load(path: Path) -> Any:
 
 def test_readme_has_commands_to_run() -> None:
     assert len(RUNNABLE) >= 10, COMMANDS
-    assert {c.argv[1] for c in RUNNABLE} >= {"list", "show", "validate", "plan", "adopt", "status"}
+    assert {c.argv[1] for c in RUNNABLE} >= {
+        *("list", "show", "validate", "plan", "adopt", "status"),
+        *("deploy", "ps", "down"),
+    }
     assert any(c.builds for c in RUNNABLE)
+    # The stack the examples start is taken down by them too, data and all.
+    last = [c.argv for c in RUNNABLE if c.runs_containers or c.argv[1] == "down"][-1]
+    assert last[1] == "down" and "--volumes" in last, last
 
 
 def test_few_examples_are_illustrative() -> None:
@@ -217,10 +240,11 @@ def after_demo(tmp_path: Path, demo_forge: Path, git_cache: Path) -> AfterDemo:
     for entry in REPO_ROOT.iterdir():
         if entry.name.startswith("."):
             continue
-        if entry.name == "schema":
+        if entry.name in ("schema", "manifests"):
             shutil.copytree(entry, checkout / entry.name)
         else:
             (checkout / entry.name).symlink_to(entry)
+    _own_stack(checkout / BADUNG)
     demo = checkout / ".demo"
     demo.mkdir()
     config = demo / "config.yaml"
@@ -240,6 +264,24 @@ def after_demo(tmp_path: Path, demo_forge: Path, git_cache: Path) -> AfterDemo:
     for name in _secret_variables():
         env[name] = secrets.token_urlsafe(18)
     return AfterDemo(checkout=checkout, env=env)
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.add(int(sock.getsockname()[1]))
+    return sorted(ports)
+
+
+def _own_stack(profile: Path) -> None:
+    """Badung's profile (a copy) with a project name and free ports of this test's own."""
+    region = _load(profile)
+    deploy = region["deploy"]
+    deploy["project"] = f"readme-{secrets.token_hex(4)}"
+    deploy["ports"] = dict(zip(deploy["ports"], _free_ports(len(deploy["ports"])), strict=True))
+    profile.write_text(yaml.safe_dump(region, sort_keys=False), encoding="utf-8")
 
 
 @pytest.mark.parametrize("command", _without_docker(), ids=_id)
@@ -273,7 +315,7 @@ def _tags_built_by(commands: list[ReadmeCommand]) -> set[str]:
 
 
 @pytest.fixture
-def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
+def engine_tags_put_back(docker_engine_env: DockerEnv) -> Iterator[None]:
     """The README's builds tag images as the demo does; afterwards the engine's tags
     point where they pointed before (a tag that was not there is removed), and the
     images the test built are gone."""
@@ -292,9 +334,10 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
     # A second name for each image found: smartshare removes the image a tag it
     # moves pointed at, unless something else still names it.
     keep = f"smartshare-readme-keep/{secrets.token_hex(6)}"
-    kept = {was: f"{keep}:{n}" for n, was in enumerate(sorted(set(filter(None, before.values()))))}
-    for was, name in kept.items():
-        api.tag(was, *name.split(":"))
+    found = sorted(set(filter(None, before.values())))
+    kept = {image: f"{keep}:{n}" for n, image in enumerate(found)}
+    for image, name in kept.items():
+        api.tag(image, *name.split(":"))
     try:
         yield
     finally:
@@ -314,12 +357,51 @@ def engine_tags_put_back(docker_engine_env: Any) -> Iterator[None]:
         api.close()
 
 
+@pytest.fixture
+def stacks_taken_down(after_demo: AfterDemo, engine_tags_put_back: None) -> Iterator[None]:
+    """Whatever the examples leave running goes, with its volumes, before the tags are put
+    back (a failed test may leave its stack up)."""
+    yield
+    project = _load(after_demo.checkout / BADUNG)["deploy"]["project"]
+    for workspace in sorted(
+        {c.workspace for c in RUNNABLE if c.runs_containers and c.workspace is not None}
+    ):
+        if (after_demo.checkout / workspace / "smartshare.lock").is_file():
+            subprocess.run(
+                ["smartshare", "down", "--workspace", workspace, "--volumes", "--yes"],
+                cwd=after_demo.checkout,
+                env=after_demo.env,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+    subprocess.run(
+        ["docker-compose", "-p", project, "down", "--volumes", "--timeout", "1"],
+        cwd=after_demo.checkout,
+        env=after_demo.env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.mark.requires_docker
 def test_readme_commands_in_order(
-    after_demo: AfterDemo, busybox_image: str, engine_tags_put_back: None
+    after_demo: AfterDemo, busybox_image: str, stacks_taken_down: None
 ) -> None:
     for command in RUNNABLE:
         after_demo.check(command)
     for workspace in {c.workspace for c in RUNNABLE if c.argv[1] == "adopt"}:
         assert workspace is not None
         assert (after_demo.checkout / workspace / "smartshare.lock").is_file(), workspace
+    # The examples ran Badung's stack and took it down, volumes included.
+    import docker
+
+    project = _load(after_demo.checkout / BADUNG)["deploy"]["project"]
+    client = docker.from_env()
+    try:
+        label = {"label": f"com.docker.compose.project={project}"}
+        assert not client.containers.list(all=True, filters=label)
+        assert not client.volumes.list(filters=label)
+    finally:
+        client.close()

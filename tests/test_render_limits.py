@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from smartshare.cli import app as cli_app
-from smartshare.errors import ExternalError, InvalidInputError, TemplateRenderError
+from smartshare.errors import ExitCode, ExternalError, InvalidInputError, TemplateRenderError
 from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool
 from smartshare.settings import load_settings
@@ -53,7 +53,7 @@ def render_one(pool: RenderPool, root: Path, name: str) -> bytes:
     return content
 
 
-def adopt_cli(catalog: CatalogFixture, workspace: Path, *args: str):  # type: ignore[no-untyped-def]
+def adopt_cli(catalog: CatalogFixture, workspace: Path, *args: str) -> Result:
     command = ["adopt", *args, "--workspace", str(workspace)]
     command += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
     return CliRunner().invoke(cli_app, command)
@@ -107,9 +107,11 @@ def test_output_at_the_limit_is_fine_and_renders_are_identical(tmp_path: Path) -
 def test_concurrent_renders_each_get_their_worker(tmp_path: Path) -> None:
     root = templates(tmp_path, {"n.j2": "{% for i in range(20000) %}{% endfor %}{{ params.n }}"})
     results: list[bytes] = []
+    together = threading.Barrier(3)
     with RenderPool(RenderLimits()) as pool:
 
         def work() -> None:
+            together.wait()
             for _ in range(3):
                 results.append(render_one(pool, root, "n.j2"))
 
@@ -118,13 +120,17 @@ def test_concurrent_renders_each_get_their_worker(tmp_path: Path) -> None:
             thread.start()
         for thread in threads:
             thread.join()
+        # The three first renders asked at once, before any worker had started: one
+        # worker each, kept (idle) for the pool's next renders.
+        assert len(_worker_pids()) == 3
     assert results == [b"3"] * 9
+    assert _worker_pids() == []
 
 
 def test_closing_the_pool_stops_a_render_in_progress(tmp_path: Path) -> None:
     """What Ctrl-C does during a render: the run is not kept waiting for the limit."""
     root = templates(tmp_path, {"slow.j2": HOSTILE["time"]})
-    caught: list[BaseException] = []
+    caught: list[TemplateRenderError] = []
     pool = RenderPool(RenderLimits(seconds=60))
 
     def work() -> None:
@@ -142,8 +148,8 @@ def test_closing_the_pool_stops_a_render_in_progress(tmp_path: Path) -> None:
     thread.join(timeout=30)
     assert not thread.is_alive()
     [error] = caught
-    assert isinstance(error, TemplateRenderError)
-    assert "slow.j2" in error.message
+    # Stopped by the close, not by the limit (60 s, which the join would not wait for).
+    assert error.message == "template slow.j2: rendering was stopped"
     assert _worker_pids() == []
 
 
@@ -152,10 +158,13 @@ def test_a_worker_that_cannot_start_is_an_external_error(
 ) -> None:
     root = templates(tmp_path, {"ok.j2": "ok"})
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    with RenderPool(RenderLimits()) as pool, pytest.raises(ExternalError) as caught:
+    with (
+        RenderPool(RenderLimits()) as pool,
+        pytest.raises(ExternalError, match=r"^the render worker did not start") as caught,
+    ):
         render_one(pool, root, "ok.j2")
-    assert "the render worker did not start" in caught.value.message
-    assert isinstance(caught.value, ExternalError)
+    # Not the template's fault (exit 1) but the machine's: exit 3.
+    assert caught.value.exit_code == ExitCode.EXTERNAL_FAILURE
 
 
 def _worker_pids() -> list[int]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import engineimages
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from smartshare.cli import app as cli_app
 from smartshare.errors import TemplateRenderError
@@ -51,7 +52,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTLAND_TOKEN", SECRET)
 
 
-def adopt_cli(catalog: CatalogFixture, workspace: Path, *args: str):  # type: ignore[no-untyped-def]
+def adopt_cli(catalog: CatalogFixture, workspace: Path, *args: str) -> Result:
     command = ["adopt", *args, "--workspace", str(workspace)]
     command += ["--region", str(catalog.region_file), "--catalog", str(catalog.root)]
     return CliRunner().invoke(cli_app, command)
@@ -138,8 +139,6 @@ def test_a_secret_kept_in_a_module_by_one_app_does_not_reach_the_next_apps_image
 
 @pytest.mark.requires_docker
 def test_a_secret_kept_in_a_module_is_in_no_image(tmp_path: Path, busybox_image: str) -> None:
-    from test_adopt import _all_layer_bytes
-
     client = pytest.importorskip("docker").from_env()
     catalog = make_catalog(tmp_path, {"alpha": ()})
     catalog.write("templates/lib.j2", KEEPER)
@@ -159,7 +158,7 @@ def test_a_secret_kept_in_a_module_is_in_no_image(tmp_path: Path, busybox_image:
     result = adopt_cli(catalog, workspace, "alpha")
     assert result.exit_code == 0, result.output
     saved = b"".join(client.images.get(catalog.tag("alpha")).save(named=True))
-    layers = _all_layer_bytes(saved)
+    layers = engineimages.layer_bytes(saved)
     assert b"<p>[]</p>" in layers  # the search can find the page
     for form in secret_forms():
         assert form.encode() not in layers
@@ -292,5 +291,8 @@ def test_an_unexpected_error_shows_no_secret(
     assert table.exit_code == 3, table.output
     assert "RuntimeError" in table.output
     as_json = adopt_cli(catalog, workspace, "alpha", "--no-build", "--format", "json")
-    assert "RuntimeError" in json.loads(as_json.stdout)["apps"][0]["message"]
+    assert as_json.exit_code == 3, as_json.output
+    [report] = json.loads(as_json.stdout)["apps"]
+    assert report["result"] == "failed"
+    assert "RuntimeError" in report["message"]
     assert_secret_nowhere(tmp_path, table.output, as_json.output)

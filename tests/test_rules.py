@@ -88,13 +88,19 @@ NOT_GIT_DIR_PATHS = [
 def test_one_relative_path_rule_for_manifests_templates_and_writes(
     path: str, tmp_path: Path
 ) -> None:
-    assert relative_path_problem(path) is not None
-    with pytest.raises(ValidationError):
+    rule = relative_path_problem(path)
+    assert rule is not None
+    with pytest.raises(ValidationError, match="dest") as model:
         TemplateSpec(src="page.j2", dest=path)
-    with pytest.raises(UnsafePathError):
+    # (An empty string is refused by the field's own minimum length first.)
+    assert (rule if path else "at least 1 character") in str(model.value)
+    # The same rule's words, with the folder named.
+    with pytest.raises(UnsafePathError) as template:
         TemplateSource(tmp_path).joined(path)
-    with pytest.raises(UnsafePathError):
+    assert rule.replace("its folder", "templates/") in template.value.message
+    with pytest.raises(UnsafePathError) as written:
         confined_path(tmp_path, path)
+    assert rule.replace("its folder", str(tmp_path)) in written.value.message
 
 
 @pytest.mark.parametrize("path", GIT_DIR_PATHS)

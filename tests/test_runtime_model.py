@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -71,9 +72,15 @@ def catalogue(tmp_path: Path) -> Path:
     return root
 
 
+def without(path: Path, key: str) -> str:
+    """The YAML file's text without its top-level ``key`` (the bundled files' last section)."""
+    return re.sub(rf"(?ms)^{key}:\n.*?(?=^\S|\Z)", "", path.read_text(encoding="utf-8"))
+
+
 def with_runtime(root: Path, app: str, runtime: str) -> Path:
+    """The app's manifest with ``runtime`` instead of the bundled one."""
     path = root / "manifests" / "apps" / f"{app}.yaml"
-    path.write_text(path.read_text(encoding="utf-8") + textwrap.dedent(runtime), encoding="utf-8")
+    path.write_text(without(path, "runtime") + textwrap.dedent(runtime), encoding="utf-8")
     return path
 
 
@@ -183,9 +190,11 @@ def test_stack_names_clash_across_apps(catalogue: Path) -> None:
 
 def test_region_deploy_settings_are_checked(catalogue: Path) -> None:
     with_runtime(catalogue, "sikda", SIKDA_RUNTIME)
+    laksa = catalogue / "manifests" / "apps" / "laksa.yaml"
+    laksa.write_text(without(laksa, "runtime"), encoding="utf-8")
     region = catalogue / "manifests" / "regions" / "badung.yaml"
     region.write_text(
-        region.read_text()
+        without(region, "deploy")
         + textwrap.dedent(
             """\
             deploy:

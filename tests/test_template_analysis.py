@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from jinja2 import TemplateSyntaxError
 from jinja2 import nodes as n
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from smartshare.rendering.analysis import COMPILE_DEPTH, TemplateAnalyser, Use, _Parsed
+from smartshare.rendering.analysis import COMPILE_DEPTH, TemplateAnalyser, Use
+from smartshare.rendering.analysis_data import Parsed
 from smartshare.rendering.sandbox import make_environment
 
 
@@ -29,7 +31,7 @@ def root(tmp_path: Path) -> Path:
     return folder
 
 
-def parsed(root: Path, text: str) -> _Parsed:
+def parsed(root: Path, text: str) -> Parsed:
     (root / "t.j2").write_text(text, encoding="utf-8")
     result = TemplateAnalyser(root).parsed("t.j2")
     assert result is not None
@@ -149,7 +151,7 @@ def _statements(r: random.Random, depth: int = 0) -> str:
 def _statement(r: random.Random, depth: int) -> str:
     e = _expression
     choice = r.randrange(16 if depth < 4 else 3)
-    inner = (lambda: _statements(r, depth + 1)) if choice > 2 else str
+    inner: Callable[[], str] = (lambda: _statements(r, depth + 1)) if choice > 2 else str
     match choice:
         case 0:
             return "text\n"
@@ -283,7 +285,7 @@ def test_deeper_templates_are_compiled_as_well(root: Path) -> None:
 # -- names ---------------------------------------------------------------------------------
 
 
-def undeclared(result: _Parsed) -> set[str]:
+def undeclared(result: Parsed) -> set[str]:
     return {name for name, _ in result.undeclared} - result.stored
 
 
@@ -335,14 +337,17 @@ def test_an_analysis_reads_back_from_its_data(root: Path) -> None:
     text = (
         "{% extends 'base.j2' %}{% import 'lib.j2' as lib %}{% from 'm.j2' import a as b %}\n"
         "{% block body %}{{ params.title }}{{ region.name }}{{ app.title }}{{ nowhere }}"
+        "{{ assets.logo.dest }}{{ requires.auth.url }}"
         "{% include ['a.j2', x] ignore missing %}{{ params }}{% endblock %}\n"
     )
     result = parsed(root, text)
     assert result.references and result.undeclared and result.whole
+    assert result.asset_fields == (("logo", 2),)
+    assert result.app_fields == (("title", 2),)  # requires.auth is no field of app
     data = json.loads(json.dumps(result.to_data()))
-    assert _Parsed.from_data(data) == result
+    assert Parsed.from_data(data) == result
     broken = parsed(root, "{% if %}")
-    assert _Parsed.from_data(json.loads(json.dumps(broken.to_data()))) == broken
+    assert Parsed.from_data(json.loads(json.dumps(broken.to_data()))) == broken
 
 
 @pytest.mark.parametrize(
@@ -351,6 +356,8 @@ def test_an_analysis_reads_back_from_its_data(root: Path) -> None:
         lambda d: None,
         lambda d: [],
         lambda d: {k: v for k, v in d.items() if k != "params"},
+        lambda d: {k: v for k, v in d.items() if k != "format"},  # written before assets
+        lambda d: {k: v for k, v in d.items() if k != "assets"},
         lambda d: {**d, "params": [["title", "1"]]},
         lambda d: {**d, "whole": [True]},
         lambda d: {**d, "references": [["exec", 1, [], False, False]]},
@@ -362,4 +369,4 @@ def test_an_analysis_reads_back_from_its_data(root: Path) -> None:
 def test_damaged_data_is_refused(root: Path, damage: object) -> None:
     data = parsed(root, "{{ params.title }}{% include 'a' %}").to_data()
     with pytest.raises((ValueError, TypeError, KeyError, IndexError)):
-        _Parsed.from_data(damage(data))  # type: ignore[operator]
+        Parsed.from_data(damage(data))  # type: ignore[operator]

@@ -13,7 +13,12 @@ import pytest
 import yaml
 
 from smartshare.catalog.models import AppManifest, RegionProfile
-from smartshare.errors import TemplateRenderError, UnsafePathError, WorkspaceError
+from smartshare.errors import (
+    InvalidInputError,
+    TemplateRenderError,
+    UnsafePathError,
+    WorkspaceError,
+)
 from smartshare.rendering.analysis import Use, analyse
 from smartshare.rendering.sandbox import make_environment, render, render_context
 from smartshare.state.safefs import atomic_write, atomic_write_json, confined_path
@@ -195,9 +200,13 @@ def test_loader_refuses_parent_and_absolute_names(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("TOP SECRET")
     root = templates(tmp_path, {"ok.j2": "ok", "inc.j2": "{% include '../secret.txt' %}"})
     env = make_environment(root)
-    for name in ("../secret.txt", str(tmp_path / "secret.txt")):
+    for name, refusal in (
+        ("../secret.txt", "must stay inside templates/"),
+        (str(tmp_path / "secret.txt"), "must be relative to templates/, not absolute"),
+    ):
         with pytest.raises(TemplateRenderError) as caught:
             render(env, name, {})
+        assert f"template name '{name}' {refusal}" in caught.value.message
         assert "TOP SECRET" not in caught.value.message
     with pytest.raises(TemplateRenderError, match=r"\.\."):
         render(env, "inc.j2", {})
@@ -261,14 +270,17 @@ def test_render_context_exposes_region_app_and_params() -> None:
     )
     assert isinstance(app, AppManifest)
     context = render_context(region=region, app=app, params={"greeting": "Hai"})
-    assert set(context) == {"region", "app", "params"}
+    assert set(context) == {"region", "app", "params", "requires", "assets"}
+    assert context["requires"] == {}  # the outputs of required apps: none here
+    assert context["assets"] == {}  # the files the region gives its assets: none here
     assert "apps" not in context["region"]  # other apps' values stay out
+    assert "assets" not in context["region"]  # and their files
     assert context["region"]["title"] == "Kabupaten Contoh"
     assert context["region"]["api_version"] == "smartshare/v1"
     for key in ("name", "title", "version", "summary", "owner", "license", "category"):
         assert key in context["app"]
     assert context["params"] == {"greeting": "Hai"}
-    json.dumps(context)  # plain data only
+    assert json.loads(json.dumps(context)) == context  # plain data only
 
 
 # -- analysis -------------------------------------------------------------------
@@ -364,9 +376,10 @@ def test_analyse_cache_follows_file_changes(tmp_path: Path) -> None:
 def test_analyse_refuses_a_missing_or_escaping_template(tmp_path: Path) -> None:
     root = templates(tmp_path, {})
     env = make_environment(root)
-    with pytest.raises(Exception, match="does not exist"):
+    with pytest.raises(InvalidInputError) as missing:
         analyse(env, "nope.j2")
-    with pytest.raises(UnsafePathError):
+    assert missing.value.message == f"template 'nope.j2' does not exist in {root}"
+    with pytest.raises(UnsafePathError, match=r"'\.\./x\.j2' must stay inside templates/"):
         analyse(env, "../x.j2")
 
 
@@ -379,10 +392,22 @@ def test_confined_path_accepts_paths_inside(tmp_path: Path) -> None:
     assert confined_path(tmp_path, "./new/dir/file") == tmp_path.resolve() / "new" / "dir" / "file"
 
 
-@pytest.mark.parametrize("relative", ["../x", "a/../../x", "/etc/passwd", "", ".", "./", "a\x00b"])
-def test_confined_path_refuses_escapes(tmp_path: Path, relative: str) -> None:
-    with pytest.raises(UnsafePathError):
+@pytest.mark.parametrize(
+    ("relative", "refusal"),
+    [
+        ("../x", "must stay inside {root} ('..' is not allowed)"),
+        ("a/../../x", "must stay inside {root} ('..' is not allowed)"),
+        ("/etc/passwd", "must be relative to {root}, not absolute"),
+        ("", "must not be empty"),
+        (".", "names {root} itself, not a file inside it"),
+        ("./", "names {root} itself, not a file inside it"),
+        ("a\x00b", "must use '/' separators and no NUL bytes"),
+    ],
+)
+def test_confined_path_refuses_escapes(tmp_path: Path, relative: str, refusal: str) -> None:
+    with pytest.raises(UnsafePathError) as caught:
         confined_path(tmp_path, relative)
+    assert caught.value.message == f"path {relative!r} {refusal.format(root=tmp_path)}"
 
 
 def test_confined_path_refuses_symlinked_components(tmp_path: Path) -> None:

@@ -193,6 +193,69 @@ def test_a_template_edit_invalidates_its_cached_analysis(
     assert run(root).problems == []
 
 
+CONFIG = '{"title": {{ params.site_title | tojson }}}\n'
+SCHEMA = '{"type": "object", "required": ["title"]}\n'
+
+
+def with_schema(root: Path) -> Path:
+    """portal renders a config.json checked against catalog:schemas/config.json; the schema."""
+    manifest = root / "manifests" / "apps" / "portal.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    dest: www/index.html\n",
+            "    dest: www/index.html\n"
+            "  - src: portal/config.json.j2\n"
+            "    dest: config.json\n"
+            "    schema: catalog:schemas/config.json\n",
+        )
+    )
+    write(
+        root, {"templates/portal/config.json.j2": CONFIG, "templates/schemas/config.json": SCHEMA}
+    )
+    return root / "templates" / "schemas" / "config.json"
+
+
+def test_an_edited_catalog_schema_is_checked_again_with_a_warm_cache(
+    root: Path, cache_dir: Path, calls: dict[str, int]
+) -> None:
+    schema = with_schema(root)
+    assert run(root).problems == []
+    analysed = calls["analyse_text"]
+    schema.write_text('{"type": "object", "required": ', encoding="utf-8")
+    report = run(root)
+    (problem,) = report.problems
+    assert Path(problem.file).name == "portal.yaml" and problem.field == "templates.1.schema"
+    assert "schema catalog:schemas/config.json is not valid JSON" in problem.message
+    assert calls["analyse_text"] == analysed  # the templates' analyses still served
+    schema.unlink()
+    (problem,) = run(root).problems
+    assert "schema 'schemas/config.json' does not exist" in problem.message
+    schema.write_text(SCHEMA, encoding="utf-8")
+    assert run(root).problems == []
+
+
+def test_the_own_problems_of_an_app_with_a_schema_are_kept_while_it_reads_the_same(
+    root: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = with_schema(root)
+    run(root)
+    checked: list[str] = []
+    original = checks._schema_problem.__wrapped__
+
+    def schema_problem(text: str, schema_name: str) -> str | None:
+        checked.append(schema_name)
+        return original(text, schema_name)
+
+    monkeypatch.setattr(checks, "_schema_problem", schema_problem)
+    # Another file edited: the report is made again, each app's own problems from the cache.
+    (root / "templates" / "unrelated.txt").write_text("x", encoding="utf-8")
+    assert run(root).problems == []
+    assert checked == []
+    schema.write_text(SCHEMA.replace("title", "name"), encoding="utf-8")
+    assert run(root).problems == []
+    assert checked == ["catalog:schemas/config.json"]  # checked again: it changed
+
+
 def test_after_an_edit_only_the_edited_manifest_is_read_again(
     root: Path, cache_dir: Path, calls: dict[str, int]
 ) -> None:
@@ -436,6 +499,17 @@ def test_changed_since_reports_a_problem_in_a_template_used_by_an_unchanged_mani
     assert {p.field for p in report.problems} == {"params.suport_email"}
     assert names(report) == {"footer.html.j2"}
     assert not report.valid
+
+
+def test_changed_since_checks_the_apps_whose_catalog_schema_changed(repo: GitRepo) -> None:
+    schema = with_schema(repo.path)
+    repo.commit("a schema")
+    schema.write_text("[]", encoding="utf-8")
+    report = changed(repo)
+    (problem,) = report.problems
+    assert Path(problem.file).name == "portal.yaml" and problem.field == "templates.1.schema"
+    assert "is not a JSON Schema" in problem.message
+    assert report.files_checked == 1
 
 
 def test_changed_since_follows_what_depends_on_a_changed_app(repo: GitRepo) -> None:

@@ -20,6 +20,7 @@ class Phase(StrEnum):
     CHECKING = "checking"
     FETCHING = "fetching"
     RENDERING = "rendering"
+    PULLING = "pulling"  # a base image, before any build
     BUILDING = "building"
     PUSHING = "pushing"
     RECORDING = "recording"

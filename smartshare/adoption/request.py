@@ -9,12 +9,14 @@ profile, ``--set`` values and secrets, and the workspace's region.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare import __version__
+from smartshare.adoption.buildenv import BuildEnvironment, build_environment
 from smartshare.catalog.graph import dependency_order
+from smartshare.catalog.imagerefs import MirrorRule
 from smartshare.catalog.load import Catalog, LoadedFile, load_catalog, load_region_file
 from smartshare.catalog.location import resolve_catalog_root
 from smartshare.catalog.models import RegionProfile
@@ -29,6 +31,9 @@ from smartshare.rendering.values import (
 )
 from smartshare.state.drift import manifest_digest
 from smartshare.state.lockfile import Lock, LockedApp, read_lock
+
+if TYPE_CHECKING:
+    from smartshare.catalog.assets import ResolvedAsset
 
 
 @dataclass
@@ -48,12 +53,36 @@ class Context:
     force: bool
     renderers: RenderPool  # starts a render worker only when something is rendered
     credentials: tuple[HostCredential, ...] = ()  # git tokens, per host (settings)
+    # Each app's assets, read and checked (the files the region supplies).
+    assets: dict[str, list[ResolvedAsset]] = field(default_factory=dict)
+    mirrors: tuple[MirrorRule, ...] = ()  # image mirrors, in order (settings, then profile)
+    build_env: BuildEnvironment | None = None  # the region's build settings (when building)
     key: bytes | None = None  # the workspace's HMAC key, once it exists
     _env: Any = None
+    _outputs: Any = None
 
     @property
     def region_model(self) -> RegionProfile:
         return self.region.model
+
+    def requires_outputs(self, name: str) -> dict[str, dict[str, str]]:
+        """The outputs of the apps ``name`` requires, for its templates' ``requires``."""
+        if self._outputs is None:
+            from smartshare.rendering.outputs import OutputResolver
+
+            self._outputs = OutputResolver(
+                region=self.region_model,
+                apps={n: self.catalog.app(n) for n in self.order},
+                params=lambda n: self.values[n].params,
+                catalogue_apps=list(self.catalog.apps),
+            )
+        requires: dict[str, dict[str, str]] = self._outputs.requires(name)
+        return requires
+
+    def asset_context(self, name: str) -> dict[str, dict[str, str] | None]:
+        """What ``name``'s templates see as ``assets``: each asset, None when not supplied."""
+        given = {asset.name: asset.context() for asset in self.assets.get(name, [])}
+        return {asset.name: given.get(asset.name) for asset in self.catalog.app(name).assets}
 
     def template_env(self) -> Any:
         """The environment for analysing templates (never for rendering them)."""
@@ -83,8 +112,9 @@ def prepare(
 ) -> Context:
     """Check everything that can be checked before touching anything."""
     from smartshare.cache import default_cache_dir
-    from smartshare.catalog.checks import check_app_templates, check_region
-    from smartshare.settings import load_settings
+    from smartshare.catalog.assets import resolve_assets
+    from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
+    from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:
         raise UsageError(
@@ -96,8 +126,16 @@ def prepare(
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
     region = load_region_file(region_file)
-    names = sorted(catalog.apps) if all_apps else list(apps)
-    order = dependency_order(catalog, names)
+    external = region.model.external_outputs()
+    for name in apps:
+        if name in external:
+            raise UsageError(
+                f"'{name}' is external in region profile {region.doc.display}: the region "
+                f"runs it already and gives its outputs (apps.{name}.external)",
+                hint="adopt the apps that require it; or remove that entry to adopt it",
+            )
+    names = sorted(n for n in catalog.apps if n not in external) if all_apps else list(apps)
+    order = dependency_order(catalog, names, external=external)
     lock = read_lock(workspace)
     # Every file of the catalogue must load; templates are analysed for the apps
     # being adopted (the others' templates play no part in this run), unless
@@ -117,7 +155,12 @@ def prepare(
         )
     _check_image_names(catalog, order, lock, region.model)
     region_problems = [
-        p for p in check_region(region=region, catalog=catalog) if p.severity.value == "error"
+        p
+        for p in [
+            *check_region(region=region, catalog=catalog),
+            *check_region_assets(region=region, catalog=catalog),
+        ]
+        if p.severity.value == "error"
     ]
     if region_problems:
         raise InvalidInputError(
@@ -142,6 +185,10 @@ def prepare(
         )
         for name in order
     }
+    assets = {
+        name: resolve_assets(app=catalog.app(name), region=region.model, region_dir=region_dir)
+        for name in order
+    }
     if lock.region is not None and lock.region.name != region.model.name:
         raise UsageError(
             f"workspace {workspace} holds apps adopted for '{lock.region.name}', "
@@ -149,6 +196,8 @@ def prepare(
             hint="use one workspace per region (--workspace DIR)",
         )
     return Context(
+        mirrors=image_mirror_rules(settings, region.model),
+        build_env=build_environment(region.model.build, base_dir=region_dir) if build else None,
         catalog=catalog,
         region=region,
         order=order,
@@ -162,6 +211,7 @@ def prepare(
         push=push,
         force=force,
         renderers=RenderPool(settings.render_limits),
+        assets=assets,
     )
 
 

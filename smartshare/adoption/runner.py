@@ -26,10 +26,14 @@ from smartshare.adoption.assess import (
     Assessment,
     RenderedFile,
     assess,
+    check_outputs,
     rendered_contents,
     resolve_sources,
     start_renderers,
+    templated_args,
 )
+from smartshare.adoption.bases import BaseImage, base_images_of, image_bases, provide_bases
+from smartshare.adoption.buildenv import BuildEnvironment
 from smartshare.adoption.events import AdoptResult, AppResult, Event, EventSink, Outcome, Phase
 from smartshare.adoption.request import Context, prepare
 from smartshare.building.labels import build_labels, static_labels
@@ -40,6 +44,8 @@ from smartshare.fetching.urls import redact_url
 from smartshare.state import workspace as ws
 from smartshare.state.lockfile import (
     LockedApp,
+    LockedBase,
+    LockedBuild,
     LockedFile,
     LockedImage,
     LockedRegion,
@@ -65,25 +71,32 @@ class _Runner:
         self.cancel = threading.Event()
         self.lock_mutex = threading.Lock()
         self.sources: dict[str, Future[ResolvedRef]] = {}
+        self.checks: dict[str, Future[Assessment]] = {}
+        self.bases: dict[str, list[BaseImage]] = {}  # by app, of the apps to build
+        self.provided: dict[str, LockedBase] = {}  # base images in the engine, by name
+        self.region_digest = ctx.lock.region.digest if ctx.lock.region else None
 
     def emit(self, app: str, phase: Phase, message: str = "", *, log: bool = False) -> None:
         if self.cancel.is_set() and not log:
             raise _Cancelled
         self.on_event(Event(app=app, phase=phase, message=message, log=log))
 
-    def log_sink(self, app: str, phase: Phase) -> Callable[[str], None]:
+    def log_sink(
+        self, app: str, phase: Phase, *, redact: Callable[[str], str] | None = None
+    ) -> Callable[[str], None]:
         def sink(line: str) -> None:
             if self.cancel.is_set():
                 raise _Cancelled
-            self.on_event(Event(app=app, phase=phase, message=line, log=True))
+            shown = redact(line) if redact is not None else line
+            self.on_event(Event(app=app, phase=phase, message=shown, log=True))
 
         return sink
 
-    def adopt_one(self, name: str) -> AppResult:
+    def check(self, name: str) -> Assessment:
+        """What is to do for ``name``: its assessment, and whether the engine has its images."""
         ctx = self.ctx
         self.emit(name, Phase.CHECKING)
         assessment = assess(ctx, name, resolved=self.sources[name].result())
-        app = assessment.app
         entry = ctx.lock.apps.get(name)
         if entry is not None and ctx.build and not assessment.build and self.engine is not None:
             # The lock says built; make sure the engine still has those very images
@@ -100,14 +113,41 @@ class _Runner:
                 assessment.reasons.append("images missing from the Docker engine or retagged")
                 if ctx.push:
                     assessment.push = True
+        if assessment.build and self.engine is not None:
+            self.bases[name] = image_bases(ctx, assessment)
+        return assessment
+
+    def provide_bases(self) -> None:
+        """Every base image of the apps to build in the engine, before any build starts.
+
+        Raises PullError (the run stops) when one cannot be had.
+        """
+        if self.engine is None:
+            return
+        everything = [base for name in self.ctx.order for base in self.bases.get(name, [])]
+
+        def on_pull(base: BaseImage) -> None:
+            self.emit(base.app, Phase.PULLING, base.name)
+
+        self.provided = provide_bases(self.engine, everything, on_pull=on_pull)
+
+    def adopt_one(self, name: str) -> AppResult:
+        ctx = self.ctx
+        # Checked before any app started, with every app's base images provided
+        # (the check's failure, if any, is raised here: the app fails in its turn).
+        assessment = self.checks[name].result()
+        app = assessment.app
+        entry = ctx.lock.apps.get(name)
         if assessment.up_to_date:
             self.emit(name, Phase.UP_TO_DATE)
             assert entry is not None
-            if assessment.render_inputs is not None:
-                # Rendered the same from other inputs (an older lock, a template
-                # comment): remember them, so that the next run need not render.
-                with self.lock_mutex:
+            with self.lock_mutex:
+                if assessment.render_inputs is not None:
+                    # Rendered the same from other inputs (an older lock, a template
+                    # comment): remember them, so that the next run need not render.
                     entry.render_inputs = assessment.render_inputs
+                # The files are what this profile renders: deploy may use them.
+                entry.region_digest = self.region_digest
             return AppResult(
                 app=name,
                 outcome=Outcome.UP_TO_DATE,
@@ -147,6 +187,8 @@ class _Runner:
         export_tree(resolved=assessment.resolved, dest=scratch / "src")
         self.emit(name, Phase.RENDERING)
         files = rendered_contents(ctx, assessment)
+        # Before anything is written or built: the app's own schemas for its files.
+        check_outputs(ctx, assessment.app, files, source_dir=scratch / "src")
         self._write(files, TemplateTarget.IMAGE, scratch / "src", mode=0o644)
         images = self._build_and_push(assessment, scratch / "src", entry)
         # Only now: the runtime files (the secrets) never exist beside the source
@@ -176,6 +218,7 @@ class _Runner:
         if not ctx.build:
             return images
         previous = {i.name: i for i in entry.images} if entry else {}
+        env = ctx.build_env or BuildEnvironment()
         for spec, plan in zip(assessment.app.images, assessment.images, strict=True):
             assert self.engine is not None
             if assessment.build:
@@ -187,17 +230,34 @@ class _Runner:
                     assessment.config_digest,
                 )
                 labels = build_labels(static, now=datetime.now(UTC))
-                built = self.engine.build(
-                    source_dir=source_dir,
-                    context=spec.context,
-                    dockerfile=spec.dockerfile,
+                try:
+                    built = self.engine.build(
+                        source_dir=source_dir,
+                        context=spec.context,
+                        dockerfile=spec.dockerfile,
+                        tags=list(plan.tags),
+                        labels=labels,
+                        buildargs={
+                            **assessment.build_args.get(spec.name, dict(spec.args)),
+                            **env.args,
+                        },
+                        target=spec.target,
+                        network_mode=env.network,
+                        on_log=self.log_sink(name, Phase.BUILDING, redact=env.redact),
+                    )
+                except SmartshareError as exc:
+                    # The build saw the proxy's credentials: so may its log and its error.
+                    shown = env.redact(exc.message)
+                    if shown == exc.message:
+                        raise
+                    raise type(exc)(shown, hint=exc.hint) from None
+                bases = [b for b in self.bases.get(name, []) if b.image == spec.name]
+                image = LockedImage(
+                    name=spec.name,
+                    image_id=built.image_id,
                     tags=list(plan.tags),
-                    labels=labels,
-                    buildargs=dict(spec.args),
-                    target=spec.target,
-                    on_log=self.log_sink(name, Phase.BUILDING),
+                    bases=base_images_of(self.provided, bases),
                 )
-                image = LockedImage(name=spec.name, image_id=built.image_id, tags=list(plan.tags))
             else:
                 old = previous.get(spec.name)
                 image = (
@@ -244,6 +304,16 @@ class _Runner:
             images=images,
             adopted_at=datetime.now(UTC).isoformat(timespec="seconds"),
             smartshare_version=__version__,
+            region_digest=self.region_digest,
+            # The arguments that were rendered (the others are the manifest's).
+            build_args={
+                name: assessment.build_args[name] for name in templated_args(assessment.app)
+            },
+            build=(
+                LockedBuild(network=ctx.build_env.network or "default", args=ctx.build_env.record())
+                if assessment.build and ctx.build_env is not None
+                else (entry.build if entry is not None and built else None)
+            ),
         )
         with self.lock_mutex:
             ctx.lock.apps[assessment.app.name] = locked
@@ -263,6 +333,11 @@ class _Runner:
             self.sources = resolve_sources(ctx, pending, fetchers)
             start_renderers(ctx, pending)  # while the sources resolve
             try:
+                # Every app is checked first, and every base image it needs provided:
+                # a base image that cannot be had stops the run before any build.
+                self.checks = {name: pool.submit(self.check, name) for name in pending}
+                wait(list(self.checks.values()))
+                self.provide_bases()
                 while pending or running:
                     for name in list(pending):
                         deps = [d for d in ctx.catalog.app(name).requires if d in ctx.order]
@@ -306,8 +381,11 @@ class _Runner:
                     self.on_event(
                         Event(app=name, phase=Phase.SKIPPED, message="interrupted: stopping")
                     )
+                for check in self.checks.values():
+                    check.cancel()
                 for future in running:
                     future.cancel()
+                wait(list(self.checks.values()))
                 wait(list(running))
                 for future, name in running.items():
                     if not future.cancelled() and future.exception() is None:

@@ -1,7 +1,8 @@
 """The Docker engine: connect, build, label, look up and push, through docker-py.
 
 This is the one module that calls the engine's API (docker-py, or for the
-read-only calls of a no-op run on a local socket :mod:`.enginesocket`); the
+read-only calls of a no-op run on a local socket :mod:`.enginesocket`; the
+calls for Docker Swarm are in its base class, :mod:`.engine_swarm`); the
 build context, the stream followers, pushing's helpers and the label policy
 live beside it.  Only the engine's classic builder is spoken (docker-py has no
 BuildKit client), so BuildKit-only Dockerfile syntax (``RUN --mount``,
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import tarfile
@@ -37,9 +39,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from smartshare.building.buildlog import BuildTrace, LogCallback, build_hint, follow_build
 from smartshare.building.context import check_context, pack_context
+from smartshare.building.engine_swarm import SwarmCalls
 from smartshare.building.enginesocket import (
     ENGINE_HINT,
     PERMISSION_HINT,
@@ -64,7 +68,13 @@ from smartshare.building.push import (
     shown_reference,
     split_reference,
 )
-from smartshare.errors import BuildError, EngineUnavailableError, ExternalError, PushError
+from smartshare.errors import (
+    BuildError,
+    EngineUnavailableError,
+    ExternalError,
+    PullError,
+    PushError,
+)
 from smartshare.fetching.urls import redact_url
 
 # The version probe answers at once from a live engine; waiting the full build
@@ -121,7 +131,7 @@ def connect(*, docker_host: str | None = None, timeout: int = 600) -> DockerEngi
     )
 
 
-class DockerEngine:
+class DockerEngine(SwarmCalls):
     """A connection to one Docker engine; create it with :func:`connect`."""
 
     endpoint: str
@@ -150,6 +160,11 @@ class DockerEngine:
         self._streams: dict[int, Any] = {}  # thread -> its response being streamed
         if api is not None:
             api.hooks["response"].append(self._on_response)
+
+    @property
+    def api_version(self) -> str:
+        """The API version spoken with the engine (``1.41``)."""
+        return self._version
 
     def __enter__(self) -> DockerEngine:
         return self
@@ -191,6 +206,7 @@ class DockerEngine:
         labels: Mapping[str, str],
         buildargs: Mapping[str, str] | None = None,
         target: str | None = None,
+        network_mode: str | None = None,
         on_log: LogCallback | None = None,
     ) -> BuiltImage:
         """Build ``dockerfile`` (relative to the build context ``context`` of the source tree
@@ -198,9 +214,12 @@ class DockerEngine:
 
         The context and the Dockerfile must stay inside ``source_dir``
         (:func:`.context.check_context`); ``.git`` never enters the build
-        context, whatever ``.dockerignore`` says.  Every log line goes to
-        ``on_log``.  Raises :class:`BuildError` (UnsafePathError for a context
-        or Dockerfile that leaves the tree).
+        context, whatever ``.dockerignore`` says.  The base images must be in
+        the engine already (see :mod:`smartshare.adoption.bases`): the build
+        pulls nothing.  ``network_mode`` is the build containers' network
+        (``host``, ``none``; None: the engine's default).  Every log line goes
+        to ``on_log``.  Raises :class:`BuildError` (UnsafePathError for a
+        context or Dockerfile that leaves the tree).
         """
         import docker
 
@@ -231,6 +250,7 @@ class DockerEngine:
                         tag=None if labels else (tags[0] if tags else None),
                         buildargs=dict(buildargs or {}),
                         target=target,
+                        network_mode=network_mode,
                         decode=True,
                         rm=True,
                         forcerm=True,
@@ -364,6 +384,92 @@ class DockerEngine:
         ):
             chunks = api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth)
             return follow_push(chunks, reference, registry, on_log)
+
+    # -- containers and images, for deploy and ps ----------------------------
+
+    def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every container (running or not) carrying all ``labels``, as the engine lists them."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        if self._probe is not None:
+            found = self._probe.get_json("/containers/json", {"all": "1", "filters": filters})
+            return list(found or [])
+        api = self._api()
+        with self._errors(ExternalError, "listing containers"):
+            listed: list[dict[str, Any]] = api.containers(all=True, filters=json.loads(filters))
+        return listed
+
+    def inspect_container(self, container_id: str) -> dict[str, Any] | None:
+        """The engine's description of a container, None when it is gone."""
+        if self._probe is not None:
+            found: dict[str, Any] | None = self._probe.get_json(f"/containers/{container_id}/json")
+            return found
+        import docker
+
+        api = self._api()
+        with self._errors(ExternalError, f"inspecting container {container_id[:12]}"):
+            try:
+                described: dict[str, Any] = api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        return described
+
+    def inspect_image(self, reference: str) -> dict[str, Any] | None:
+        """The engine's description of an image (id or reference), None when it has none."""
+        if self._probe is not None:
+            found: dict[str, Any] | None = self._probe.get_json(
+                f"/images/{quote(reference, safe='/:@')}/json"
+            )
+            return found
+        import docker
+
+        api = self._api()
+        with self._errors(ExternalError, f"looking up image {reference}"):
+            try:
+                described: dict[str, Any] = api.inspect_image(reference)
+            except docker.errors.NotFound:
+                return None
+        return described
+
+    def container_logs(self, container_id: str, *, tail: int) -> str:
+        """The last ``tail`` lines a container wrote (stdout and stderr), as text."""
+        query = {"stdout": "1", "stderr": "1", "tail": str(tail)}
+        if self._probe is not None:
+            raw = self._probe.get_raw(f"/containers/{container_id}/logs", query) or b""
+        else:
+            api = self._api()
+            with self._errors(ExternalError, f"reading the log of {container_id[:12]}"):
+                raw = api.logs(container_id, stdout=True, stderr=True, tail=tail)
+        return demux_log(raw).decode("utf-8", "replace")
+
+    def pull(self, reference: str, *, on_log: LogCallback | None = None) -> str:
+        """Pull ``reference`` and return its image id (cancellable: :meth:`cancel`).
+
+        Raises :class:`PullError`.
+        """
+        repo, tag = split_reference(reference)
+        api = self._api()
+        with (
+            self._streaming(PullError, f"pulling {reference}"),
+            self._errors(PullError, f"pulling {reference}"),
+        ):
+            for chunk in api.pull(repo, tag=tag, stream=True, decode=True):
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    raise PullError(f"pulling {reference} failed: {detail}")
+                if on_log is not None and chunk.get("status"):
+                    on_log(" ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k)))
+            image_id = self.image_id(reference)
+        if image_id is None:
+            raise PullError(f"pulling {reference} left no such image in the engine")
+        return image_id
+
+    def tag(self, image_id: str, reference: str) -> None:
+        """Give the local image ``image_id`` the name ``reference`` (moving it if it exists)."""
+        api = self._api()
+        with self._errors(BuildError, f"tagging {shown_reference(reference)}"):
+            self._tag(api, image_id, reference)
 
     # -- internals --------------------------------------------------------
 
@@ -608,3 +714,20 @@ def _saved_config(api: Any, image_id: str) -> bytes | None:
     finally:
         # The rest stays unread: closing the response closes its socket.
         response.close()
+
+
+def demux_log(raw: bytes) -> bytes:
+    """A container log as the engine sends it, without the stream headers of a non-TTY container.
+
+    Each frame is ``[stream, 0, 0, 0, size (4 bytes, big-endian)]`` and ``size``
+    bytes; a TTY container's log comes raw.
+    """
+    if len(raw) < 8 or raw[0] not in (0, 1, 2) or raw[1:4] != b"\0\0\0":
+        return raw
+    out = bytearray()
+    position = 0
+    while position + 8 <= len(raw):
+        size = int.from_bytes(raw[position + 4 : position + 8], "big")
+        out += raw[position + 8 : position + 8 + size]
+        position += 8 + size
+    return bytes(out)

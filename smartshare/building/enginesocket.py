@@ -7,6 +7,7 @@ A no-op ``adopt`` only asks the engine whether it answers and which image each
 tag names.  Importing docker-py for that (with requests and urllib3) costs more
 than the rest of such a run, so those two calls are made here with the
 standard library; builds and pushes go through docker-py (:mod:`.engine`).
+``deploy`` and ``ps`` read containers and images the same way (:meth:`EngineSocket.get_json`).
 Endpoints this module cannot reach the same way docker-py would (TCP, TLS,
 SSH, docker contexts) are left to docker-py entirely.
 """
@@ -17,9 +18,10 @@ import http.client
 import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from smartshare.building.push import redact_reference, shown_reference
 from smartshare.errors import EngineUnavailableError
@@ -152,6 +154,26 @@ class EngineSocket:
                 f"{shown_reference(reference)}"
             )
         return image_id
+
+    def get_json(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        """GET ``path`` (``/containers/json``) of the engine's API as JSON; None on HTTP 404."""
+        body = self.get_raw(path, query)
+        return None if body is None else json.loads(body)
+
+    def get_raw(self, path: str, query: Mapping[str, str] | None = None) -> bytes | None:
+        """GET ``path`` of the engine's API; None on HTTP 404, EngineUnavailableError otherwise."""
+        prefix = f"/v{self.api_version}" if self.api_version else ""
+        url = prefix + path + (f"?{urlencode(dict(query))}" if query else "")
+        status, _headers, body = self._get(url)
+        if status == 404:
+            return None
+        if status != 200:
+            raise EngineUnavailableError(
+                f"the Docker engine at {self.endpoint} answered GET {path} with "
+                f"HTTP {status} {_message(body)}",
+                hint=ENGINE_HINT,
+            )
+        return body
 
     def _get(self, url: str) -> tuple[int, dict[str, str], bytes]:
         connection = _UnixConnection(self.path, self._timeout)

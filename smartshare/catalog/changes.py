@@ -5,7 +5,7 @@ the files to check are:
 
 - the changed manifests and profiles themselves;
 - apps whose templates changed, directly or through what they include,
-  import or extend;
+  import or extend, and apps whose ``catalog:`` schema changed;
 - apps that require a changed app (under its name now, or at the ref, for an
   app renamed or deleted);
 - profiles that give values to a changed app, or publish its port; and every
@@ -92,9 +92,12 @@ def _relative(loaded: LoadedFile[Any], root: Path) -> str:
 
 
 def _templates_used(app: LoadedFile[AppManifest], analyser: TemplateAnalyser) -> set[str]:
+    """The files under templates/ the app's checks read: templates and schemas."""
     used: set[str] = set()
     for spec in app.model.templates:
         used.add(spec.src)
+        if spec.output_schema is not None and spec.output_schema.startswith("catalog:"):
+            used.add(spec.output_schema.removeprefix("catalog:"))
         try:
             used.update(analyser.analyse(spec.src).looked_up)
         except InvalidInputError:

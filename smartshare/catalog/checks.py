@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +36,9 @@ from smartshare.catalog.load import (
     load_file,
 )
 from smartshare.catalog.models import (
+    EXTERNAL_KEY,
     AppManifest,
+    ExternalApp,
     RegionProfile,
     TemplateTarget,
     is_secret_reference,
@@ -48,15 +50,22 @@ from smartshare.catalog.runtime_checks import (
     check_stack_names,
 )
 from smartshare.catalog.tags import repository_clashes
+from smartshare.catalog.yamlfile import YamlDocument
 from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnsafePathError
-from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use, content_digest
-from smartshare.rendering.sandbox import TemplateSource, make_environment
+from smartshare.rendering.analysis import (
+    TemplateAnalyser,
+    TemplateUsage,
+    Use,
+    analyse_text,
+    content_digest,
+)
+from smartshare.rendering.sandbox import TemplateSource, is_template_text, make_environment
 
 if TYPE_CHECKING:
     from smartshare.cache import ContentMemo
 
 # What render_context() puts under `region` and `app`.
-REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps"}
+REGION_FIELDS = frozenset(RegionProfile.model_fields) - {"apps", "assets", "build"}
 APP_FIELDS = frozenset(AppManifest.model_fields)
 
 __all__ = [
@@ -288,6 +297,8 @@ def _check_loaded(
             problems.extend(check_region(region=region, catalog=catalog))
         if region.has("deploy"):
             problems.extend(check_region_deploy(region=region, catalog=catalog))
+        if region.has("apps", "assets", "branding"):
+            problems.extend(check_region_assets(region=region, catalog=catalog))
     return problems
 
 
@@ -312,7 +323,7 @@ def own_problems(
         problems.extend(
             check_app_templates(app=app, templates_dir=templates_dir, analyser=analyser)
         )
-    if app.has("runtime", "images", "parameters", "templates"):
+    if app.has("runtime", "images", "parameters", "templates", "assets"):
         problems.extend(check_app_runtime(app))
     return problems
 
@@ -475,6 +486,10 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
                 )
             )
             continue
+        if isinstance(values, ExternalApp):
+            if loaded.has("runtime"):
+                problems.extend(_check_external(doc, loaded.model, values))
+            continue
         if not loaded.has("parameters"):
             continue  # the app's manifest is invalid there, and says so
         app = loaded.model
@@ -518,6 +533,120 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
     return problems
 
 
+def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list[Problem]:
+    """Check the files a region gives apps' assets: there, inside its folder, of the right type.
+
+    ``branding.logo`` as a file must be an image smartshare takes (PNG, SVG,
+    ICO); each ``assets.<app>.<asset>`` must name an asset of the app and fit
+    it; and for each app the profile lists (``apps`` or ``assets``), every
+    required asset must have a file, and a branding file it takes must fit it.
+    """
+    from smartshare.catalog.assets import missing_hint, read_checked, supplied
+
+    model = region.model
+    doc = region.doc
+    base = doc.path.resolve().parent
+    problems: list[Problem] = []
+    logo_usable = True
+    if model.branding.logo is not None and model.branding.logo.startswith("file:"):
+        try:
+            read_checked(model.branding.logo, base, None)
+        except InvalidInputError as exc:
+            problems.append(doc.problem(("branding", "logo"), exc.message))
+            logo_usable = False
+    for app_name, files in model.assets.items():
+        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        if loaded is None:
+            problems.append(
+                doc.problem(
+                    ("assets", app_name),
+                    f"no app named '{app_name}' in the catalogue"
+                    + _suggest(app_name, catalog.apps),
+                    key=True,
+                )
+            )
+            continue
+        if not loaded.has("assets"):
+            continue
+        for name, reference in files.items():
+            asset = loaded.model.asset(name)
+            if asset is None:
+                declared = [a.name for a in loaded.model.assets]
+                hint = _suggest(name, declared) or (
+                    f"; its assets are: {', '.join(declared)}" if declared else "; it has none"
+                )
+                problems.append(
+                    doc.problem(
+                        ("assets", app_name, name),
+                        f"app '{app_name}' has no asset '{name}'{hint}",
+                        key=True,
+                    )
+                )
+                continue
+            try:
+                read_checked(reference, base, asset)
+            except InvalidInputError as exc:
+                problems.append(doc.problem(("assets", app_name, name), exc.message))
+    for app_name in dict.fromkeys([*model.apps, *model.assets]):
+        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        if loaded is None or not loaded.has("assets"):
+            continue
+        for asset in loaded.model.assets:
+            given = supplied(model, app_name, asset)
+            if given is None:
+                if asset.required:
+                    problems.append(
+                        doc.problem(
+                            ("apps", app_name) if app_name in model.apps else ("assets", app_name),
+                            f"app '{app_name}' needs a file for its required asset "
+                            f"'{asset.name}': {missing_hint(app_name, asset)}",
+                            key=True,
+                        )
+                    )
+            elif given.loc[0] == "branding" and logo_usable:
+                try:
+                    read_checked(given.reference, base, asset)
+                except InvalidInputError as exc:
+                    problems.append(
+                        doc.problem(
+                            given.loc, f"as asset '{asset.name}' of '{app_name}': {exc.message}"
+                        )
+                    )
+    return problems
+
+
+def _check_external(doc: YamlDocument, app: AppManifest, given: ExternalApp) -> list[Problem]:
+    """The outputs a region gives for an app it runs itself, against the app's manifest."""
+    declared = dict(app.runtime.outputs) if app.runtime is not None else {}
+    at = ("apps", app.name, EXTERNAL_KEY)
+    problems: list[Problem] = []
+    for key in given.external:
+        if key not in declared:
+            offered = (
+                f"; it offers {', '.join(sorted(declared))}"
+                if declared
+                else "; it offers none (no runtime.outputs)"
+            )
+            problems.append(
+                doc.problem(
+                    (*at, key),
+                    f"'{key}' is not an output of '{app.name}'"
+                    + (_suggest(key, declared) or offered),
+                    key=True,
+                )
+            )
+    for key in sorted(set(declared) - set(given.external)):
+        problems.append(
+            doc.problem(
+                at,
+                f"output '{key}' of '{app.name}' is not given: an app that reads "
+                f"requires.{app.name}.{key} cannot be rendered",
+                severity=Severity.WARNING,
+            )
+        )
+    return problems
+
+
 # -- templates -----------------------------------------------------------------
 
 
@@ -527,23 +656,28 @@ def check_app_templates(
     templates_dir: Path,
     analyser: TemplateAnalyser | None = None,
 ) -> list[Problem]:
-    """Check an app's templates against its parameters, without rendering them.
+    """Check an app's templates and build arguments against its parameters, without rendering.
 
     Errors: a missing or unsafe ``src``, template syntax errors, missing or
-    dynamic includes, ``params.X`` not declared, unknown ``region.X`` or
-    ``app.X`` fields, other undefined names, and a secret parameter used by an
-    ``image`` template (it would be baked into the image).  Warning: a
-    declared parameter that no template uses.  Problems inside a template are
-    located in the template file.  ``analyser``: one for ``templates_dir``
-    shared by many apps (by default, one made here).
+    dynamic includes, ``params.X`` not declared, unknown ``region.X``,
+    ``app.X`` or ``assets.X`` fields, other undefined names, a secret
+    parameter used by an ``image`` template or a build argument (it would be
+    baked into the image or its history), and a ``catalog:`` schema that is
+    missing or not a JSON Schema.  Warning: a declared parameter that nothing
+    uses.  Problems inside a template are located in the template file; those
+    of a build argument at the argument.  ``analyser``: one for
+    ``templates_dir`` shared by many apps (by default, one made here); the
+    templates and schemas it reads are what the problems depend on.
     """
     model = app.model
     doc = app.doc
     problems: list[Problem] = []
-    if not model.templates and not model.parameters:
+    templated = _templated_args(app)
+    if not model.templates and not model.parameters and not templated:
         return problems
     declared = {p.name: p for p in model.parameters}
     secrets = sorted(name for name, p in declared.items() if p.secret)
+    assets = [a.name for a in model.assets] if app.has("assets") else None
     used: set[str] = set()
     uses_all = False
     complete = True
@@ -561,6 +695,8 @@ def check_app_templates(
             )
             complete = False
             continue
+        if spec.output_schema is not None and spec.output_schema.startswith("catalog:"):
+            problems.extend(_catalog_schema_problems(app, index, analyser))
         try:
             usage = analyser.analyse(spec.src)
         except UnsafePathError as exc:
@@ -584,20 +720,81 @@ def check_app_templates(
                 templates_dir,
                 image=spec.target is TemplateTarget.IMAGE,
                 secrets=secrets,
+                assets=assets,
             )
         )
+    if templated:
+        arg_env = analyser.env if analyser is not None else make_environment(templates_dir)
+        for loc, text in templated:
+            usage = analyse_text(arg_env, text, ".".join(map(str, loc)))
+            complete = complete and usage.complete
+            used.update(usage.param_names)
+            uses_all = uses_all or usage.uses_all_params
+            problems.extend(
+                doc.problem(loc, message)
+                for _, _, message, _ in _usage_messages(
+                    usage, model, secrets=secrets, assets=assets, what="a build argument"
+                )
+            )
     if complete and not uses_all:
         for index, parameter in enumerate(model.parameters):
             if parameter.name not in used:
                 problems.append(
                     doc.problem(
                         ("parameters", index),
-                        f"parameter '{parameter.name}' is not used by any template of "
-                        f"'{model.name}'",
+                        f"parameter '{parameter.name}' is not used by any template or "
+                        f"build argument of '{model.name}'",
                         severity=Severity.WARNING,
                     )
                 )
     return problems
+
+
+def _templated_args(app: LoadedFile[AppManifest]) -> list[tuple[tuple[str | int, ...], str]]:
+    """The build arguments that are Jinja text, by their place in the manifest."""
+    if not app.has("images"):
+        return []
+    return [
+        (("images", index, "args", key), value)
+        for index, image in enumerate(app.model.images)
+        for key, value in image.args.items()
+        if is_template_text(value)
+    ]
+
+
+def _catalog_schema_problems(
+    app: LoadedFile[AppManifest], index: int, analyser: TemplateAnalyser
+) -> list[Problem]:
+    """A ``catalog:`` schema must exist under templates/ and be a JSON Schema.
+
+    Read through ``analyser``, as templates are: the app's own problems
+    depend on the schema file, and are kept while it reads the same.
+    """
+    spec = app.model.templates[index]
+    assert spec.output_schema is not None
+    loc = ("templates", index, "schema")
+    name = spec.output_schema.removeprefix("catalog:")
+    try:
+        text = analyser.read(name)
+    except InvalidInputError as exc:  # UnsafePathError too
+        return [app.doc.problem(loc, exc.message.replace("template ", "schema ", 1))]
+    if text is None:
+        shown = display_path(analyser.templates_dir)
+        return [app.doc.problem(loc, f"schema '{name}' does not exist in {shown}")]
+    why = _schema_problem(text, spec.output_schema)
+    return [app.doc.problem(loc, why)] if why else []
+
+
+@lru_cache(maxsize=256)
+def _schema_problem(text: str, schema_name: str) -> str | None:
+    """Why ``text`` is no usable JSON Schema (named ``schema_name`` in the message), else None."""
+    from smartshare.rendering.schemacheck import SchemaFileError, load_schema, make_validator
+
+    try:
+        make_validator(load_schema(text, schema_name), schema_name)
+    except SchemaFileError as exc:
+        return str(exc)
+    return None
 
 
 def _usage_problems(
@@ -607,20 +804,9 @@ def _usage_problems(
     *,
     image: bool,
     secrets: list[str],
+    assets: list[str] | None,
 ) -> list[Problem]:
     problems: list[Problem] = []
-
-    def at(use: Use, field: str, message: str, pattern: str) -> Problem:
-        path = templates_dir / use.template
-        return Problem(
-            file=display_path(path),
-            line=use.line,
-            column=_column(path, use.line, pattern),
-            severity=Severity.ERROR,
-            field=field,
-            message=message,
-        )
-
     for issue in usage.issues:
         path = templates_dir / issue.template
         pattern = r"\{%-?\s*\w+" if "syntax error" not in issue.message else ""
@@ -634,69 +820,99 @@ def _usage_problems(
                 message=issue.message,
             )
         )
+    for use, field, message, pattern in _usage_messages(
+        usage,
+        model,
+        secrets=secrets if image else [],
+        assets=assets,
+        what="an image template",
+        issues=False,
+    ):
+        path = templates_dir / use.template
+        problems.append(
+            Problem(
+                file=display_path(path),
+                line=use.line,
+                column=_column(path, use.line, pattern),
+                severity=Severity.ERROR,
+                field=field,
+                message=message,
+            )
+        )
+    return problems
+
+
+def _usage_messages(
+    usage: TemplateUsage,
+    model: AppManifest,
+    *,
+    secrets: list[str],
+    assets: list[str] | None,
+    what: str,
+    issues: bool = True,
+) -> list[tuple[Use, str, str, str]]:
+    """What is wrong in what a template or string uses: (use, field, message, column pattern).
+
+    ``secrets``: the secret parameters it must not use (none for a runtime
+    template); ``assets``: the app's asset names (None: unknown, not checked).
+    """
+    found: list[tuple[Use, str, str, str]] = []
+    if issues:
+        found += [
+            (Use(issue.template, issue.line, ""), "", issue.message, "") for issue in usage.issues
+        ]
     declared = {p.name: p for p in model.parameters}
+    where = {
+        "an image template": "it would be baked into the image; use it in a runtime "
+        "template instead"
+    }.get(
+        what,
+        "build arguments are kept in the image's history; give the value to the "
+        "container at run time instead",
+    )
     for use in usage.params:
         pattern = rf"\bparams\s*(\.\s*{use.name}\b|\[\s*['\"]{use.name}['\"])|\b{use.name}\b"
         parameter = declared.get(use.name)
         if parameter is None:
             names = [p.name for p in model.parameters]
-            problems.append(
-                at(
-                    use,
-                    f"params.{use.name}",
-                    f"parameter '{use.name}' is not declared by app '{model.name}'"
-                    + _suggest(use.name, names),
-                    pattern,
-                )
+            message = f"parameter '{use.name}' is not declared by app '{model.name}'" + _suggest(
+                use.name, names
             )
-        elif image and parameter.secret:
-            problems.append(
-                at(
-                    use,
-                    f"params.{use.name}",
-                    f"secret parameter '{use.name}' of '{model.name}' is used by an image "
-                    "template: it would be baked into the image; use it in a runtime "
-                    "template instead",
-                    pattern,
-                )
-            )
-    if image and secrets:
+            found.append((use, f"params.{use.name}", message, pattern))
+        elif use.name in secrets:
+            message = f"secret parameter '{use.name}' of '{model.name}' is used by {what}: {where}"
+            found.append((use, f"params.{use.name}", message, pattern))
+    if secrets:
         for use in usage.whole_params:
-            problems.append(
-                at(
-                    use,
-                    "params",
-                    f"an image template of '{model.name}' uses 'params' as a whole, which "
-                    f"includes secret parameter(s) {', '.join(secrets)}: they would be baked "
-                    "into the image",
-                    r"\bparams\b",
-                )
+            message = (
+                f"{what} of '{model.name}' uses 'params' as a whole, which includes secret "
+                f"parameter(s) {', '.join(secrets)}: {where}"
             )
-    for owner, fields, known in (
+            found.append((use, "params", message, r"\bparams\b"))
+    fields: list[tuple[str, tuple[Use, ...], Collection[str]]] = [
         ("region", usage.region_fields, REGION_FIELDS),
         ("app", usage.app_fields, APP_FIELDS),
-    ):
-        for use in fields:
+    ]
+    if assets is not None:
+        fields.append(("assets", usage.asset_fields, assets))
+    for owner, uses, known in fields:
+        for use in uses:
             if use.name not in known:
-                problems.append(
-                    at(
-                        use,
-                        f"{owner}.{use.name}",
-                        f"'{owner}' has no field '{use.name}'" + _suggest(use.name, known),
-                        rf"\b{owner}\s*(\.\s*{use.name}\b|\[)",
-                    )
+                message = (
+                    f"app '{model.name}' has no asset '{use.name}'"
+                    if owner == "assets"
+                    else f"'{owner}' has no field '{use.name}'"
+                ) + _suggest(use.name, known)
+                found.append(
+                    (use, f"{owner}.{use.name}", message, rf"\b{owner}\s*(\.\s*{use.name}\b|\[)")
                 )
     for use in usage.undeclared:
-        problems.append(
-            at(
-                use,
-                use.name,
-                f"'{use.name}' is not defined: a template can use region, app, params "
-                "and its own variables",
-                rf"\b{use.name}\b",
-            )
+        message = (
+            f"'{use.name}' is not defined: a template can use region, app, params, requires, "
+            "assets and its own variables"
         )
-    return problems
+        found.append((use, use.name, message, rf"\b{use.name}\b"))
+    return found
 
 
 def _column(path: Path, line: int, pattern: str) -> int:

@@ -9,7 +9,7 @@ the cycles), never with Python's call stack.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING
 
@@ -28,22 +28,25 @@ def requires_graph(catalog: Catalog) -> dict[str, list[str]]:
     }
 
 
-def dependency_order(catalog: Catalog, names: Sequence[str]) -> list[str]:
+def dependency_order(
+    catalog: Catalog, names: Sequence[str], *, external: Collection[str] = ()
+) -> list[str]:
     """``names`` plus everything they require, dependencies first.
 
-    Apps that can go at the same point are in alphabetical order.  Raises
-    UnknownAppError for a name (or a requirement) the catalogue lacks, and
-    InvalidInputError, locating each ``requires`` entry on the cycle, for a
-    dependency cycle.
+    Apps that can go at the same point are in alphabetical order.  An app in
+    ``external`` (the region runs it already) is left out, and so is what it
+    alone requires.  Raises UnknownAppError for a name (or a requirement) the
+    catalogue lacks, and InvalidInputError, locating each ``requires`` entry on
+    the cycle, for a dependency cycle.
     """
     for name in names:
         catalog.app(name)  # unknown app: a clear error before anything else
     selected: dict[str, list[str]] = {}
-    pending = sorted(dict.fromkeys(names), reverse=True)
+    pending = sorted(dict.fromkeys(n for n in names if n not in external), reverse=True)
     while pending:
         name = pending.pop()
         if name not in selected:
-            selected[name] = list(catalog.app(name).requires)
+            selected[name] = [d for d in catalog.app(name).requires if d not in external]
             pending.extend(reversed(selected[name]))
     sorter = TopologicalSorter(selected)
     try:

@@ -179,7 +179,8 @@ def problems_from_validation(
     problems: list[Problem] = []
     seen: set[str] = set()
     for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+        # A tagged union of the models names its member in the location: "<external>".
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
         kind = error["type"]
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
@@ -214,6 +215,10 @@ def problems_from_validation(
         seen.add(problem.field)
         problems.append(problem)
     return problems
+
+
+def _is_union_tag(part: str) -> bool:
+    return part.startswith("<") and part.endswith(">")
 
 
 def _join(loc: tuple[str | int, ...]) -> str:

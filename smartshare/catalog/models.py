@@ -14,8 +14,18 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
+from smartshare.catalog.buildsettings import BUILD_PATTERN_HINTS, BuildSettings
 from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
@@ -27,7 +37,12 @@ from smartshare.catalog.rules import (
     spdx_problem,
     version_problem,
 )
-from smartshare.catalog.runtime import RUNTIME_PATTERN_HINTS, DeploySettings, Runtime
+from smartshare.catalog.runtime import (
+    OUTPUT_NAME_PATTERN,
+    RUNTIME_PATTERN_HINTS,
+    DeploySettings,
+    Runtime,
+)
 
 API_VERSION = "smartshare/v1"
 
@@ -41,6 +56,9 @@ REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 SECRET_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"  # noqa: S105 - a pattern, not a secret
+FILE_REFERENCE_PATTERN = r"^file:.+$"
+# A template's JSON Schema: in the app's source tree, or in the catalogue's templates/.
+OUTPUT_SCHEMA_PATTERN = r"^(source|catalog):.+$"
 
 # Human wording for the patterns above, used when a value does not match.
 PATTERN_HINTS: dict[str, str] = {
@@ -58,7 +76,11 @@ PATTERN_HINTS: dict[str, str] = {
     EMAIL_PATTERN: "an email address",
     COLOR_PATTERN: "a colour '#RRGGBB' (quote it: '#' starts a YAML comment)",
     SECRET_REFERENCE_PATTERN: "a secret reference 'env:NAME' or 'file:PATH'",
+    FILE_REFERENCE_PATTERN: "a file next to the profile, 'file:PATH'",
+    OUTPUT_SCHEMA_PATTERN: "'source:PATH' (in the app's source tree) or 'catalog:PATH' "
+    "(under the catalogue's templates/)",
     **RUNTIME_PATTERN_HINTS,
+    **BUILD_PATTERN_HINTS,
 }
 
 
@@ -106,6 +128,21 @@ class ParameterType(StrEnum):
 class TemplateTarget(StrEnum):
     IMAGE = "image"
     RUNTIME = "runtime"
+
+
+class OutputFormat(StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+class AssetType(StrEnum):
+    PNG = "png"
+    SVG = "svg"
+    ICO = "ico"
+
+
+# The largest asset a manifest may accept: a logo or an icon, not a video.
+MAX_ASSET_KB = 10 * 1024
 
 
 class Owner(StrictModel):
@@ -163,6 +200,10 @@ ScalarValue = str | int | bool | float
 ParameterValue = ScalarValue | list[ScalarValue]
 
 
+# A profile's ``apps.<app>.external`` says the region runs that app itself.
+EXTERNAL_KEY = "external"
+
+
 class Parameter(StrictModel):
     name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
     type: ParameterType = ParameterType.STRING
@@ -171,6 +212,16 @@ class Parameter(StrictModel):
     choices: list[ScalarValue] | None = None
     secret: bool = False
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == EXTERNAL_KEY:
+            raise ValueError(
+                f"'{EXTERNAL_KEY}' is reserved: a region profile's apps.<app>.{EXTERNAL_KEY} "
+                "gives the outputs of an app the region runs itself"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Parameter:
@@ -225,11 +276,85 @@ class TemplateSpec(StrictModel):
         "or to its runtime folder (runtime)"
     )
     target: TemplateTarget = TemplateTarget.IMAGE
+    # `schema` is a method of pydantic's BaseModel: the field is named otherwise.
+    output_schema: Annotated[str, Field(pattern=OUTPUT_SCHEMA_PATTERN)] | None = Field(
+        default=None,
+        alias="schema",
+        description="JSON Schema the rendered output must satisfy: source:PATH (in the app's "
+        "source tree) or catalog:PATH (under the catalogue's templates/)",
+    )
+    format: OutputFormat | None = Field(
+        default=None,
+        description="How to read the output for 'schema' (default: by the dest's extension)",
+    )
 
     @field_validator("src", "dest")
     @classmethod
     def _relative(cls, value: str) -> str:
         return _safe_relative(value)
+
+    @field_validator("output_schema")
+    @classmethod
+    def _schema_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            _safe_relative(value.partition(":")[2])
+        return value
+
+    @model_validator(mode="after")
+    def _format_known(self) -> TemplateSpec:
+        if self.output_schema is None:
+            if self.format is not None:
+                raise ValueError("'format' says how to read the output for 'schema': give both")
+        elif self.output_format is None:
+            raise ValueError(
+                f"cannot tell how to read '{self.dest}' for its schema: give 'format' "
+                "(json or yaml), or a dest ending in .json, .yaml or .yml"
+            )
+        return self
+
+    @property
+    def output_format(self) -> OutputFormat | None:
+        """How the output is read for its schema: ``format``, else by the dest's extension."""
+        if self.format is not None:
+            return self.format
+        suffix = self.dest.rpartition(".")[2].lower() if "." in self.dest else ""
+        return {"json": OutputFormat.JSON, "yaml": OutputFormat.YAML, "yml": OutputFormat.YAML}.get(
+            suffix
+        )
+
+
+class Asset(StrictModel):
+    """A binary file the adopting region supplies (a logo, an icon)."""
+
+    name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
+    types: Annotated[list[AssetType], Field(min_length=1)] = Field(
+        description="Allowed file types, checked by content: png, svg, ico"
+    )
+    max_kb: Annotated[int, Field(ge=1, le=MAX_ASSET_KB)] = 512
+    dest: RelativePath = Field(
+        description="Where the file goes, relative to the app's source tree (image) or its "
+        "runtime folder (runtime); '{type}' is replaced by the file's type"
+    )
+    target: TemplateTarget = TemplateTarget.IMAGE
+    required: bool = False
+    description: str = ""
+
+    @field_validator("dest")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        _safe_relative(value.replace("{type}", "png"))
+        return value
+
+    @field_validator("types")
+    @classmethod
+    def _once_each(cls, value: list[AssetType]) -> list[AssetType]:
+        if len(set(value)) != len(value):
+            raise ValueError("a type is listed twice")
+        return value
+
+    def dest_for(self, kind: AssetType) -> str:
+        """``dest`` for a file of type ``kind``."""
+        return self.dest.replace("{type}", kind.value)
 
 
 class AppManifest(StrictModel):
@@ -254,6 +379,9 @@ class AppManifest(StrictModel):
     images: Annotated[list[Image], Field(min_length=1)]
     parameters: list[Parameter] = Field(default_factory=list)
     templates: list[TemplateSpec] = Field(default_factory=list)
+    assets: list[Asset] = Field(
+        default_factory=list, description="Binary files the adopting region supplies"
+    )
     requires: list[Slug] = Field(default_factory=list)
     runtime: Runtime | None = Field(
         default=None, description="How the app runs: services, jobs and outputs (for deploy)"
@@ -287,6 +415,9 @@ class AppManifest(StrictModel):
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
 
+    def asset(self, name: str) -> Asset | None:
+        return next((a for a in self.assets if a.name == name), None)
+
 
 class RegionType(StrEnum):
     KOTA = "kota"
@@ -301,10 +432,61 @@ class Contact(StrictModel):
 
 
 class Branding(StrictModel):
-    logo: NonEmptyStr | None = None
+    logo: NonEmptyStr | None = Field(
+        default=None,
+        description="URL of the region's logo, or file:PATH (a file next to the profile, "
+        "given to the apps that take a 'logo' asset)",
+    )
     primary_color: Annotated[str, Field(pattern=COLOR_PATTERN)] | None = None
     secondary_color: Annotated[str, Field(pattern=COLOR_PATTERN)] | None = None
     motto: NonEmptyStr | None = None
+
+    @field_validator("logo")
+    @classmethod
+    def _logo_file(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("file:"):
+            _file_reference(value)
+        return value
+
+
+def _file_reference(value: str) -> str:
+    problem = relative_path_problem(value.removeprefix("file:"), folder="the profile's folder")
+    if problem:
+        raise ValueError(f"{shown_value(value)}: the path {problem}")
+    return value
+
+
+FileReference = Annotated[
+    str, Field(pattern=FILE_REFERENCE_PATTERN), AfterValidator(_file_reference)
+]
+
+
+class ExternalApp(StrictModel):
+    """An app the region runs already: its outputs, instead of adopting it."""
+
+    external: dict[Annotated[str, Field(pattern=OUTPUT_NAME_PATTERN)], NonEmptyStr] = Field(
+        description="The app's outputs (runtime.outputs of its manifest), e.g. internal_url"
+    )
+
+
+AppValues = dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]
+# For editors: the key 'external' makes an entry an ExternalApp, never parameter values.
+_AppValuesEntry = Annotated[
+    AppValues, Field(json_schema_extra={"not": {"required": [EXTERNAL_KEY]}})
+]
+
+
+def _app_entry_kind(value: Any) -> str:
+    if isinstance(value, ExternalApp) or (isinstance(value, dict) and EXTERNAL_KEY in value):
+        return "<external>"
+    return "<values>"
+
+
+# Tags in <...>: the loader drops them from error locations (catalog.load).
+AppEntry = Annotated[
+    Annotated[ExternalApp, Tag("<external>")] | Annotated[_AppValuesEntry, Tag("<values>")],
+    Discriminator(_app_entry_kind),
+]
 
 
 @lru_cache(maxsize=512)
@@ -336,11 +518,24 @@ class RegionProfile(StrictModel):
     registry: Annotated[str, Field(pattern=REGISTRY_PATTERN)] | None = None
     contact: Contact
     branding: Branding = Field(default_factory=Branding)
-    apps: dict[Slug, dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParameterValue]] = (
-        Field(default_factory=dict)
+    apps: dict[Slug, AppEntry] = Field(
+        default_factory=dict,
+        description="Per app: its parameter values, or 'external' with the outputs of an app "
+        "the region runs itself",
     )
     deploy: DeploySettings = Field(
         default_factory=DeploySettings, description="Where and how the region runs its apps"
+    )
+    assets: dict[Slug, dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], FileReference]] = (
+        Field(
+            default_factory=dict,
+            description="Files the region gives each app's assets: app, asset name, file:PATH "
+            "(relative to the profile's folder)",
+        )
+    )
+    build: BuildSettings = Field(
+        default_factory=BuildSettings,
+        description="How image builds reach the network: network, proxy, package indexes",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -362,6 +557,19 @@ class RegionProfile(StrictModel):
             raise ValueError(problem)
         return self
 
+    def app_values(self, app: str) -> AppValues:
+        """The parameter values the profile gives ``app`` (none for an external app)."""
+        entry = self.apps.get(app)
+        return entry if isinstance(entry, dict) else {}
+
+    def external_outputs(self) -> dict[str, dict[str, str]]:
+        """The apps the region runs itself, with the outputs it gives for them."""
+        return {
+            name: dict(entry.external)
+            for name, entry in self.apps.items()
+            if isinstance(entry, ExternalApp)
+        }
+
 
 def consistency_problem(model: AppManifest | RegionProfile) -> str | None:
     """What is wrong across the fields of a manifest or profile, or None.
@@ -374,7 +582,16 @@ def consistency_problem(model: AppManifest | RegionProfile) -> str | None:
         for label, names in (
             ("parameter", [p.name for p in model.parameters]),
             ("image", [i.name for i in model.images]),
-            ("template dest", [f"{t.target.value}:{t.dest}" for t in model.templates]),
+            ("asset", [a.name for a in model.assets]),
+            (
+                "template or asset dest",
+                [f"{t.target.value}:{t.dest}" for t in model.templates]
+                + [
+                    f"{a.target.value}:{dest}"
+                    for a in model.assets
+                    for dest in dict.fromkeys(a.dest_for(k) for k in a.types)
+                ],
+            ),
         ):
             seen: set[str] = set()
             for name in names:

@@ -378,3 +378,28 @@ def public_port(deploy: DeploySettings, app: str, catalogue_apps: Sequence[str])
     if explicit is not None:
         return explicit
     return deploy.base_port + sorted(catalogue_apps).index(app)
+
+
+def swarm_address_problem(bind_address: str) -> str | None:
+    """Why Docker Swarm cannot publish on ``bind_address``, or None.
+
+    Swarm publishes a port on every address of the node running the task (its
+    port configuration has no host address), so a profile that keeps ports to
+    one address would be silently widened: refused instead.
+    """
+    if ip_address(bind_address).is_unspecified:
+        return None
+    return (
+        f"Docker Swarm publishes ports on every address of its nodes, not only on "
+        f"{bind_address}: set deploy.bind_address to 0.0.0.0 (and keep the ports from "
+        "the outside with a firewall), or deploy with compose"
+    )
+
+
+def memory_bytes(size: str) -> int:
+    """A size of ``MEMORY_PATTERN`` (``128M``, ``1.5G``, ``512k``, ``1024``) in bytes."""
+    number = size.rstrip("bB")
+    factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(number[-1:].lower(), 1)
+    if factor != 1:
+        number = number[:-1]
+    return int(float(number) * factor)

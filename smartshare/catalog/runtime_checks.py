@@ -14,7 +14,15 @@ from graphlib import CycleError, TopologicalSorter
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.load import Catalog, LoadedFile
 from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
-from smartshare.catalog.runtime import Condition, Job, Service, public_port, stack_name
+from smartshare.catalog.runtime import (
+    Condition,
+    DeployTarget,
+    Job,
+    Service,
+    public_port,
+    stack_name,
+    swarm_address_problem,
+)
 
 
 def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
@@ -27,6 +35,12 @@ def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
     problems: list[Problem] = []
     images = {image.name for image in model.images}
     runtime_files = {t.dest for t in model.templates if t.target is TemplateTarget.RUNTIME}
+    runtime_files.update(
+        asset.dest_for(kind)
+        for asset in model.assets
+        if asset.target is TemplateTarget.RUNTIME
+        for kind in asset.types
+    )
     containers: list[tuple[str, int, Service | Job]] = [
         *(("services", i, s) for i, s in enumerate(runtime.services)),
         *(("jobs", i, j) for i, j in enumerate(runtime.jobs)),
@@ -63,8 +77,8 @@ def check_app_runtime(app: LoadedFile[AppManifest]) -> list[Problem]:
                 problems.append(
                     doc.problem(
                         (*at, "files", position, "dest"),
-                        f"'{file.dest}' is not the dest of a runtime template of "
-                        f"'{model.name}' (runtime templates: {known})",
+                        f"'{file.dest}' is not the dest of a runtime template or asset of "
+                        f"'{model.name}' (runtime files: {known})",
                     )
                 )
         for position, dependency in enumerate(container.depends_on):
@@ -155,6 +169,10 @@ def check_region_deploy(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
     deploy = region.model.deploy
     doc = region.doc
     problems: list[Problem] = []
+    if deploy.target is DeployTarget.SWARM:
+        address = swarm_address_problem(deploy.bind_address)
+        if address:
+            problems.append(doc.problem(("deploy", "bind_address"), address))
     for app in deploy.ports:
         loaded = catalog.apps.get(app)
         if loaded is None:

@@ -36,8 +36,11 @@ MAX_EXPANDED_NODES = 100_000
 # A region's per-app values are the deepest part of any file (about 5 levels).
 MAX_NESTING = 50
 
+# types-PyYAML leaves Parser.get_event and Resolver.resolve untyped: their calls
+# below carry a type: ignore[no-untyped-call].
 _Loader: type[yaml.SafeLoader]
 try:
+    # The stubs do not make CSafeLoader a SafeLoader; it is one but for its C parser.
     _Loader = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader

@@ -72,15 +72,29 @@ def root(
 def _register() -> None:
     from smartshare.cli import (
         cmd_adopt,
+        cmd_deploy,
+        cmd_down,
         cmd_list,
         cmd_plan,
+        cmd_ps,
         cmd_schema,
         cmd_show,
         cmd_status,
         cmd_validate,
     )
 
-    for module in (cmd_list, cmd_show, cmd_validate, cmd_schema, cmd_plan, cmd_adopt, cmd_status):
+    for module in (
+        cmd_list,
+        cmd_show,
+        cmd_validate,
+        cmd_schema,
+        cmd_plan,
+        cmd_adopt,
+        cmd_status,
+        cmd_deploy,
+        cmd_ps,
+        cmd_down,
+    ):
         module.register(app)
 
 

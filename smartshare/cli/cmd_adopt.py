@@ -96,7 +96,7 @@ def _recorded(results: list[AppResult]) -> list[str]:
 
 def adopt_command(
     apps: AppsArgument = None,
-    region: RegionOption = ...,  # type: ignore[assignment]
+    region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     jobs: JobsOption = None,
@@ -110,6 +110,10 @@ def adopt_command(
     cache_dir: CacheOption = None,
     output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
     catalog: CatalogOption = None,
+    deploy_after: Annotated[
+        bool,
+        typer.Option("--deploy", help="Then deploy the adopted apps ('smartshare deploy')."),
+    ] = False,
 ) -> None:
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
     from smartshare.adoption.runner import adopt
@@ -117,6 +121,10 @@ def adopt_command(
     from smartshare.errors import AdoptionFailedError, ExitCode, InterruptedRunError
 
     console = get_console()
+    if deploy_after and no_build:
+        from smartshare.errors import UsageError
+
+        raise UsageError("--deploy runs the images: it cannot go with --no-build")
     view = ProgressView(console)
     live = view.board if output is ListFormat.TABLE else contextlib.nullcontext()
     with _sigterm_as_interrupt(), live:
@@ -135,26 +143,27 @@ def adopt_command(
             cache_dir=cache_dir,
             on_event=view if output is ListFormat.TABLE else None,
         )
+    summary = None
     if output is ListFormat.JSON:
-        console.json(
-            {
-                "region": result.region,
-                "workspace": str(result.workspace),
-                "interrupted": result.interrupted,
-                "apps": [
-                    {
-                        "app": r.app,
-                        "result": r.outcome.value,
-                        "version": r.version,
-                        "commit": r.commit,
-                        "images": r.images,
-                        "digests": r.digests,
-                        "message": r.message,
-                    }
-                    for r in result.results
-                ],
-            }
-        )
+        summary = {
+            "region": result.region,
+            "workspace": str(result.workspace),
+            "interrupted": result.interrupted,
+            "apps": [
+                {
+                    "app": r.app,
+                    "result": r.outcome.value,
+                    "version": r.version,
+                    "commit": r.commit,
+                    "images": r.images,
+                    "digests": r.digests,
+                    "message": r.message,
+                }
+                for r in result.results
+            ],
+        }
+        if not deploy_after or result.interrupted or result.failed:
+            console.json(summary)
     else:
         render_summary(console, result)
     recorded = _recorded(result.results)
@@ -180,6 +189,22 @@ def adopt_command(
         if result.failed_on_input:
             failure.exit_code = ExitCode.INVALID_INPUT
         raise failure
+    if deploy_after:
+        from smartshare.cli.cmd_deploy import run_deploy
+
+        deployed = run_deploy(
+            console,
+            apps=apps or [],
+            region=region,
+            workspace=workspace,
+            catalog=catalog,
+            target=None,
+            dry_run=False,
+            timeout=300.0,
+            output=output,
+        )
+        if summary is not None:
+            console.json({**summary, "deploy": deployed.as_dict()})
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,7 @@ from smartshare.cli.options import (
 
 def plan_command(
     apps: AppsArgument = None,
-    region: RegionOption = ...,  # type: ignore[assignment]
+    region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     overrides: SetOption = None,
@@ -63,13 +63,26 @@ def plan_command(
                 "region": plan.region,
                 "workspace": str(plan.workspace),
                 "apps": [e.as_dict() for e in plan.entries],
+                "external": [x.as_dict() for x in plan.external],
             }
         )
         return
     rows = []
+    # Requirements first, as in the order of the apps: nothing of them is adopted.
+    for x in plan.external:
+        details = [("required by", ", ".join(x.required_by))]
+        details += [("output", f"{key} = {value}") for key, value in x.outputs.items()]
+        rows.append(
+            Row(cells=["-", x.app, "", "", "external: the region runs it"], details=details)
+        )
     for index, e in enumerate(plan.entries, 1):
         details = [("why", reason) for reason in e.reasons] if e.actions else []
         details += [("image", tag) for tag in e.images]
+        several = len({base.image for base in e.bases}) > 1
+        details += [
+            ("base", f"{base.image}: {base.describe()}" if several else base.describe())
+            for base in e.bases
+        ]
         if detail:
             details.append(("source", f"{e.source} ({e.ref})"))
             details.append(("commit", e.commit + (" (pinned)" if e.pinned else "")))

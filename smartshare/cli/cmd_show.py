@@ -79,9 +79,36 @@ def _render_text(console: Console, details: AppDetails) -> None:
     console.line()
     console.table(
         ["Template", "Destination", "Target"],
-        [[t.src, t.dest, t.target.value] for t in app.templates],
+        [
+            Row(
+                cells=[t.src, t.dest, t.target.value],
+                details=[("", f"checked against {t.output_schema}")] if t.output_schema else [],
+            )
+            for t in app.templates
+        ],
         title="Templates",
     )
+    if app.assets:
+        console.line()
+        console.table(
+            ["Asset", "Types", "Max", "Destination", "Target", "Required"],
+            [
+                Row(
+                    cells=[
+                        a.name,
+                        ", ".join(t.value for t in a.types),
+                        f"{a.max_kb} KiB",
+                        a.dest,
+                        a.target.value,
+                        "required" if a.required else "",
+                    ],
+                    details=[("", a.description)] if a.description else [],
+                )
+                for a in app.assets
+            ],
+            title="Assets (files the region gives: assets.<app>.<asset>, or branding.logo "
+            "for a logo)",
+        )
 
 
 def show_command(
@@ -93,7 +120,7 @@ def show_command(
     ),
     catalog: CatalogOption = None,
 ) -> None:
-    """Show an app: owner, licence, source, images, parameters, templates, dependencies."""
+    """Show an app: owner, licence, source, images, parameters, templates, assets, dependencies."""
     from smartshare.catalog.browse import describe_app
     from smartshare.console import get_console
 

@@ -70,13 +70,14 @@ def status_command(
                     a.version,
                     a.commit[:12],
                     _when(a.adopted_at),
+                    _when(a.deployed_at) if a.deployed_at else "no",
                     "drifted" if a.drift else "none",
                 ],
                 details=details,
             )
         )
     console.table(
-        ["App", "Version", "Commit", "Adopted", "Drift"],
+        ["App", "Version", "Commit", "Adopted", "Deployed", "Drift"],
         rows,
         title=f"Workspace {status.workspace} (region '{status.region}')",
     )

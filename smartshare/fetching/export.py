@@ -93,6 +93,40 @@ def export_tree(
     return FetchedSource(path=dest, url=resolved.url, ref=resolved.ref, commit=resolved.commit)
 
 
+def read_text_file(
+    *, resolved: ResolvedRef, path: str, timeout: float = DEFAULT_TIMEOUT
+) -> str | None:
+    """The text of the regular file ``path`` in ``resolved.commit``, without exporting the tree.
+
+    None when the commit has no regular file there: nothing at all, a folder, a
+    symbolic link (on the way or at the end: git reads tree entries as they
+    are), or a submodule.  Bytes that are not UTF-8 come out replaced.
+    """
+    status, listing, err = run_git(
+        ["ls-tree", "-z", resolved.commit, "--", path],
+        git_dir=resolved.mirror,
+        env=base_env(),
+        timeout=timeout,
+        query=True,
+    )
+    if status != 0:
+        raise _export_error(resolved, err)
+    meta, _, name = listing.split("\0", 1)[0].partition("\t")
+    fields = meta.split()
+    if name != path or len(fields) != 3 or fields[0] not in ("100644", "100755"):
+        return None
+    status, text, err = run_git(
+        ["cat-file", "blob", fields[2]],
+        git_dir=resolved.mirror,
+        env=base_env(),
+        timeout=timeout,
+        query=True,
+    )
+    if status != 0:
+        raise _export_error(resolved, err)
+    return text
+
+
 def _check_dest(dest: Path) -> None:
     try:
         if dest.is_symlink() or (dest.exists() and not dest.is_dir()):

@@ -32,8 +32,9 @@ from types import TracebackType
 from typing import Any
 
 import smartshare
-from smartshare.errors import ExternalError, TemplateRenderError
+from smartshare.errors import ExternalError, OutputSchemaError, TemplateRenderError
 from smartshare.rendering.limits import RenderLimits
+from smartshare.rendering.schemacheck import OutputCheck
 
 # Starting Python and importing Jinja takes 0.1-0.3 s; on a busy machine more.
 START_TIMEOUT = 60.0
@@ -90,9 +91,68 @@ class RenderPool:
             "runtime": runtime,
             "limits": dataclasses.asdict(self.limits),
         }
+        answers = self._exchange(request, [f"template {name}" for name in templates])
+        return [str(answer["content"]).encode("utf-8") for answer in answers]
+
+    def render_strings(
+        self,
+        *,
+        templates_dir: Path,
+        texts: Mapping[str, str],
+        context: Mapping[str, Any],
+        secret_names: Collection[str],
+    ) -> dict[str, str]:
+        """Render manifest strings (build arguments) as an image render: ``texts`` by label.
+
+        The secret parameters are placeholders that fail when used (their
+        values are not sent).  Raises TemplateRenderError naming the label.
+        """
+        if not texts:
+            return {}
+        params = {k: v for k, v in context.get("params", {}).items() if k not in secret_names}
+        labels = list(texts)
+        request = {
+            "kind": "strings",
+            "templates_dir": str(templates_dir.absolute()),
+            "templates": labels,
+            "texts": [texts[label] for label in labels],
+            "context": {**context, "params": params},
+            "secret_names": sorted(secret_names),
+            "runtime": False,
+            "limits": dataclasses.asdict(self.limits),
+        }
+        answers = self._exchange(request, labels)
+        return {
+            label: str(answer["content"]) for label, answer in zip(labels, answers, strict=True)
+        }
+
+    def check_outputs(self, checks: Sequence[OutputCheck]) -> None:
+        """Check rendered files against their schemas; OutputSchemaError for the first that fails.
+
+        In a worker, under the render limits: a schema's patterns are another
+        region's code too.
+        """
+        if not checks:
+            return
+        request = {
+            "kind": "check",
+            "checks": [dataclasses.asdict(check) for check in checks],
+            "limits": dataclasses.asdict(self.limits),
+        }
+        self._exchange(
+            request, [f"schema check of {check.dest}" for check in checks], error=OutputSchemaError
+        )
+
+    def _exchange(
+        self,
+        request: Mapping[str, Any],
+        labels: list[str],
+        *,
+        error: type[TemplateRenderError] = TemplateRenderError,
+    ) -> list[dict[str, Any]]:
         worker = self._acquire()
         try:
-            return worker.render(request, list(templates))
+            return worker.exchange(request, labels, error=error)
         finally:
             self._release(worker)
 
@@ -179,7 +239,14 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None and not self._stopped_by_us
 
-    def render(self, request: Mapping[str, Any], names: list[str]) -> list[bytes]:
+    def exchange(
+        self,
+        request: Mapping[str, Any],
+        names: list[str],
+        *,
+        error: type[TemplateRenderError] = TemplateRenderError,
+    ) -> list[dict[str, Any]]:
+        """Send ``request``; its answers, one per name (``names``: what messages call each)."""
         if not self._ready:
             self._await_ready()
         assert self.process.stdin is not None
@@ -189,14 +256,14 @@ class _Worker:
             self.process.stdin.flush()
         except OSError:
             raise self._ended(names[0]) from None
-        contents = []
+        answers = []
         for name in names:
             try:
                 answer = self._read(time.monotonic() + self.limits.seconds)
             except _TimedOut:
                 self.stop()
                 raise TemplateRenderError(
-                    f"template {name}: took longer than {self.limits.seconds:g} s to render "
+                    f"{name}: took longer than {self.limits.seconds:g} s "
                     "(the limit per template); stopped",
                     hint="raise render_limits.seconds in the settings file if the template "
                     "needs the time",
@@ -206,9 +273,9 @@ class _Worker:
             if "error" in answer:
                 if answer.get("retire"):
                     self.stop()
-                raise TemplateRenderError(_text(answer["error"]), hint=_hint(answer.get("hint")))
-            contents.append(str(answer["content"]).encode("utf-8"))
-        return contents
+                raise error(_text(answer["error"]), hint=_hint(answer.get("hint")))
+            answers.append(answer)
+        return answers
 
     def _await_ready(self) -> None:
         try:
@@ -269,21 +336,20 @@ class _Worker:
             code = None
         self.stop()
         if stopped:
-            return TemplateRenderError(f"template {name}: rendering was stopped")
+            return TemplateRenderError(f"{name}: rendering was stopped")
         if code == -signal.SIGXCPU:
             return TemplateRenderError(
-                f"template {name}: used more than {self.limits.seconds + 1:g} s of CPU time "
+                f"{name}: used more than {self.limits.seconds + 1:g} s of CPU time "
                 "(the limit per template); stopped"
             )
         if code == -signal.SIGKILL:
             return TemplateRenderError(
-                f"template {name}: the render worker was killed (out of memory?) while "
-                "rendering it",
+                f"{name}: the render worker was killed (out of memory?) while working on it",
                 hint="lower render_limits.memory_mib below the memory this machine can give",
             )
         what = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return TemplateRenderError(
-            f"template {name}: the render worker stopped unexpectedly ({what}) while rendering it"
+            f"{name}: the render worker stopped unexpectedly ({what}) while working on it"
         )
 
     def kill(self) -> None:

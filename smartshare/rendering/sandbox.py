@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
     from smartshare.catalog.models import AppManifest, RegionProfile
 
-# The names every template may use: the render context.
-CONTEXT_NAMES = frozenset({"region", "app", "params"})
+# The names every template may use: the render context.  ``requires`` holds
+# the outputs of the apps an app requires (``requires.sikda.internal_url``),
+# ``assets`` the app's assets the region supplied (``assets.logo.dest``).
+CONTEXT_NAMES = frozenset({"region", "app", "params", "requires", "assets"})
 
 
 # -- loading -----------------------------------------------------------------
@@ -272,14 +274,38 @@ def source_of(env: ImmutableSandboxedEnvironment) -> TemplateSource:
 
 
 def render_context(
-    *, region: RegionProfile, app: AppManifest, params: Mapping[str, object]
+    *,
+    region: RegionProfile,
+    app: AppManifest,
+    params: Mapping[str, object],
+    requires: Mapping[str, Mapping[str, str]] | None = None,
+    assets: Mapping[str, Mapping[str, str] | None] | None = None,
 ) -> dict[str, Any]:
-    """What a template sees: ``region``, ``app`` and the resolved ``params``."""
+    """What a template sees: ``region``, ``app``, the resolved ``params``, ``requires``, ``assets``.
+
+    ``requires`` maps each app that ``app`` requires to its outputs
+    (:mod:`smartshare.rendering.outputs`); ``assets`` each asset of ``app``
+    to its ``dest``, ``type`` and ``media_type``, None when the region gives
+    no file for it.
+    """
+    # The other apps' values (and their secret references) and files are not
+    # this app's business; the build settings (proxy credentials) are the build
+    # servers', never a file's.
+    region_data = region.model_dump(
+        mode="json", by_alias=False, exclude={"apps", "assets", "build"}
+    )
+    logo = region_data["branding"].get("logo")
+    if isinstance(logo, str) and logo.startswith("file:"):
+        # A file reaches the apps as their logo asset; its path here is no URL.
+        region_data["branding"]["logo"] = None
     return {
-        # The other apps' values (and their secret references) are not this app's business.
-        "region": region.model_dump(mode="json", by_alias=False, exclude={"apps"}),
+        "region": region_data,
         "app": app.model_dump(mode="json", by_alias=False),
         "params": dict(params),
+        "requires": {name: dict(outputs) for name, outputs in (requires or {}).items()},
+        "assets": {
+            name: None if given is None else dict(given) for name, given in (assets or {}).items()
+        },
     }
 
 
@@ -332,6 +358,107 @@ def render(
         raise render_failure(
             exc, env=env, src=src, context=context, runtime=runtime, max_bytes=max_bytes
         ) from None
+
+
+def is_template_text(text: str) -> bool:
+    """Whether a string of a manifest is Jinja (else it renders as itself)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def render_text(
+    env: ImmutableSandboxedEnvironment,
+    text: str,
+    context: Mapping[str, Any],
+    *,
+    what: str,
+    max_bytes: int | None = None,
+) -> str:
+    """Render one Jinja string of a manifest that becomes part of an image (a build argument).
+
+    In ``env``, the environment of a render worker, with the context of an
+    image render (secret parameters are placeholders that fail when used),
+    so messages keep Jinja's details; ``what`` names the string in them.
+    MemoryError is left to the caller, as by :func:`render`.
+    """
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        template = env.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(f"{what}: syntax error: {exc.message}") from None
+    try:
+        return _generate(template, context, max_bytes)
+    except MemoryError:
+        raise
+    except Exception as exc:  # every failure of untrusted code is described
+        from smartshare.rendering.failures import render_failure
+
+        failure = render_failure(
+            exc, env=env, src=what, context=context, runtime=False, max_bytes=max_bytes
+        )
+        # Its text names a template file; this is a string of the manifest.
+        raise TemplateRenderError(
+            failure.message.removeprefix("template "), hint=failure.hint
+        ) from None
+
+
+def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
+    """Render one Jinja string of a manifest (an environment value, an output).
+
+    The same sandbox, filters and strictness as template files, with no
+    loader: a string cannot include a file.  ``what`` names the string in
+    errors (``runtime.services.web.environment.DB_HOST of sikda``).  The
+    context of such strings never holds a secret (secrets reach containers as
+    files), so messages may quote what Jinja says.
+    """
+    if not is_template_text(text):
+        return text  # plain text renders as itself: no need for Jinja
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
+    try:
+        template = _string_template(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(f"{what}: syntax error: {exc.message or ''}") from None
+    try:
+        return template.render(dict(context))
+    except SecurityError as exc:
+        raise TemplateRenderError(
+            f"{what}: the text tried an unsafe operation ({exc!s})",
+            hint="manifests from another region run in a sandbox; the manifest must be fixed",
+        ) from None
+    except UndefinedError as exc:
+        raise TemplateRenderError(
+            f"{what}: undefined value: {exc!s}",
+            hint="it may use region, app, params (not secret ones: give those as 'secrets'), "
+            "services.<service>.host|port|public_url and requires.<app>.<output>",
+        ) from None
+    except (TemplateError, TypeError) as exc:
+        raise TemplateRenderError(f"{what}: {exc!s}") from None
+    except Exception as exc:
+        raise TemplateRenderError(
+            f"{what}: rendering failed with {type(exc).__name__} "
+            "(details withheld: they may contain parameter values)"
+        ) from None
+
+
+@lru_cache(maxsize=4096)
+def _string_template(text: str) -> Template:
+    return _string_environment().from_string(text)
+
+
+@lru_cache(maxsize=1)
+def _string_environment() -> ImmutableSandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    env.filters["tojson"] = _tojson
+    env.filters["toyaml"] = _toyaml
+    env.filters["shquote"] = _shquote
+    return env
 
 
 def _generate(template: Template, context: Mapping[str, Any], max_bytes: int | None) -> str:

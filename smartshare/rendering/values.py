@@ -116,7 +116,7 @@ def resolve_values(
     region_dir: Path,
     overrides: Mapping[str, str] | None = None,
 ) -> ResolvedValues:
-    profile_values = region.apps.get(app.name, {})
+    profile_values = region.app_values(app.name)
     overrides = overrides or {}
     params: dict[str, Any] = {}
     recorded: dict[str, Any] = {}

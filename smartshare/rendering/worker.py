@@ -13,7 +13,11 @@ context, the names of the secret parameters, whether it is a runtime render,
 the limits) one line per template, ``{"content": TEXT}`` or
 ``{"error": MESSAGE, "hint": HINT}``, stopping at the first error.  After an
 error marked ``"retire": true`` (memory, recursion) it exits, so that no
-render runs in a process that may be in a bad state.
+render runs in a process that may be in a bad state.  A request of ``"kind":
+"strings"`` renders the manifest strings in ``texts`` (build arguments) as an
+image render, one answer each; one of ``"kind": "check"`` checks rendered
+files against their schemas (:mod:`.schemacheck`), ``{"content": null}`` for
+each file that passes.
 
 Each request is rendered in an environment of its own (only compiled code is
 kept between requests); an image render gets the secret parameters as
@@ -39,10 +43,14 @@ def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any
     """Render one request's templates, in order; stop at the first error."""
     from smartshare.errors import SmartshareError, TemplateRenderError
     from smartshare.rendering.environment import with_secret_parameters
-    from smartshare.rendering.sandbox import new_environment, render
+    from smartshare.rendering.sandbox import new_environment, render, render_text
 
     limits = RenderLimits(**request["limits"])
+    if request.get("kind") == "check":
+        yield from _check(request, limits)
+        return
     names: list[str] = list(request["templates"])
+    texts: list[str] | None = request.get("texts") if request.get("kind") == "strings" else None
     try:
         env = new_environment(
             Path(request["templates_dir"]),
@@ -58,23 +66,57 @@ def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any
         context["params"] = with_secret_parameters(
             context.get("params", {}), frozenset(request["secret_names"])
         )
-    for src in names:
+    for index, src in enumerate(names):
         # The parent stops a render at `seconds` of wall-clock time; this is
         # the kernel's backstop, should the parent be unable to.
         _limit_cpu(limits.seconds + 1)
         try:
-            text = render(env, src, context, runtime=runtime, max_bytes=limits.output_bytes)
+            if texts is not None:
+                text = render_text(
+                    env, texts[index], context, what=src, max_bytes=limits.output_bytes
+                )
+            else:
+                text = render(env, src, context, runtime=runtime, max_bytes=limits.output_bytes)
         except TemplateRenderError as exc:
             yield {"error": exc.message, "hint": exc.hint}
             return
         except MemoryError:
-            yield {"error": memory_message(src, limits), "hint": MEMORY_HINT, "retire": True}
+            what = src if texts is not None else f"template {src}"
+            yield {"error": memory_message(what, limits), "hint": MEMORY_HINT, "retire": True}
             return
         yield {"content": text}
 
 
-def memory_message(src: str, limits: RenderLimits) -> str:
-    return f"template {src}: used more than {limits.memory_mib} of memory (the limit per render)"
+def _check(request: Mapping[str, Any], limits: RenderLimits) -> Iterator[dict[str, Any]]:
+    """Check each rendered file against its schema, in order; stop at the first that fails."""
+    from smartshare.rendering.schemacheck import OutputCheck, check_output
+
+    for item in request["checks"]:
+        check = OutputCheck(**item)
+        _limit_cpu(limits.seconds + 1)
+        try:
+            problem = check_output(check)
+        except MemoryError:
+            yield {
+                "error": memory_message(f"schema check of {check.dest}", limits),
+                "hint": MEMORY_HINT,
+                "retire": True,
+            }
+            return
+        if problem is not None:
+            yield {"error": problem, "hint": CHECK_HINT}
+            return
+        yield {"content": None}
+
+
+CHECK_HINT = (
+    "the app's own schema says what its configuration may hold: check the values the "
+    "region gives (profile, --set) and the template"
+)
+
+
+def memory_message(what: str, limits: RenderLimits) -> str:
+    return f"{what}: used more than {limits.memory_mib} of memory (the limit per render)"
 
 
 MEMORY_HINT = "raise render_limits.memory_mib in the settings file if the template needs it"

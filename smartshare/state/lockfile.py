@@ -51,12 +51,28 @@ class LockedFile(_LockModel):
         return value
 
 
+class LockedBase(_LockModel):
+    """An image a stage of the Dockerfile started from, as the build had it."""
+
+    name: str  # as the Dockerfile names it, ARGs substituted
+    image_id: str | None = None
+    pulled_from: str | None = None  # the reference pulled (a mirror's); None: the engine had it
+
+
 class LockedImage(_LockModel):
     name: str
     image_id: str | None = None
     tags: list[str] = Field(default_factory=list)
     digest: str | None = None  # registry digest, after --push
     pushed: list[str] = Field(default_factory=list)
+    bases: list[LockedBase] = Field(default_factory=list)
+
+
+class LockedBuild(_LockModel):
+    """The region's build settings the images were last built with (credentials as ***)."""
+
+    network: str = "default"
+    args: dict[str, str] = Field(default_factory=dict)  # proxy and package-index arguments
 
 
 class RenderInputs(_LockModel):
@@ -81,6 +97,12 @@ class LockedApp(_LockModel):
     adopted_at: str
     smartshare_version: str
     render_inputs: RenderInputs | None = None
+    # The digest of the region profile the files are rendered for (as LockedRegion's):
+    # a profile changed since then means adopting again before deploying.
+    region_digest: str | None = None
+    # Each image's build arguments as rendered (never secret: validate refuses them).
+    build_args: dict[str, dict[str, str]] = Field(default_factory=dict)
+    build: LockedBuild | None = None  # None: not built, or by a smartshare before builds had one
 
 
 class LockedRegion(_LockModel):
@@ -91,11 +113,40 @@ class LockedRegion(_LockModel):
     digest: str
 
 
+class DeployedService(_LockModel):
+    """A service or job as deployed: what it runs and the configuration it was created with."""
+
+    kind: str  # service | job
+    image: str  # the reference in the deploy file (an image id, or an external image)
+    image_id: str | None = None  # what the engine ran
+    config_hash: str | None = None  # the target's own fingerprint (compose's config-hash label)
+
+
+class DeployedApp(_LockModel):
+    public_port: int | None = None
+    deployed_at: str
+    services: dict[str, DeployedService] = Field(default_factory=dict)  # by stack name
+
+
+class LockedDeployment(_LockModel):
+    """What ``deploy`` last ran for the region, on which target."""
+
+    target: str  # compose | swarm
+    project: str
+    file: str  # relative to the workspace
+    # Digest of the deploy file of the last complete deploy; None while one is
+    # under way or after one failed (the next deploy then runs in full).
+    file_digest: str | None = None
+    deployed_at: str | None = None
+    apps: dict[str, DeployedApp] = Field(default_factory=dict)
+
+
 class Lock(_LockModel):
     lock_version: Annotated[int, Field(strict=True, ge=1)] = LOCK_VERSION
     region: LockedRegion | None = None
     catalog: str | None = None
     apps: dict[Annotated[str, Field(pattern=SLUG_PATTERN)], LockedApp] = Field(default_factory=dict)
+    deployment: LockedDeployment | None = None
 
 
 def read_lock(workspace: Path) -> Lock:

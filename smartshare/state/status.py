@@ -24,6 +24,7 @@ class AppStatus:
     adopted_at: str
     built: bool
     drift: list[str] = field(default_factory=list)
+    deployed_at: str | None = None  # when deploy last brought it up; None: not deployed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +36,8 @@ class AppStatus:
             "adopted_at": self.adopted_at,
             "built": self.built,
             "drift": self.drift,
+            "deployed": self.deployed_at is not None,
+            "deployed_at": self.deployed_at,
         }
 
 
@@ -68,6 +71,7 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
     except CatalogNotFoundError:
         catalog = None
     key = ws.read_key(workspace)
+    deployed = lock.deployment.apps if lock.deployment is not None else {}
     apps = []
     for name, entry in sorted(lock.apps.items()):
         drift = [d.describe() for d in file_drift(workspace, name, entry.files, key=key)]
@@ -86,6 +90,7 @@ def workspace_status(*, workspace: Path, catalog_root: Path | None = None) -> Wo
                 adopted_at=entry.adopted_at,
                 built=entry.built,
                 drift=drift,
+                deployed_at=deployed[name].deployed_at if name in deployed else None,
             )
         )
     return WorkspaceStatus(

@@ -7,6 +7,7 @@ Layout::
       apps/<app>/src/              the source tree with its image files rendered in
       runtime/<app>/               runtime files (folders 0700, files 0600): the only
                                    place for secrets, apart from every source tree
+      deploy/                      what deploy writes: the deploy file, secrets/ (mode 0700)
       .smartshare/                 internal: the HMAC key, a run lock, scratch space
 
 Every app is prepared under ``.smartshare/tmp`` and swapped into place only
@@ -53,6 +54,11 @@ def runtime_dir(workspace: Path, app: str) -> Path:
 def legacy_runtime_dir(workspace: Path, app: str) -> Path:
     """Where workspaces made before ``runtime/<app>/`` keep an app's runtime files."""
     return app_dir(workspace, app) / "runtime"
+
+
+def deploy_dir(workspace: Path) -> Path:
+    """The deploy file (``compose.yaml``) and the secret files containers read."""
+    return workspace / "deploy"
 
 
 def scratch_dir(workspace: Path) -> Path:
