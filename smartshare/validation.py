@@ -5,8 +5,10 @@ they need to compute.
 
 - **The cache** (:mod:`smartshare.cache`, ``<cache folder>/validate``): the
   report of a whole catalogue, by the digest of every file under
-  ``manifests/`` and ``templates/`` (with the working directory and the
-  catalogue path as given, which the file names shown depend on); under it,
+  ``manifests/`` (the manifests and profiles, and the files profiles give
+  apps' assets) and ``templates/`` (templates and ``catalog:`` schemas), with
+  the working directory and the catalogue path as given, which the file
+  names shown depend on; under it,
   each app manifest's YAML data by the file's bytes and each template's
   analysis by its text.  A run over an unchanged catalogue reads its files and
   one entry, without importing the checks; a run after an edit parses only
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from smartshare.cache import ContentCache, Memo
 from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
-from smartshare.catalog.rules import MAX_FILE_BYTES
+from smartshare.catalog.rules import MAX_ASSET_KB, MAX_FILE_BYTES
 from smartshare.errors import UsageError
 from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
 from smartshare.rendering.sandbox import CONTEXT_NAMES
@@ -176,22 +178,24 @@ class _Listing:
 
     manifests: list[tuple[str, str, int]] = field(default_factory=list)  # relative, digest, size
     templates: list[tuple[str, str, int]] = field(default_factory=list)  # name, digest, size
+    # The other files under manifests/: those a profile names for apps' assets
+    # (a logo next to it) among them.  relative, digest, size
+    others: list[tuple[str, str, int]] = field(default_factory=list)
     has_templates: bool = False
     complete: bool = True  # no link, special or unreadable file: the report may be cached
 
     def text(self) -> str:
         lines = [f"templates folder: {self.has_templates}"]
         lines += [f"m {name} {digest}" for name, digest, _ in self.manifests]
+        lines += [f"o {name} {digest}" for name, digest, _ in self.others]
         lines += [f"t {name} {digest}" for name, digest, _ in self.templates]
         return "\n".join(lines)
 
 
 def _list(root: Path, *, templates: bool = True) -> _Listing:
     listing = _Listing(has_templates=(root / "templates").is_dir())
-    folders = [("manifests", listing.manifests, True)]
-    if templates:
-        folders.append(("templates", listing.templates, False))
-    for folder, table, only_yaml in folders:
+    folders = ["manifests", "templates"] if templates else ["manifests"]
+    for folder in folders:
         base = root / folder
         if not base.is_dir():
             continue
@@ -214,9 +218,12 @@ def _list(root: Path, *, templates: bool = True) -> _Listing:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append((Path(entry.path), name + "/"))
                     continue
-                if only_yaml and not entry.name.endswith(YAML_SUFFIXES):
-                    continue
-                read = _read(Path(entry.path))
+                table, limit = listing.templates, MAX_FILE_BYTES
+                if folder == "manifests" and entry.name.endswith(YAML_SUFFIXES):
+                    table = listing.manifests
+                elif folder == "manifests":
+                    table, limit = listing.others, MAX_ASSET_KB * 1024
+                read = _read(Path(entry.path), limit)
                 if read is None:
                     listing.complete = False
                     continue
@@ -225,8 +232,13 @@ def _list(root: Path, *, templates: bool = True) -> _Listing:
     return listing
 
 
-def _read(path: Path) -> tuple[str, int] | None:
-    """The digest and size of a regular file's bytes (as far as smartshare reads), else None."""
+def _read(path: Path, limit: int) -> tuple[str, int] | None:
+    """The digest and size of a regular file's bytes (up to ``limit`` and one more), else None.
+
+    Past its size limit a file is refused whatever the rest holds: a manifest
+    or template past ``MAX_FILE_BYTES``, an asset's file past the largest
+    size an asset may have.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -234,10 +246,9 @@ def _read(path: Path) -> tuple[str, int] | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        # Past the size limit a file is refused whatever the rest holds.
-        raw = os.read(fd, MAX_FILE_BYTES + 1)
-        while len(raw) <= MAX_FILE_BYTES:
-            more = os.read(fd, MAX_FILE_BYTES + 1 - len(raw))
+        raw = os.read(fd, limit + 1)
+        while len(raw) <= limit:
+            more = os.read(fd, limit + 1 - len(raw))
             if not more:
                 break
             raw += more

@@ -256,6 +256,54 @@ def test_the_own_problems_of_an_app_with_a_schema_are_kept_while_it_reads_the_sa
     assert checked == ["catalog:schemas/config.json"]  # checked again: it changed
 
 
+LOGO = Path(__file__).resolve().parents[1] / "manifests" / "regions" / "assets" / "badung-logo.png"
+
+
+def with_logo(root: Path) -> Path:
+    """badung's ``branding.logo`` is a PNG next to its profile; that PNG."""
+    logo = root / "manifests" / "regions" / "assets" / "logo.png"
+    logo.parent.mkdir(parents=True, exist_ok=True)
+    logo.write_bytes(LOGO.read_bytes())
+    profile = root / "manifests" / "regions" / "badung.yaml"
+    profile.write_text(
+        REGION.replace("apps:\n", "branding:\n  logo: file:assets/logo.png\napps:\n"),
+        encoding="utf-8",
+    )
+    return logo
+
+
+def test_a_file_a_profile_names_for_an_asset_is_checked_again_when_it_changes(
+    root: Path, cache_dir: Path, calls: dict[str, int]
+) -> None:
+    logo = with_logo(root)
+    assert run(root).problems == []
+    assert run(root).problems == [] and calls["validate"] == 1  # the report, from the cache
+    logo.write_bytes(b"just some text, named logo.png\n")
+    (problem,) = run(root).problems
+    assert Path(problem.file).name == "badung.yaml" and problem.field == "branding.logo"
+    assert "'file:assets/logo.png' is not a PNG, SVG or ICO file" in problem.message
+    logo.unlink()
+    (problem,) = run(root).problems
+    assert "'file:assets/logo.png': no such file" in problem.message
+    logo.write_bytes(LOGO.read_bytes())
+    assert run(root).problems == []
+    assert calls["validate"] == 3  # as at first: the first report again
+
+
+def test_an_asset_file_is_told_apart_by_all_its_bytes_not_a_manifests_first_mib(
+    root: Path,
+) -> None:
+    from smartshare.catalog.rules import MAX_FILE_BYTES
+
+    # A file as large as an asset may be (a manifest past MAX_FILE_BYTES is refused).
+    big = root / "manifests" / "regions" / "assets" / "big.png"
+    big.parent.mkdir(parents=True)
+    big.write_bytes(b"\0" * (MAX_FILE_BYTES + 10))
+    before = validation._list(root).text()
+    big.write_bytes(b"\0" * (MAX_FILE_BYTES + 9) + b"\1")
+    assert validation._list(root).text() != before
+
+
 def test_after_an_edit_only_the_edited_manifest_is_read_again(
     root: Path, cache_dir: Path, calls: dict[str, int]
 ) -> None:
@@ -510,6 +558,17 @@ def test_changed_since_checks_the_apps_whose_catalog_schema_changed(repo: GitRep
     assert Path(problem.file).name == "portal.yaml" and problem.field == "templates.1.schema"
     assert "is not a JSON Schema" in problem.message
     assert report.files_checked == 1
+
+
+def test_changed_since_checks_the_profiles_whose_asset_file_changed(repo: GitRepo) -> None:
+    logo = with_logo(repo.path)
+    repo.commit("a logo")
+    assert changed(repo).files_checked == 0
+    logo.write_bytes(b"just some text, named logo.png\n")
+    report = changed(repo)
+    (problem,) = report.problems
+    assert Path(problem.file).name == "badung.yaml" and problem.field == "branding.logo"
+    assert report.files_checked == 1  # badung alone: no app changed
 
 
 def test_changed_since_follows_what_depends_on_a_changed_app(repo: GitRepo) -> None:

@@ -10,7 +10,10 @@ the files to check are:
   app renamed or deleted);
 - profiles that give values to a changed app, or publish its port; and every
   profile when a changed app publishes a port (ports are assigned across the
-  catalogue).
+  catalogue);
+- profiles that name files for apps' assets (``branding.logo: file:...``,
+  ``assets``) when another file in their folder changed: such a file is
+  found only inside the profile's folder.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.load import YAML_SUFFIXES, Catalog, LoadedFile
-from smartshare.catalog.models import AppManifest
+from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.catalog.yamlfile import parse_yaml
 from smartshare.errors import InvalidInputError
 
@@ -40,6 +43,7 @@ def affected_files(
     changed = set(changed)
     manifests = {p for p in changed if p.startswith("manifests/") and p.endswith(YAML_SUFFIXES)}
     templates = {p.removeprefix("templates/") for p in changed if p.startswith("templates/")}
+    others = {p for p in changed if p.startswith("manifests/") and p not in manifests}
     apps: list[LoadedFile[AppManifest]] = [*catalog.apps.values(), *catalog.partial_apps.values()]
     regions = [*catalog.regions.values(), *catalog.partial_regions]
 
@@ -79,9 +83,19 @@ def affected_files(
         model = region.model
         gives = region.has("apps") and names.intersection(model.apps)
         ports = region.has("deploy") and (publishing or names.intersection(model.deploy.ports))
-        if gives or ports:
+        if gives or ports or (others and _reads_changed_files(region, root, others)):
             selected[region.doc.path] = None
     return list(selected)
+
+
+def _reads_changed_files(region: LoadedFile[RegionProfile], root: Path, others: set[str]) -> bool:
+    """Whether the profile names files for assets and one in its folder is in ``others``."""
+    model = region.model
+    logo = region.has("branding") and (model.branding.logo or "").startswith("file:")
+    if not logo and not (region.has("assets") and model.assets):
+        return False
+    folder = _relative(region, root).rpartition("/")[0]
+    return bool(folder) and any(path.startswith(folder + "/") for path in others)
 
 
 def _relative(loaded: LoadedFile[Any], root: Path) -> str:

@@ -30,6 +30,7 @@ from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
+    MAX_ASSET_KB,
     VERSION_PATTERN,
     git_url_problem,
     ref_problem,
@@ -139,10 +140,6 @@ class AssetType(StrEnum):
     PNG = "png"
     SVG = "svg"
     ICO = "ico"
-
-
-# The largest asset a manifest may accept: a logo or an icon, not a video.
-MAX_ASSET_KB = 10 * 1024
 
 
 class Owner(StrictModel):

@@ -22,6 +22,8 @@ from smartshare.catalog.diagnostics import shown_value
 # fullmatch, because its ``$`` also matches before a trailing newline.
 # The largest manifest, profile or template file read (a catalogue file is a few KiB).
 MAX_FILE_BYTES = 1024 * 1024
+# The largest asset a manifest may accept (a region's file for it): a logo or an icon, not a video.
+MAX_ASSET_KB = 10 * 1024
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 # What Docker accepts after the ':' of an image reference.
