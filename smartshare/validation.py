@@ -306,13 +306,13 @@ def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int, *, check: b
     """Read what the cache has for ``listing``; do the rest in worker processes if it pays.
 
     A worker loads its share of the manifests and, with ``check``, checks
-    each app on its own (:func:`smartshare.catalog.checks.own_problems`, which
+    each app on its own (:func:`smartshare.catalog.own_checks.own_problems`, which
     analyses its templates); it sends what it computed back encoded for the
     cache, and this process saves it and decodes what the checks that follow
     ask for.
     """
-    from smartshare.catalog.checks import own_key
     from smartshare.catalog.load import display_path
+    from smartshare.catalog.own_checks import own_key
 
     documents, analyses, own = memos.documents, memos.analyses, memos.own
     if not isinstance(documents, Memo) or not isinstance(analyses, Memo):
@@ -382,9 +382,9 @@ def _chunks(items: list[tuple[str, float]], count: int) -> list[list[str]]:
 
 def _work(task: _Task) -> dict[str, dict[str, bytes]]:
     """In a worker: load (and check) each manifest of ``task`` on its own; what was computed."""
-    from smartshare.catalog.checks import OwnChecks, own_problems
     from smartshare.catalog.load import load_file
     from smartshare.catalog.models import AppManifest
+    from smartshare.catalog.own_checks import OwnChecks, own_problems
     from smartshare.catalog.yamlfile import load_yaml
     from smartshare.errors import InvalidInputError
     from smartshare.rendering.analysis import TemplateAnalyser

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from smartshare import cache as cache_module
 from smartshare import validation
 from smartshare.cache import ContentCache
-from smartshare.catalog import checks, yamlfile
+from smartshare.catalog import checks, template_checks, yamlfile
 from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
 from smartshare.cli import app as cli_app
 from smartshare.console import json_text, problems_json
@@ -240,13 +240,13 @@ def test_the_own_problems_of_an_app_with_a_schema_are_kept_while_it_reads_the_sa
     schema = with_schema(root)
     run(root)
     checked: list[str] = []
-    original = checks._schema_problem.__wrapped__
+    original = template_checks._schema_problem.__wrapped__
 
     def schema_problem(text: str, schema_name: str) -> str | None:
         checked.append(schema_name)
         return original(text, schema_name)
 
-    monkeypatch.setattr(checks, "_schema_problem", schema_problem)
+    monkeypatch.setattr(template_checks, "_schema_problem", schema_problem)
     # Another file edited: the report is made again, each app's own problems from the cache.
     (root / "templates" / "unrelated.txt").write_text("x", encoding="utf-8")
     assert run(root).problems == []

@@ -113,7 +113,8 @@ def prepare(
     """Check everything that can be checked before touching anything."""
     from smartshare.cache import default_cache_dir
     from smartshare.catalog.assets import resolve_assets
-    from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
+    from smartshare.catalog.region_checks import check_region, check_region_assets
+    from smartshare.catalog.template_checks import check_app_templates
     from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:

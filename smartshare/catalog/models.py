@@ -3,8 +3,8 @@
 Both are pydantic v2 models with ``extra="forbid"``: an unknown key is an
 error, never silently ignored.  Patterns live in ``Field(pattern=...)`` so that
 the JSON Schema printed by ``smartshare schema`` checks the same things.
-Checks that need more than one file (requires, region values) live in
-:mod:`smartshare.catalog.checks`.
+Checks that need more than one file (requires, region values, templates)
+live in :mod:`smartshare.catalog.checks` and the modules it names.
 """
 
 from __future__ import annotations
