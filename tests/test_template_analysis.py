@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2 import nodes as n
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from smartshare.rendering.analysis import COMPILE_DEPTH, TemplateAnalyser, Use
@@ -273,6 +274,70 @@ def test_mixed_nestings_within_the_depth_compile(root: Path) -> None:
             if _ast_depth(env.parse(text)) <= COMPILE_DEPTH + 2:
                 break
         assert compiler_says(env, text) is None, text
+
+
+# Jinja's compiler evaluates expressions of literals (constant folding) and fails
+# where one fails: `'a' ~ 'b'.c` joins an undefined value.  (text, line)
+FOLDING_CASES = [
+    ("{{ 'a' ~ 'b'.c }}", 1),
+    ("a\n{{ x ~ ('a' ~ 'b'.c) }}", 2),
+    ("{{ 'x' if 'b'.c else 'y' }}", 1),
+    ("{% if x %}\n{{ 'a' ~ 'b'['c'] }}{% endif %}", 2),  # folded even where it never runs
+    ("{% set v = 'b'.c ~ 'a' %}", 1),
+    ("{{ 'a' ~ [1, 2].c }}", 1),
+    ("{{ 'a' ~ 'b'.__class__ }}", 1),  # the sandbox's refusal
+    ("{{ 'a' ~ {'k': [1]}.k.nope }}", 1),
+    ("{{ ({[1]: 2}, 'a') ~ 'b' }}", 1),  # an unhashable key
+]
+NOT_FOLDED = [
+    "{{ 'b'.c }}",  # an undefined value: an error when rendered, not compiled
+    "{{ 'a' ~ 'b'.upper }}",
+    "{{ 'a' ~ 'b'.c.d }}",  # the compiler gives up on an attribute of an undefined value
+    "{{ 'a' ~ x.c }}",
+    "{% extends 'base' %}{{ 'a' ~ 'b'.c }}",  # never compiled
+    "{{ ('a', 'b'.c) }}",
+]
+
+
+@pytest.mark.parametrize(("text", "line"), FOLDING_CASES)
+def test_expressions_of_literals_fail_where_the_compiler_fails(
+    root: Path, text: str, line: int
+) -> None:
+    with pytest.raises((UndefinedError, SecurityError, TypeError)) as compiling:
+        make_environment(root).compile(text, name="t.j2")
+    prefix = "this expression of literals fails when Jinja compiles it: "
+    assert parsed(root, text).syntax_error == (line, prefix + str(compiling.value))
+
+
+@pytest.mark.parametrize("text", NOT_FOLDED)
+def test_expressions_the_compiler_takes_are_no_error(root: Path, text: str) -> None:
+    make_environment(root).compile(text, name="t.j2")
+    assert parsed(root, text).syntax_error is None
+
+
+def test_a_filter_is_never_run_by_the_walk(root: Path) -> None:
+    # The compiler runs the filter and fails; the walk leaves that to the render,
+    # whose error is as clean (tests/test_render_limits.py).
+    text = "{{ 'a' ~ ('b' | upper).c }}"
+    with pytest.raises(UndefinedError):
+        make_environment(root).compile(text, name="t.j2")
+    assert parsed(root, text).syntax_error is None
+
+
+def test_a_number_too_long_for_python_is_located_not_raised(root: Path) -> None:
+    text = "a\nb\n{{ 1" + "0" * 5000 + " }}\n"
+    with pytest.raises(ValueError, match="integer string conversion"):
+        make_environment(root).compile(text)  # Jinja itself lets Python's error through
+    assert parsed(root, text).syntax_error == (
+        3,
+        "a number has more digits than Python converts (4300)",
+    )
+
+
+def test_a_deep_template_whose_compilation_fails_is_located_by_the_walk(root: Path) -> None:
+    text = "{% for x in y %}" * 20 + "\n{{ 'a' ~ 'b'.c }}" + "{% endfor %}" * 20
+    line, message = parsed(root, text).syntax_error or (0, "")
+    assert line == 2 and message.endswith("'str object' has no attribute 'c'")
 
 
 def test_deeper_templates_are_compiled_as_well(root: Path) -> None:

@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING
 from smartshare.errors import InvalidInputError
 from smartshare.rendering.analysis_data import Parsed
 from smartshare.rendering.analysis_walk import Walker
-from smartshare.rendering.sandbox import TemplateSource, make_environment, source_of
+from smartshare.rendering.sandbox import (
+    TemplateSource,
+    make_environment,
+    source_of,
+    unreadable_reason,
+)
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -373,10 +378,12 @@ def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> Parsed:
     from jinja2 import nodes as n
     from jinja2.parser import Parser
 
+    parser = walker = None
     try:
         # Parser.parse() without set_environment(): that pass over every node
-        # serves constant folding, which the analysis never does.
-        tree = n.Template(Parser(env, text, name=name).subparse(), lineno=1)
+        # serves constant folding, which the walk does for what it needs.
+        parser = Parser(env, text, name=name)
+        tree = n.Template(parser.subparse(), lineno=1)
         walker = Walker(env, extends="extends" in text and tree.find(n.Extends) is not None)
         walker.walk(tree)
         if walker.max_depth > COMPILE_DEPTH:
@@ -386,6 +393,14 @@ def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> Parsed:
     except (RecursionError, SyntaxError):
         # Jinja parses and compiles by recursion: a hostile depth must not crash.
         return Parsed(syntax_error=(1, "the template is nested too deeply"))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # Jinja computes literals as it reads and compiles: a number longer
+        # than Python converts, an expression of literals that fails.
+        failure = walker.first_failure() if walker is not None else None
+        line = parser.stream.current.lineno if parser is not None else 1
+        return Parsed(syntax_error=failure or (line, unreadable_reason(exc)))
     failure = walker.first_failure()
     if failure is not None:
         return Parsed(syntax_error=failure)
