@@ -12,6 +12,7 @@ region's, unique per test.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import textwrap
@@ -87,6 +88,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    """A UDP port free on all addresses, in the range Swarm takes for its data path."""
+    for _ in range(200):
+        port = random.randint(20000, 49151)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port between 20000 and 49151")
 
 
 @dataclass

@@ -9,6 +9,8 @@ import yaml
 from smartshare.catalog.imagerefs import MirrorRule
 from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.deploying.stack import AppInputs, Stack, build_stack
+from smartshare.rendering.limits import RenderLimits
+from smartshare.rendering.pool import RenderPool
 
 from catalogs import SECRET_VALUE, app_manifest
 
@@ -120,13 +122,20 @@ def stack(
         deploy = profile.deploy.model_copy(update={"bind_address": bind_address})
         profile = profile.model_copy(update={"deploy": deploy})
     beta_env = '        ALPHA_URL: "{{ requires.alpha.internal_url }}"\n'
-    return build_stack(
-        project="testland-stack",
-        region=profile,
-        apps=[
-            inputs(manifest("alpha"), token=token, pushed=pushed),
-            inputs(manifest("beta", requires=("alpha",), env=beta_env), token=token, pushed=pushed),
-        ],
-        catalogue_apps=["alpha", "beta"],
-        mirrors=[*mirrors, *(MirrorRule(m.source, m.target) for m in profile.deploy.image_mirrors)],
-    )
+    with RenderPool(RenderLimits()) as renderers:
+        return build_stack(
+            project="testland-stack",
+            region=profile,
+            apps=[
+                inputs(manifest("alpha"), token=token, pushed=pushed),
+                inputs(
+                    manifest("beta", requires=("alpha",), env=beta_env), token=token, pushed=pushed
+                ),
+            ],
+            catalogue_apps=["alpha", "beta"],
+            mirrors=[
+                *mirrors,
+                *(MirrorRule(m.source, m.target) for m in profile.deploy.image_mirrors),
+            ],
+            renderers=renderers,
+        )

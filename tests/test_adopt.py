@@ -246,6 +246,27 @@ def test_notes_say_what_was_done_and_why(tmp_path: Path) -> None:
     assert missing.results[0].message == "image file www/index.html is missing"
 
 
+def test_notes_name_a_new_version_a_changed_profile_or_manifest(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})  # its page shows all three
+    workspace = tmp_path / "ws"
+    run_adopt(catalog, workspace, "alpha", build=False)
+    manifest = catalog.root / "manifests/apps/alpha.yaml"
+
+    def edit(path: Path, old: str, new: str) -> list[str]:
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+        result, _ = run_adopt(catalog, workspace, "alpha", build=False)
+        assert outcomes(result) == {"alpha": Outcome.ADOPTED}
+        return [r.message for r in result.results]
+
+    assert edit(manifest, 'version: "1.0.0"', 'version: "1.1.0"') == ["version 1.0.0 -> 1.1.0"]
+    assert edit(catalog.region_file, "title: Kabupaten Testland", "title: Kabupaten Baru") == [
+        "region profile changed"
+    ]
+    assert edit(manifest, "title: Alpha", "title: Alpha Baru") == ["manifest changed"]
+
+
 def test_the_failure_hint_counts_what_was_recorded(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path, {"alpha": (), "broken": ()})
     manifest = catalog.root / "manifests/apps/broken.yaml"

@@ -600,7 +600,19 @@ def test_schema_unknown_kind_is_usage() -> None:
     result = invoke("schema", "regions")
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert "'regions' is not one of 'app', 'region'" in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: no schema for 'regions': the kinds are app, region",
+        "hint: smartshare schema KIND, KIND being one of app, region",
+    ]
+
+
+def test_an_unknown_choice_names_the_choices_without_pydantic_words() -> None:
+    result = invoke("list", "--format", "xml")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'json'."
+    )
 
 
 def _write_schema(kind: str, folder: Path) -> Path:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +189,8 @@ def test_a_no_op_deploy_recreates_nothing_and_needs_no_compose(
     stamp = lock.stat().st_mtime_ns
     # no Docker Compose on PATH at all: a no-op does not start it
     monkeypatch.setenv("PATH", str(tmp_path))
+    # nor a render worker: the runtime strings only print names
+    monkeypatch.setattr(sys, "executable", "/bin/false")
     result = stack.deploy("--format", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -382,6 +386,21 @@ def test_a_failing_job_is_named_with_its_log_redacted(own: Deployed) -> None:
     assert SECRET_VALUE not in result.output
     # the failure is not recorded as deployed: the next deploy runs in full
     assert read_lock(own.workspace).deployment.file_digest is None  # type: ignore[union-attr]
+
+
+def test_a_hostile_environment_value_fails_in_a_render_worker(own: Deployed) -> None:
+    own.catalog.add_runtime("alpha", extra_env="        HOSTILE: \"{{ 'x' | center(10**9) }}\"\n")
+    own.adopt("alpha")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = own.deploy("--dry-run")
+    assert result.exit_code == 1, result.output
+    assert (
+        "runtime.services.web.environment.HOSTILE of 'alpha': used more than 512 MiB of memory"
+        in said(result)
+    )
+    # The gigabyte was asked of the worker, not of this process (where deploy runs).
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kib < 100 * 1024
+    assert own.containers() == {}
 
 
 def test_a_service_in_a_restart_loop_fails_the_deploy(own: Deployed) -> None:

@@ -23,7 +23,9 @@ from smartshare.deploying.compose_cli import compose_argv, find_compose
 from smartshare.deploying.secretfiles import Owner, Redactor, owner_for
 from smartshare.deploying.stack import build_stack
 from smartshare.errors import InvalidInputError, TemplateRenderError, ToolUnavailableError
+from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.outputs import OutputResolver
+from smartshare.rendering.pool import RenderPool
 from smartshare.rendering.sandbox import render_string
 from smartshare.settings import load_settings
 from smartshare.state.drift import manifest_digest
@@ -96,17 +98,19 @@ def test_environment_is_rendered_and_dollars_doubled() -> None:
 
 def test_outputs_are_rendered_from_static_data() -> None:
     models = {"alpha": manifest("alpha"), "beta": manifest("beta", requires=("alpha",))}
-    resolver = OutputResolver(
-        region=region(),
-        apps=models,
-        params=lambda name: {"greeting": "Halo", "api_token": SECRET_VALUE},
-        catalogue_apps=["alpha", "beta"],
-    )
-    assert resolver.outputs("alpha") == {
-        "internal_url": "http://alpha-web:8080",
-        "public_url": "http://127.0.0.1:18081",
-    }
-    assert resolver.requires("beta") == {"alpha": resolver.outputs("alpha")}
+    with RenderPool(RenderLimits()) as renderers:
+        resolver = OutputResolver(
+            region=region(),
+            apps=models,
+            params=lambda name: {"greeting": "Halo", "api_token": SECRET_VALUE},
+            catalogue_apps=["alpha", "beta"],
+            renderers=renderers,
+        )
+        assert resolver.outputs("alpha") == {
+            "internal_url": "http://alpha-web:8080",
+            "public_url": "http://127.0.0.1:18081",
+        }
+        assert resolver.requires("beta") == {"alpha": resolver.outputs("alpha")}
 
 
 def test_no_secret_value_in_the_file() -> None:
@@ -148,13 +152,15 @@ def test_data_dir_makes_bind_folders() -> None:
     profile = region().model_copy(
         update={"deploy": region().deploy.model_copy(update={"data_dir": "/srv/testland"})}
     )
-    built = build_stack(
-        project="p",
-        region=profile,
-        apps=[inputs(manifest("alpha"))],
-        catalogue_apps=["alpha"],
-        mirrors=[],
-    )
+    with RenderPool(RenderLimits()) as renderers:
+        built = build_stack(
+            project="p",
+            region=profile,
+            apps=[inputs(manifest("alpha"))],
+            catalogue_apps=["alpha"],
+            mirrors=[],
+            renderers=renderers,
+        )
     parsed = compose_document(built, key=KEY)
     assert "volumes" not in parsed
     assert parsed["services"]["alpha-web"]["volumes"] == [
@@ -224,7 +230,10 @@ def test_runtime_strings_render_in_the_sandbox() -> None:
 
 
 def test_secret_parameters_are_not_in_the_environment_context() -> None:
-    with pytest.raises(TemplateRenderError, match="GREETING"):
+    with (
+        RenderPool(RenderLimits()) as renderers,
+        pytest.raises(TemplateRenderError, match="GREETING"),
+    ):
         build_stack(
             project="p",
             region=region(),
@@ -242,6 +251,7 @@ def test_secret_parameters_are_not_in_the_environment_context() -> None:
             ],
             catalogue_apps=["alpha"],
             mirrors=[],
+            renderers=renderers,
         )
 
 

@@ -6,11 +6,12 @@ import json
 import os
 import socket
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 
-from smartshare.building.engine import connect
+from smartshare.building.engine import DockerEngine, connect
 from smartshare.building.enginesocket import DEFAULT_SOCKET, ENGINE_HINT, EngineSocket, socket_path
 from smartshare.errors import EngineUnavailableError
 
@@ -100,3 +101,40 @@ def test_probe_answers_like_docker_py(busybox_image: str) -> None:
     with connect() as engine:
         assert engine.image_id(busybox_image) == probe.image_id(busybox_image)
         assert engine.image_id("smartshare-test/never-built:0.0.0") is None
+
+
+@pytest.mark.requires_docker
+def test_container_reads_answer_alike_over_the_socket_and_docker_py(busybox_image: str) -> None:
+    """deploy and ps read through the probe on a local socket, through docker-py elsewhere."""
+    import docker
+
+    label = {"org.smartshare.test.reads": uuid.uuid4().hex}
+    client = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="auto")
+    container = client.create_container(
+        busybox_image, command=["sh", "-c", "echo out; echo err >&2"], labels=label
+    )["Id"]
+    try:
+        client.start(container)
+        client.wait(container, timeout=60)
+        with connect() as over_socket:
+            via_docker_py = DockerEngine(
+                api=client,
+                params={"base_url": os.environ["DOCKER_HOST"]},
+                endpoint=os.environ["DOCKER_HOST"],
+                timeout=60,
+                version=client.api_version,
+            )
+            for engine in (over_socket, via_docker_py):
+                assert [c["Id"] for c in engine.containers(label)] == [container]
+                described = engine.inspect_container(container)
+                assert described is not None
+                assert described["Config"]["Labels"] == label
+                assert engine.inspect_container("0" * 64) is None
+                image = engine.inspect_image(busybox_image)
+                assert image is not None
+                assert image["Id"] == described["Image"]
+                assert engine.inspect_image("smartshare-test/never-built:0.0.0") is None
+                assert sorted(engine.container_logs(container, tail=10).split()) == ["err", "out"]
+    finally:
+        client.remove_container(container, force=True)
+        client.close()

@@ -27,6 +27,8 @@ from smartshare.catalog.runtime import Condition
 from smartshare.cli import app as cli_app
 from smartshare.deploying.stack import AppInputs, build_stack
 from smartshare.errors import UsageError
+from smartshare.rendering.limits import RenderLimits
+from smartshare.rendering.pool import RenderPool
 from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE, app_manifest
@@ -275,20 +277,22 @@ def test_the_stack_neither_holds_nor_waits_for_the_external_app(catalog: DeployC
     region = load_region_file(catalog.catalog.region_file).model
     loaded = load_catalog(catalog.catalog.root)
     beta = loaded.app("beta")
-    stack = build_stack(
-        project="p",
-        region=region,
-        apps=[
-            AppInputs(
-                manifest=beta,
-                params={"greeting": "Halo", "api_token": SECRET_VALUE},
-                images={"beta": "sha256:" + "b" * 64},
-                runtime_files={"runtime.env": b"API_TOKEN=x\n"},
-            )
-        ],
-        catalogue_apps=sorted(loaded.apps),
-        mirrors=(),
-    )
+    with RenderPool(RenderLimits()) as renderers:
+        stack = build_stack(
+            project="p",
+            region=region,
+            apps=[
+                AppInputs(
+                    manifest=beta,
+                    params={"greeting": "Halo", "api_token": SECRET_VALUE},
+                    images={"beta": "sha256:" + "b" * 64},
+                    runtime_files={"runtime.env": b"API_TOKEN=x\n"},
+                )
+            ],
+            catalogue_apps=sorted(loaded.apps),
+            mirrors=(),
+            renderers=renderers,
+        )
     web = stack.container("beta-web")
     assert web is not None
     assert web.environment["ALPHA_URL"] == ALPHA_INTERNAL

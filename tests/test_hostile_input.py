@@ -113,7 +113,7 @@ JSON_BATTERY: dict[str, Hostile] = {
     "two-documents": lambda valid: valid + valid,
     "truncated": lambda valid: valid[: len(valid) // 2],
     "version-as-string": lambda valid: valid.replace(
-        b'"lock_version": 1', b'"lock_version": "1"', 1
+        b'"lock_version": %d' % LOCK_VERSION, b'"lock_version": "%d"' % LOCK_VERSION, 1
     ),
     "unsafe-dest": lambda valid: valid.replace(b'"dest": "', b'"dest": "../../', 1),
     "unsafe-app-name": lambda valid: valid.replace(b'"alpha": {', b'"../../alpha": {', 1),
@@ -367,6 +367,35 @@ def test_a_lock_from_a_newer_smartshare_is_refused(
         assert "written by a newer smartshare" in result.stderr
         assert "upgrade" in result.stderr
     assert json.loads(lock.read_bytes())["lock_version"] == LOCK_VERSION + 1  # left alone
+
+
+def test_a_lock_of_version_1_is_read_and_written_back_as_the_current_version(
+    scene: Scene, replace: Callable[[Path, Hostile], None]
+) -> None:
+    lock = scene.workspace / "smartshare.lock"
+
+    def version_1(valid: bytes) -> bytes:
+        data = json.loads(valid)
+        data["lock_version"] = 1
+        # What version 2 added (all optional) a version 1 lock does not hold.
+        data.pop("deployment", None)
+        for app in data["apps"].values():
+            for key in ("render_inputs", "region_digest", "build_args", "build"):
+                app.pop(key, None)
+            for image in app["images"]:
+                image.pop("bases", None)
+        return json.dumps(data).encode()
+
+    replace(lock, version_1)
+    assert LOCK_VERSION == 2
+    status = run("status", "--workspace", str(scene.workspace), "--format", "json")
+    assert status.exit_code == 0, status.output
+    assert [(app["app"], app["drift"]) for app in json.loads(status.stdout)["apps"]] == [
+        ("alpha", [])
+    ]
+    adopted = run(*scene.adopt())
+    assert adopted.exit_code == 0, adopted.output
+    assert json.loads(lock.read_bytes())["lock_version"] == LOCK_VERSION
 
 
 def test_the_valid_files_still_load(scene: Scene) -> None:

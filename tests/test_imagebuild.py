@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import engineimages
 import pytest
 
-from smartshare.building import engine as engine_module
+from smartshare.building import engine_build
 from smartshare.building.context import check_context, pack_context
 from smartshare.building.engine import BuiltImage, DockerEngine, connect
 from smartshare.building.labels import labelled_config
@@ -295,25 +295,30 @@ def test_a_dockerignore_that_is_a_symlink_is_refused(source_tree: Path) -> None:
 def test_a_registry_with_credentials_is_never_echoed(
     unreachable_engine: DockerEngine, tmp_path: Path, registry: str, secret: str, shown: str
 ) -> None:
-    """Each way a reference reaches a message names it, with the credentials left out."""
+    """Each way a reference reaches a message names it, with the credentials left out.
+
+    Building, looking up and pushing refuse it alike, before the engine (unreachable
+    here) is asked.
+    """
     reference = f"{registry}/app:1.0-badung"
     (tmp_path / "Dockerfile").write_text("FROM busybox:1.36\n")
-    with pytest.raises(BuildError, match="is not a valid image tag") as built:
+    with pytest.raises(InvalidInputError, match="holds credentials") as built:
         unreachable_engine.build(
             source_dir=tmp_path, dockerfile="Dockerfile", tags=[reference], labels={}
         )
     with pytest.raises(InvalidInputError, match="holds credentials") as pushed:
         unreachable_engine.push(reference=reference)
-    with pytest.raises(EngineUnavailableError, match="while looking up image") as looked_up:
+    with pytest.raises(InvalidInputError, match="holds credentials") as looked_up:
         unreachable_engine.image_id(reference)
     with pytest.raises(InvalidInputError, match="holds credentials") as split:
         split_reference(reference)
+    refused = [caught.value for caught in (built, pushed, looked_up, split)]
+    assert {error.hint for error in refused} == {refused[0].hint}  # one check, one message
+    assert "docker login" in (refused[0].hint or "")
     chunks = [{"errorDetail": {"message": f"denied: pushing {reference}"}}]
     with pytest.raises(PushError, match=r"^pushing ") as followed:
         follow_push(chunks, reference, registry, None)
-    errors: list[SmartshareError] = [
-        caught.value for caught in (built, pushed, looked_up, split, followed)
-    ]
+    errors: list[SmartshareError] = [*refused, followed.value]
     for error in errors:
         text = f"{error.message}\n{error.hint}"
         assert secret not in text, text
@@ -486,7 +491,7 @@ def test_labelling_falls_back_to_a_build_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As from an engine whose saved images hold no config the shortcut can use.
-    monkeypatch.setattr(engine_module, "_saved_config", lambda api, image_id: None)
+    monkeypatch.setattr(engine_build, "_saved_config", lambda api, image_id: None)
     built, tags, lines, content = _build_labelled(engine, tmp_path, busybox_image, scratch_name)
 
     assert any(line.startswith("smartshare: labelling with a build step") for line in lines)
@@ -509,7 +514,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    saved_config = engine_module._saved_config
+    saved_config = engine_build._saved_config
 
     def naming_a_missing_layer(api: Any, image_id: str) -> bytes | None:
         # As if a layer had been pruned since the build: the real engine must
@@ -520,7 +525,7 @@ def test_a_load_the_engine_refuses_falls_back_to_a_build_step(
         config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
         return json.dumps(config).encode()
 
-    monkeypatch.setattr(engine_module, "_saved_config", naming_a_missing_layer)
+    monkeypatch.setattr(engine_build, "_saved_config", naming_a_missing_layer)
     context, _ = _labelled_app(tmp_path / "app", busybox_image)
     lines: list[str] = []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from smartshare.cli import app as cli_app
 from smartshare.errors import ExitCode, ExternalError, InvalidInputError, TemplateRenderError
 from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool
+from smartshare.rendering.sandbox import render_string, substitute_names
 from smartshare.settings import load_settings
 
 from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
@@ -263,6 +265,114 @@ def test_adopt_stops_a_hostile_template_with_exit_1(
     assert report["message"].startswith("template page/index.html.j2")
     assert EXPECTED[case] in report["message"]
     assert not (workspace / "apps/alpha").exists()
+
+
+# -- runtime strings (environment values, outputs) -------------------------------
+
+RUNTIME_CONTEXT = {
+    "region": {"name": "testland", "title": "Kabupaten Testland"},
+    "params": {
+        "name": "sikda",
+        "port": 5432,
+        "ratio": 0.5,
+        "on": True,
+        "none": None,
+        "map": {},
+        "items": "a key the dict's method hides",
+    },
+    "services": {"web": {"host": "alpha-web", "port": 8080}},
+    "requires": {"alpha": {"internal_url": "http://alpha-web:8080"}},
+}
+# text -> whether it renders without a worker (plain text, or names printed)
+RUNTIME_STRINGS = {
+    "plain $text {": True,
+    "http://{{ services.web.host }}:{{services.web.port}}/": True,
+    "{{\n  params.name\t}} of {{ region.title }}\n": True,
+    "{{ params.port }} {{ params.ratio }} {{ params.on }}": True,
+    "a }} b {{ requires.alpha.internal_url }}": True,
+    "{{ params.none }}": False,  # Jinja prints "None": left to it
+    "{{ params.map }}": False,
+    "{{ params.items }}": False,  # the dict's method, in Jinja
+    "{{ params.__class__ }}": False,
+    "{{ params.name | upper }}": False,
+    "{{- params.name }}": False,
+    "{{{ params.name }}": False,  # Jinja reads `{{` from the first brace: a syntax error
+    "a\r\n{{ params.name }}": False,  # Jinja writes the line break as \n
+    "{% if params.on %}{{ params.name }}{% endif %}": False,
+    "{{ params.name }}{# why #}": False,
+    "{{ params.missing }}": False,
+    "{{ range }}": False,
+}
+
+
+def render_in_process(text: str) -> str:
+    """What the runtime string renders as, or the start of its error (Jinja in this process)."""
+    try:
+        return _unaddressed(render_string(text, RUNTIME_CONTEXT, what="X"))
+    except TemplateRenderError as exc:
+        return "error: " + exc.message.split(":")[1]
+
+
+def _unaddressed(text: str) -> str:
+    """``text`` without the addresses Python prints for objects (another process has others)."""
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+
+@pytest.mark.parametrize("text", RUNTIME_STRINGS)
+def test_runtime_strings_render_the_same_with_or_without_a_worker(text: str) -> None:
+    simple = substitute_names(text, RUNTIME_CONTEXT, max_bytes=TIGHT.output_bytes)
+    assert (simple is not None) is RUNTIME_STRINGS[text]
+    if simple is not None:
+        assert simple == render_in_process(text)
+    with RenderPool(TIGHT) as pool:
+        try:
+            rendered = _unaddressed(
+                pool.render_runtime_strings({"X": text}, RUNTIME_CONTEXT, what=str)["X"]
+            )
+        except TemplateRenderError as exc:
+            rendered = "error: " + exc.message.split(":")[1]
+        assert rendered == render_in_process(text)
+        assert len(_worker_pids()) == (0 if simple is not None else 1)
+
+
+def test_names_whose_output_is_over_the_limit_go_to_a_worker() -> None:
+    context = {"params": {"big": "x" * 1000}}
+    text = "{{ params.big }}" * 2000  # 2 MB from a 32 KB string
+    assert substitute_names(text, context, max_bytes=TIGHT.output_bytes) is None
+    with RenderPool(TIGHT) as pool, pytest.raises(TemplateRenderError) as caught:
+        pool.render_runtime_strings({"BIG": text}, context, what=lambda key: f"env.{key}")
+    assert caught.value.message == "env.BIG: output larger than 1 MiB (the limit per string)"
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_runtime_string_over_a_limit_fails_naming_the_string_and_the_limit(case: str) -> None:
+    what = "runtime.services.web.environment.{} of 'alpha'".format
+    texts = {"OK": "{{ services.web.host }}", "HOSTILE": HOSTILE[case]}
+    with RenderPool(TIGHT) as pool:
+        with pytest.raises(TemplateRenderError) as caught:
+            pool.render_runtime_strings(texts, RUNTIME_CONTEXT, what=what)
+        message = caught.value.message
+        assert message.startswith(what("HOSTILE") + ": "), message
+        assert EXPECTED[case] in message
+        # The pool carries on, with a fresh worker where the old one was stopped.
+        again = pool.render_runtime_strings(
+            {"A": "{{ params.name | upper }}"}, RUNTIME_CONTEXT, what=what
+        )
+        assert again == {"A": "SIKDA"}
+
+
+def test_runtime_strings_that_only_print_names_start_no_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a worker could not start
+    texts = {"URL": "http://{{ services.web.host }}:8080", "NAME": "{{ params.name }}"}
+    with RenderPool(RenderLimits()) as pool:
+        rendered = pool.render_runtime_strings(texts, RUNTIME_CONTEXT, what=str)
+        assert rendered == {"URL": "http://alpha-web:8080", "NAME": "sikda"}
+        with pytest.raises(ExternalError, match="the render worker did not start"):
+            pool.render_runtime_strings(
+                {"UP": "{{ params.name | upper }}"}, RUNTIME_CONTEXT, what=str
+            )
 
 
 # -- settings -------------------------------------------------------------------

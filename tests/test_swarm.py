@@ -25,7 +25,16 @@ from smartshare.state import workspace as ws
 from smartshare.state.lockfile import read_lock
 
 from catalogs import SECRET_VALUE
-from deploys import AdoptedCatalog, make_deploy_catalog, mirror_settings, page, said, with_env
+from deploys import (
+    AdoptedCatalog,
+    free_port,
+    free_udp_port,
+    make_deploy_catalog,
+    mirror_settings,
+    page,
+    said,
+    with_env,
+)
 
 docker = pytest.importorskip("docker")
 
@@ -163,7 +172,14 @@ def swarm(docker_engine_env: Any) -> Iterator[None]:
         state = client.info()["Swarm"]
         if state.get("LocalNodeState") != "active":
             try:
-                client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+                # VXLAN devices of every engine on the host share one UDP port by
+                # default, and a second one with the same VNI fails ("error creating
+                # vxlan interface: file exists"): this engine's overlay gets its own.
+                client.swarm.init(
+                    advertise_addr="127.0.0.1",
+                    listen_addr=f"127.0.0.1:{free_port()}",
+                    data_path_port=free_udp_port(),
+                )
             except docker.errors.APIError as exc:
                 pytest.fail(f"docker swarm init failed on the test engine: {exc}", pytrace=False)
             made = True

@@ -27,7 +27,7 @@ from smartshare.catalog.rules import is_local_url
 from smartshare.catalog.tags import image_tags
 from smartshare.rendering.values import ResolvedValues
 from smartshare.state import workspace as ws
-from smartshare.state.drift import file_drift, manifest_digest
+from smartshare.state.drift import file_drift, manifest_digest, region_digest
 from smartshare.state.lockfile import LockedApp, RenderInputs
 
 if TYPE_CHECKING:
@@ -242,10 +242,14 @@ def _why_rendered_files_changed(ctx: Context, result: Assessment, entry: LockedA
         if f.asset is not None and recorded.get((f.dest, f.target.value)) != f.digest
     )
     why = []
+    if entry.version != result.app.version:
+        why.append(f"version {entry.version} -> {result.app.version}")
     if changed:
         why.append("values changed: " + ", ".join(changed))
     if assets:
         why.append("assets changed: " + ", ".join(assets))
+    if entry.region_digest not in (None, region_digest(ctx.region.doc.text)):
+        why.append("region profile changed")
     if why:
         return "; ".join(why)
     inputs = entry.render_inputs
@@ -253,6 +257,8 @@ def _why_rendered_files_changed(ctx: Context, result: Assessment, entry: LockedA
         inputs.templates
     ):
         return "templates changed"
+    if entry.manifest_digest != result.manifest_digest:
+        return "manifest changed"
     return "rendered files changed"
 
 

@@ -75,6 +75,7 @@ class Context:
                 apps={n: self.catalog.app(n) for n in self.order},
                 params=lambda n: self.values[n].params,
                 catalogue_apps=list(self.catalog.apps),
+                renderers=self.renderers,
             )
         requires: dict[str, dict[str, str]] = self._outputs.requires(name)
         return requires

@@ -42,6 +42,7 @@ from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import SmartshareError
 from smartshare.fetching.urls import redact_url
 from smartshare.state import workspace as ws
+from smartshare.state.drift import region_digest
 from smartshare.state.lockfile import (
     LockedApp,
     LockedBase,
@@ -485,7 +486,7 @@ def adopt(
                 title=region.title,
                 code=region.code,
                 file=str(ctx.region.doc.path.resolve()),
-                digest=ws.file_digest(ctx.region.doc.text.encode("utf-8")),
+                digest=region_digest(ctx.region.doc.text),
             )
             ctx.lock.catalog = str(ctx.catalog.root.resolve())
             if not ctx.lock.apps:

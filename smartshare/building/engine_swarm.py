@@ -12,54 +12,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from smartshare.building.engine_containers import EnginePart, label_filters
 from smartshare.errors import ExternalError
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
-    from smartshare.building.enginesocket import EngineSocket
-
-
-def label_filters(labels: Mapping[str, str]) -> dict[str, list[str]]:
-    return {"label": [f"{k}={v}" for k, v in sorted(labels.items())]}
-
-
-class SwarmCalls:
+class SwarmCalls(EnginePart):
     """Services, tasks, secrets, networks and volumes of a swarm, for ``deploy --target swarm``."""
 
-    _probe: EngineSocket | None
-
-    if TYPE_CHECKING:
-
-        def _api(self) -> Any: ...
-
-        def _errors(
-            self,
-            error: type[ExternalError],
-            doing: str,
-            *,
-            dockerfile: str | None = None,
-            references: Sequence[str] = (),
-        ) -> AbstractContextManager[None]: ...
-
     # -- reading ----------------------------------------------------------
-
-    def _read(self, path: str, doing: str, query: Mapping[str, str] | None = None) -> Any:
-        """GET ``path`` as JSON (None on HTTP 404)."""
-        if self._probe is not None:
-            return self._probe.get_json(path, query)
-        import docker
-
-        api = self._api()
-        with self._errors(ExternalError, doing):
-            try:
-                return api._result(api._get(api._url(path), params=dict(query or {})), json=True)
-            except docker.errors.NotFound:
-                return None
 
     def swarm_state(self) -> dict[str, Any]:
         """The engine's ``Swarm`` section of ``/info`` (LocalNodeState, ControlAvailable, Nodes)."""
@@ -92,19 +55,11 @@ class SwarmCalls:
 
     def service_logs(self, service_id: str, *, tail: int) -> str:
         """The last ``tail`` lines the tasks of a service wrote (stdout and stderr), as text."""
-        from smartshare.building.engine import demux_log
-
-        path = f"/services/{quote(service_id, safe='')}/logs"
-        query = {"stdout": "1", "stderr": "1", "tail": str(tail)}
-        if self._probe is not None:
-            raw = self._probe.get_raw(path, query) or b""
-        else:
-            api = self._api()
-            with self._errors(ExternalError, f"reading the log of service {service_id[:12]}"):
-                response = api._get(api._url(path), params=query)
-                api._raise_for_status(response)
-                raw = response.content
-        return demux_log(raw).decode("utf-8", "replace")
+        return self._read_log(
+            f"/services/{quote(service_id, safe='')}/logs",
+            f"reading the log of service {service_id[:12]}",
+            tail=tail,
+        )
 
     # -- writing ----------------------------------------------------------
 

@@ -60,6 +60,19 @@ def redact_reference(text: str, *references: str) -> str:
     return text
 
 
+def refuse_credentials(reference: str) -> None:
+    """Raise InvalidInputError, before any engine is asked, for a reference with credentials.
+
+    For every call that takes an image reference (build, look up, push, pull,
+    tag): the engine would keep the name, and its messages echo it.
+    """
+    if _userinfo(reference) is not None:
+        raise InvalidInputError(
+            f"image reference '{shown_reference(reference)}' holds credentials",
+            hint=_LOGIN_HINT,
+        )
+
+
 def split_reference(reference: str) -> tuple[str, str]:
     """Split ``[host[:port]/]path[:tag]`` into repository and tag (``latest`` if none).
 
@@ -67,11 +80,7 @@ def split_reference(reference: str) -> tuple[str, str]:
     port is never mistaken for a tag.
     """
     ref = reference.strip()
-    if _userinfo(ref) is not None:
-        raise InvalidInputError(
-            f"image reference '{shown_reference(reference)}' holds credentials",
-            hint=_LOGIN_HINT,
-        )
+    refuse_credentials(ref)
     if "@" in ref:
         raise InvalidInputError(
             f"image reference '{reference}' names a digest; a tag is needed here",

@@ -6,6 +6,7 @@ from typing import Any
 
 from smartshare import __version__
 from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.errors import UsageError
 
 KINDS: dict[str, type[AppManifest] | type[RegionProfile]] = {
     "app": AppManifest,
@@ -14,7 +15,16 @@ KINDS: dict[str, type[AppManifest] | type[RegionProfile]] = {
 
 
 def json_schema(kind: str) -> dict[str, Any]:
-    model = KINDS[kind]
+    """The JSON Schema of ``kind`` (``app`` or ``region``); UsageError for another kind."""
+    model = KINDS.get(kind)
+    if model is None:
+        from smartshare.catalog.diagnostics import shown_value
+
+        kinds = ", ".join(KINDS)
+        raise UsageError(
+            f"no schema for {shown_value(kind)}: the kinds are {kinds}",
+            hint=f"smartshare schema KIND, KIND being one of {kinds}",
+        )
     schema = model.model_json_schema(by_alias=True, mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -30,6 +30,10 @@ class SmartshareGroup(TyperGroup):
         except SmartshareError as exc:
             get_console().error(exc)
             raise typer.Exit(int(exc.exit_code)) from None
+        except typer.BadParameter as exc:
+            # typer checks a choice (--format) with pydantic, whose prefix says nothing.
+            exc.message = exc.message.removeprefix("Value error, ")
+            raise
         except KeyboardInterrupt:
             get_console().info("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

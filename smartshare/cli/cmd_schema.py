@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -10,21 +9,17 @@ import typer
 from smartshare.cli.options import Command, examples
 
 
-class SchemaKind(StrEnum):
-    APP = "app"
-    REGION = "region"
-
-
 def schema_command(
+    # A string, checked by json_schema: its UsageError lists the kinds.
     kind: Annotated[
-        SchemaKind, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
+        str, typer.Argument(metavar="KIND", help="app (manifests) or region (profiles).")
     ],
 ) -> None:
     """Print the JSON Schema of app manifests or region profiles."""
     from smartshare.catalog.schema import json_schema
     from smartshare.console import get_console
 
-    get_console().json(json_schema(kind.value))
+    get_console().json(json_schema(kind=kind))
 
 
 def register(app: typer.Typer) -> None:

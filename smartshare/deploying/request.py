@@ -21,7 +21,7 @@ from smartshare.deploying.stack import AppInputs, Stack, build_stack
 from smartshare.errors import InvalidInputError, UsageError, WorkspaceError
 from smartshare.rendering.values import resolve_secret
 from smartshare.state import workspace as ws
-from smartshare.state.drift import manifest_digest
+from smartshare.state.drift import manifest_digest, region_digest
 from smartshare.state.lockfile import LOCK_NAME, Lock, LockedApp, read_lock
 
 
@@ -54,6 +54,7 @@ def prepare_deploy(
 ) -> DeployContext:
     """Check everything and build the stack; raises UsageError (exit 2) for what to adopt first."""
     from smartshare.catalog.runtime_checks import check_region_deploy
+    from smartshare.rendering.pool import RenderPool
     from smartshare.settings import image_mirror_rules, load_settings
 
     settings = load_settings()
@@ -118,7 +119,7 @@ def prepare_deploy(
                 hint=f"adopt it first: smartshare adopt {name} --region {region_file} "
                 f"--workspace {workspace}",
             )
-    region_digest = ws.file_digest(region.doc.text.encode("utf-8"))
+    profile_digest = region_digest(region.doc.text)
     region_dir = region.doc.path.resolve().parent
     inputs = [
         _inputs(
@@ -126,20 +127,23 @@ def prepare_deploy(
             lock,
             workspace=workspace,
             key=key,
-            region_digest=region_digest,
+            region_digest=profile_digest,
             region_dir=region_dir,
             region_file=region_file,
             earlier=name not in names,
         )
         for name in everything
     ]
-    stack = build_stack(
-        project=region.model.deploy.project or region.model.name,
-        region=region.model,
-        apps=inputs,
-        catalogue_apps=list(catalog.apps),
-        mirrors=image_mirror_rules(settings, region.model),
-    )
+    # A worker starts only for a string that is more than plain text and names.
+    with RenderPool(settings.render_limits) as renderers:
+        stack = build_stack(
+            project=region.model.deploy.project or region.model.name,
+            region=region.model,
+            apps=inputs,
+            catalogue_apps=list(catalog.apps),
+            mirrors=image_mirror_rules(settings, region.model),
+            renderers=renderers,
+        )
     return DeployContext(
         catalog=catalog,
         region=region,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from smartshare.catalog.imagerefs import MirrorRule, apply_mirrors
 from smartshare.catalog.models import AppManifest, RegionProfile
@@ -28,7 +29,9 @@ from smartshare.catalog.runtime import (
 )
 from smartshare.deploying.labels import JOB, SERVICE
 from smartshare.rendering.outputs import OutputResolver
-from smartshare.rendering.sandbox import render_string
+
+if TYPE_CHECKING:
+    from smartshare.rendering.pool import RenderPool
 
 SECRETS_FOLDER = "/run/secrets"
 
@@ -140,11 +143,12 @@ def build_stack(
     apps: Sequence[AppInputs],
     catalogue_apps: Sequence[str],
     mirrors: Sequence[MirrorRule],
+    renderers: RenderPool,
 ) -> Stack:
     """The stack of ``apps`` (given in ``requires`` order, each with what it requires).
 
-    Raises TemplateRenderError when an environment value or an output does
-    not render.
+    ``renderers`` render the environment values and outputs.  Raises
+    TemplateRenderError when one does not render.
     """
     by_name = {a.manifest.name: a for a in apps}
     resolver = OutputResolver(
@@ -152,6 +156,7 @@ def build_stack(
         apps={name: a.manifest for name, a in by_name.items()},
         params=lambda name: by_name[name].params,
         catalogue_apps=catalogue_apps,
+        renderers=renderers,
     )
     built = []
     for inputs in apps:
@@ -177,6 +182,7 @@ def build_stack(
                     waits_for=waits_for,
                     published=published,
                     mirrors=mirrors,
+                    renderers=renderers,
                 )
             )
         built.append(
@@ -212,16 +218,18 @@ def _container(
     waits_for: tuple[Dependency, ...],
     published: int | None,
     mirrors: Sequence[MirrorRule],
+    renderers: RenderPool,
 ) -> StackContainer:
     manifest = inputs.manifest
     app = manifest.name
     kind = SERVICE if isinstance(container, Service) else JOB
     key = stack_name(app, container.name)
     where = f"runtime.{kind}s.{container.name}"
-    environment = {
-        name: render_string(text, context, what=f"{where}.environment.{name} of '{app}'")
-        for name, text in container.environment.items()
-    }
+    environment = renderers.render_runtime_strings(
+        container.environment,
+        context,
+        what=lambda name: f"{where}.environment.{name} of '{app}'",
+    )
     files: list[MountedFile] = []
     for mount in container.secrets:
         target = f"{SECRETS_FOLDER}/{mount.param}"

@@ -11,9 +11,11 @@ container (:mod:`.readiness`) and ``ps`` shows it:
   check runs only once healthy: Swarm holds it in ``starting`` until then),
   and while Swarm updates or rolls it back it is only starting;
 - a task of the service that ended (Swarm starts another one) makes it
-  ``restarting``, with that task's exit code; one Swarm rejected, or stopped
-  because its health check failed, and an update Swarm rolled back, are
-  ``problem`` s;
+  ``restarting``, with that task's exit code; tasks Swarm rejected (a
+  network that could not be joined, an image it could not pull) are waited
+  out while Swarm retries them, since such errors are often passing, and
+  become a ``problem`` at the third; a task stopped because its health check
+  failed, and an update Swarm rolled back, are ``problem`` s;
 - a job is ``exited`` with its task's exit code once that task ended.
 
 Tasks ``known`` before a deploy began are not counted as restarts of it.
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 ENDED = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 UPDATING = frozenset({"updating", "rollback_started"})
+# Swarm reschedules a rejected task after the restart delay; a rejection that
+# happens again this often is no passing one.
+REJECTIONS_BEFORE_FAILURE = 3
 
 
 def observe_stack(
@@ -59,7 +64,7 @@ def observe_stack(
             continue
         key = name[len(prefix) :]
         own = tasks.get(str(service.get("ID")), [])
-        observed[key] = _observed(key, service, own, engine if inspect else None, known)
+        observed[key] = observe_tasks(key, service, own, engine if inspect else None, known)
         described[key] = service
     return observed, described
 
@@ -76,13 +81,14 @@ def spec_digest(service: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _observed(
+def observe_tasks(
     key: str,
     service: Mapping[str, Any],
     tasks: Sequence[Mapping[str, Any]],
-    engine: DockerEngine | None,
-    known: Collection[str],
+    engine: DockerEngine | None = None,
+    known: Collection[str] = (),
 ) -> Observed:
+    """One service as Observed, from its tasks (``engine`` to inspect ended ones)."""
     spec = service.get("Spec") or {}
     labels: dict[str, str] = dict(spec.get("Labels") or {})
     fingerprint = labels.get(LABEL_CONFIG)
@@ -162,7 +168,10 @@ def _service(
         if ended and update_state not in UPDATING:
             last = ended[-1]
             status = last.get("Status") or {}
-            if status.get("State") == "rejected":
+            rejected = [t for t in ended if (t.get("Status") or {}).get("State") == "rejected"]
+            if status.get("State") == "rejected" and len(rejected) < REJECTIONS_BEFORE_FAILURE:
+                seen = replace(base, state="created")
+            elif status.get("State") == "rejected":
                 seen = replace(base, state="dead", problem=f"cannot start: {_error(status)}")
             elif _unhealthy(engine, status):
                 seen = replace(

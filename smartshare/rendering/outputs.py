@@ -12,12 +12,15 @@ runs: ``adopt`` hands them to the templates of the apps requiring them, and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.models import AppManifest, RegionProfile
 from smartshare.catalog.runtime import public_port, stack_name
 from smartshare.errors import InvalidInputError
-from smartshare.rendering.sandbox import render_context, render_string
+from smartshare.rendering.sandbox import render_context
+
+if TYPE_CHECKING:
+    from smartshare.rendering.pool import RenderPool
 
 UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")  # noqa: S104 - compared with, never bound
 
@@ -87,7 +90,8 @@ class OutputResolver:
     ``apps`` are the manifests by name (at least the app asked about and what
     it requires, transitively); ``params`` gives an app's resolved values.  An
     app the region runs itself (``apps.<app>.external`` in the profile) has
-    the outputs the profile gives, as they are.
+    the outputs the profile gives, as they are.  ``renderers`` render the
+    outputs.
     """
 
     def __init__(
@@ -97,7 +101,9 @@ class OutputResolver:
         apps: Mapping[str, AppManifest],
         params: Callable[[str], Mapping[str, object]],
         catalogue_apps: Sequence[str],
+        renderers: RenderPool,
     ) -> None:
+        self.renderers = renderers
         self.region = region
         self.apps = apps
         self.params = params
@@ -144,8 +150,8 @@ class OutputResolver:
         runtime = self.apps[name].runtime
         if runtime is None or not runtime.outputs:
             return {}
-        context = self.context(name)
-        return {
-            key: render_string(text, context, what=f"runtime.outputs.{key} of '{name}'")
-            for key, text in runtime.outputs.items()
-        }
+        return self.renderers.render_runtime_strings(
+            runtime.outputs,
+            self.context(name),
+            what=lambda key: f"runtime.outputs.{key} of '{name}'",
+        )

@@ -12,6 +12,8 @@ with nothing to render starts none), one per thread rendering at the same time
 (``--jobs``), and reuses it; a worker that was stopped is replaced by a new
 one for the next render.  Secrets reach a worker only through its stdin, and
 only for runtime renders: an image render's request leaves them out.
+Runtime strings of a manifest (environment values, outputs) are rendered by
+workers too, but for those that only print names, which need no Jinja.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -125,6 +127,40 @@ class RenderPool:
         return {
             label: str(answer["content"]) for label, answer in zip(labels, answers, strict=True)
         }
+
+    def render_runtime_strings(
+        self, texts: Mapping[str, str], context: Mapping[str, Any], *, what: Callable[[str], str]
+    ) -> dict[str, str]:
+        """Render runtime strings of a manifest (environment values, outputs): ``texts`` by key.
+
+        ``context`` holds no secret (:func:`.outputs.runtime_context`).  A
+        string without Jinja, or that only prints names
+        (``http://{{ services.web.host }}:8080``), renders here; the others in
+        a worker, under the limits, so a run whose strings are all of that
+        kind starts none.  Raises TemplateRenderError naming the string by
+        ``what(key)``.
+        """
+        from smartshare.rendering.sandbox import substitute_names
+
+        rendered: dict[str, str | None] = {
+            key: substitute_names(text, context, max_bytes=self.limits.output_bytes)
+            for key, text in texts.items()
+        }
+        left = [key for key, text in rendered.items() if text is None]
+        if left:
+            labels = [what(key) for key in left]
+            request = {
+                "kind": "runtime-strings",
+                "labels": labels,
+                "texts": [texts[key] for key in left],
+                "context": context,
+                "limits": dataclasses.asdict(self.limits),
+            }
+            answers = self._exchange(request, labels)
+            rendered.update(
+                (key, str(answer["content"])) for key, answer in zip(left, answers, strict=True)
+            )
+        return {key: text for key, text in rendered.items() if text is not None}
 
     def check_outputs(self, checks: Sequence[OutputCheck]) -> None:
         """Check rendered files against their schemas; OutputSchemaError for the first that fails.

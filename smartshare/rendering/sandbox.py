@@ -428,14 +428,19 @@ def render_text(
         ) from None
 
 
-def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
-    """Render one Jinja string of a manifest (an environment value, an output).
+def render_string(
+    text: str, context: Mapping[str, Any], *, what: str, max_bytes: int | None = None
+) -> str:
+    """Render one Jinja string of a manifest's runtime (an environment value, an output).
 
-    The same sandbox, filters and strictness as template files, with no
-    loader: a string cannot include a file.  ``what`` names the string in
-    errors (``runtime.services.web.environment.DB_HOST of sikda``).  The
-    context of such strings never holds a secret (secrets reach containers as
-    files), so messages may quote what Jinja says.
+    Called in a render worker (:meth:`.pool.RenderPool.render_runtime_strings`),
+    whose limits bound what the string may cost.  The same sandbox, filters and
+    strictness as template files, with no loader: a string cannot include a
+    file.  ``what`` names the string in errors
+    (``runtime.services.web.environment.DB_HOST of 'sikda'``).  The context of
+    such strings never holds a secret (secrets reach containers as files), so
+    messages may quote what Jinja says.  Output over ``max_bytes`` (UTF-8)
+    stops the render; MemoryError is left to the caller, as by :func:`render`.
     """
     if not is_template_text(text):
         return text  # plain text renders as itself: no need for Jinja
@@ -443,7 +448,7 @@ def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     from jinja2.exceptions import SecurityError, TemplateError
 
     try:
-        template = _string_template(text)
+        template = _string_template(text, max_bytes)
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"{what}: syntax error: {exc.message or ''}") from None
     except MemoryError:
@@ -451,7 +456,19 @@ def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
     except Exception as exc:  # compiling computes literals: see unreadable_reason
         raise TemplateRenderError(f"{what}: {unreadable_reason(exc)}") from None
     try:
-        return template.render(dict(context))
+        return _generate(template, context, max_bytes)
+    except MemoryError:
+        raise
+    except RecursionError:
+        raise TemplateRenderError(f"{what}: recursion too deep") from None
+    except (OutputLimitError, ValueLimitError) as exc:
+        from smartshare.rendering.limits import format_mib
+
+        made = "output" if isinstance(exc, OutputLimitError) else "makes a value"
+        raise TemplateRenderError(
+            f"{what}: {made} larger than {format_mib(max_bytes or 0)} (the limit per string)",
+            hint="a runtime string is a short value; the manifest must be fixed",
+        ) from None
     except SecurityError as exc:
         raise TemplateRenderError(
             f"{what}: the text tried an unsafe operation ({exc!s})",
@@ -472,19 +489,81 @@ def render_string(text: str, context: Mapping[str, Any], *, what: str) -> str:
         ) from None
 
 
+# `{{ services.web.host }}`: a name, or a dotted path of names, between `{{` and `}}`
+# with whitespace as Jinja's lexer skips it.
+_PRINTED_NAME = re.compile(
+    r"\{\{[ \t\n\r]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t\n\r]*\}\}"
+)
+
+
+def substitute_names(text: str, context: Mapping[str, Any], *, max_bytes: int) -> str | None:
+    """``text`` as :func:`render_string` renders it, when all it does is print names; else None.
+
+    Most runtime strings only print a host, a port, a parameter or an output
+    (``http://{{ services.web.host }}:8080``).  Those need neither Jinja nor a
+    render worker: their output is made of the context's values, cut off at
+    ``max_bytes``.  Anything else (a filter, an expression, a statement, a
+    name that is not a key of a mapping, a value that is not a string or a
+    number, output over ``max_bytes``) returns None: it is for a worker, which
+    also gives the error of a string that fails.
+    """
+    if not is_template_text(text):
+        return text
+    parts: list[str] = []
+    size = 0
+    position = 0
+    for match in _PRINTED_NAME.finditer(text):
+        literal = text[position : match.start()]
+        # Jinja would read `{{{ a }}` from its first brace, and writes `\r\n` as `\n`.
+        if literal.endswith("{") or not _plain_literal(literal):
+            return None
+        value = _lookup(context, match.group(1).split("."))
+        if value is None:
+            return None
+        size += len(literal) + len(value)
+        if size > max_bytes:
+            return None
+        parts += (literal, value)
+        position = match.end()
+    rest = text[position:]
+    if not _plain_literal(rest):
+        return None
+    rendered = "".join([*parts, rest])
+    if _SURROGATE.search(rendered) or len(rendered.encode("utf-8")) > max_bytes:
+        return None  # the worker says what is wrong with it
+    return rendered
+
+
+def _plain_literal(text: str) -> bool:
+    return "\r" not in text and not is_template_text(text)
+
+
+def _lookup(context: Mapping[str, Any], path: list[str]) -> str | None:
+    """The text Jinja prints for ``path`` (``name.attr.attr``) in ``context``; None if unsure."""
+    value: Any = context
+    for name in path:
+        # Jinja tries an attribute first (`params.items` is the dict's method), then the key.
+        if type(value) is not dict or hasattr(value, name) or name not in value:
+            return None
+        value = value[name]
+    if type(value) not in (str, int, float, bool):
+        return None
+    return str(value)
+
+
 @lru_cache(maxsize=4096)
-def _string_template(text: str) -> Template:
-    return _string_environment().from_string(text)
+def _string_template(text: str, max_value_bytes: int | None) -> Template:
+    return _string_environment(max_value_bytes).from_string(text)
 
 
-@lru_cache(maxsize=1)
-def _string_environment() -> ImmutableSandboxedEnvironment:
+@lru_cache(maxsize=4)
+def _string_environment(max_value_bytes: int | None) -> ImmutableSandboxedEnvironment:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
+    from smartshare.rendering.environment import LimitedSandbox
+
+    env = LimitedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.max_value_bytes = max_value_bytes
     env.filters["tojson"] = _tojson
     env.filters["toyaml"] = _toyaml
     env.filters["shquote"] = _shquote

@@ -15,13 +15,17 @@ the limits) one line per template, ``{"content": TEXT}`` or
 error marked ``"retire": true`` (memory, recursion) it exits, so that no
 render runs in a process that may be in a bad state.  A request of ``"kind":
 "strings"`` renders the manifest strings in ``texts`` (build arguments) as an
-image render, one answer each; one of ``"kind": "check"`` checks rendered
-files against their schemas (:mod:`.schemacheck`), ``{"content": null}`` for
-each file that passes.
+image render, one answer each; one of ``"kind": "runtime-strings"`` renders
+the runtime strings in ``texts`` (environment values, outputs, named by
+``labels``), whose context holds no secret; one of ``"kind": "check"``
+checks rendered files against their schemas (:mod:`.schemacheck`),
+``{"content": null}`` for each file that passes.
 
 Each request is rendered in an environment of its own (only compiled code is
-kept between requests); an image render gets the secret parameters as
-placeholders that fail when used (its request does not hold their values).
+kept between requests; runtime strings share one environment without a
+loader, where nothing outlives a render); an image render gets the secret
+parameters as placeholders that fail when used (its request does not hold
+their values).
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any
     limits = RenderLimits(**request["limits"])
     if request.get("kind") == "check":
         yield from _check(request, limits)
+        return
+    if request.get("kind") == "runtime-strings":
+        yield from _runtime_strings(request, limits)
         return
     names: list[str] = list(request["templates"])
     texts: list[str] | None = request.get("texts") if request.get("kind") == "strings" else None
@@ -85,6 +92,25 @@ def serve(request: Mapping[str, Any], code_cache: Any) -> Iterator[dict[str, Any
             yield {"error": memory_message(what, limits), "hint": MEMORY_HINT, "retire": True}
             return
         yield {"content": text}
+
+
+def _runtime_strings(request: Mapping[str, Any], limits: RenderLimits) -> Iterator[dict[str, Any]]:
+    """Render each runtime string of a manifest, in order; stop at the first that fails."""
+    from smartshare.errors import TemplateRenderError
+    from smartshare.rendering.sandbox import render_string
+
+    context = request["context"]
+    for what, text in zip(request["labels"], request["texts"], strict=True):
+        _limit_cpu(limits.seconds + 1)
+        try:
+            rendered = render_string(text, context, what=what, max_bytes=limits.output_bytes)
+        except TemplateRenderError as exc:
+            yield {"error": exc.message, "hint": exc.hint}
+            return
+        except MemoryError:
+            yield {"error": memory_message(what, limits), "hint": MEMORY_HINT, "retire": True}
+            return
+        yield {"content": rendered}
 
 
 def _check(request: Mapping[str, Any], limits: RenderLimits) -> Iterator[dict[str, Any]]:

@@ -48,6 +48,11 @@ def manifest_digest(app: AppManifest) -> str:
     return ws.json_digest(app.model_dump(mode="json", by_alias=True))
 
 
+def region_digest(profile_text: str) -> str:
+    """What the lock records of the region profile (an app's ``region_digest``, the region's)."""
+    return ws.file_digest(profile_text.encode("utf-8"))
+
+
 def file_drift(
     workspace: Path, app: str, files: Iterable[RecordedFile], *, key: bytes | None
 ) -> Iterator[FileDrift]:

@@ -18,7 +18,12 @@ from smartshare.catalog.rules import relative_path_problem
 from smartshare.errors import WorkspaceError
 
 LOCK_NAME = "smartshare.lock"
-LOCK_VERSION = 1
+# Raised whenever the lock gains a field, an optional one too: an older smartshare
+# then says "written by a newer smartshare" instead of "not a lock file" (every
+# model forbids keys it does not know).  Version 2 only added optional fields
+# (render inputs, the deployment, the profile an app was adopted for, build
+# arguments and settings, base images), so a version 1 lock reads as it is.
+LOCK_VERSION = 2
 # A lock of a thousand apps is a few MiB; anything far larger is not one.
 MAX_LOCK_BYTES = 16 * 1024 * 1024
 
@@ -207,5 +212,8 @@ def read_lock(workspace: Path) -> Lock:
 def write_lock(workspace: Path, lock: Lock) -> None:
     from smartshare.state.safefs import atomic_write_json
 
-    # A run that changed nothing leaves the lock as it was, mtime included.
-    atomic_write_json(workspace / LOCK_NAME, lock.model_dump(mode="json"), unless_unchanged=True)
+    # Always as this version, whatever version was read: an older lock is upgraded
+    # by the first run that records something.  A run that changed nothing leaves
+    # the lock as it was, mtime included.
+    data = lock.model_dump(mode="json") | {"lock_version": LOCK_VERSION}
+    atomic_write_json(workspace / LOCK_NAME, data, unless_unchanged=True)
