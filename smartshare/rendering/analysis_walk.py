@@ -14,6 +14,7 @@ from keyword import iskeyword
 from typing import TYPE_CHECKING, Any
 
 from smartshare.rendering.analysis_data import Parsed, Reference, reference_of
+from smartshare.rendering.analysis_fold import LiteralFolder
 from smartshare.rendering.sandbox import CONTEXT_NAMES
 
 if TYPE_CHECKING:
@@ -53,11 +54,9 @@ class Walker:
 
     The compiler also evaluates expressions made of literals (constant
     folding), and fails where one fails (``'a' ~ 'b'.c``: a string has no
-    attribute ``c``, and joining an undefined value raises): :meth:`_folds`
-    evaluates ``~`` and ``a if b else c`` expressions as it does, from
-    literals only, so that nothing but the template's own text is computed
-    (no filter, call or operator runs; what needs one is left to the render,
-    whose error is as clean).
+    attribute ``c``, and joining an undefined value raises): the walk folds
+    ``~`` and ``a if b else c`` expressions as it does, with
+    :class:`.analysis_fold.LiteralFolder`.
     """
 
     def __init__(self, env: ImmutableSandboxedEnvironment, *, extends: bool) -> None:
@@ -66,7 +65,6 @@ class Walker:
         self.name_type: type[nodes.Name] = n.Name
         self.getattr_type: type[nodes.Getattr] = n.Getattr
         self.const_type: type[nodes.Const] = n.Const
-        self.env = env
         self.filters = env.filters
         self.tests = env.tests
         self.allowed = CONTEXT_NAMES | env.globals.keys()
@@ -111,8 +109,7 @@ class Walker:
         self.depth = 0
         self.max_depth = 0
         self.handlers = _handlers()
-        # Expressions of literals: id(node) -> value, _NOT_LITERAL, or how it fails.
-        self.literals: dict[int, Any] = {}
+        self.folder = LiteralFolder(env)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -368,101 +365,10 @@ class Walker:
 
     def _folds(self, node: nodes.Expr) -> None:
         """Fail as the compiler does where folding ``node`` (literals only) raises."""
-        try:
-            self._literal(node)
-        except _FoldFailure as failure:
-            self._fail(
-                node.lineno,
-                f"this expression of literals fails when Jinja compiles it: {failure.reason}",
-            )
-
-    def _literal(self, node: nodes.Node) -> Any:
-        """The value Jinja's ``as_const`` gives ``node`` if made of literals, else _NOT_LITERAL.
-
-        Only what cannot compute more than the template's text holds:
-        literals, tuples, lists, dicts, ``~``, ``a if b else c``, and
-        attributes and items of those through the sandbox.  Raises
-        _FoldFailure where ``as_const`` raises (it gives up, rather, on
-        everything it cannot compute).
-        """
-        from jinja2 import nodes as n
-        from jinja2.runtime import Undefined
-
-        key = id(node)
-        known = self.literals.get(key, _UNKNOWN)
-        if isinstance(known, _FoldFailure):
-            raise known
-        if known is not _UNKNOWN:
-            return known
-        value: Any = _NOT_LITERAL
-        try:
-            # In as_const's order: it stops at the first part it cannot compute.
-            if isinstance(node, n.Const):
-                value = node.value
-            elif isinstance(node, n.Tuple | n.List):
-                items = self._literals(node.items)
-                if items is not None:
-                    value = tuple(items) if isinstance(node, n.Tuple) else items
-            elif isinstance(node, n.Dict):
-                mapping: dict[Any, Any] = {}
-                for pair in node.items:
-                    both = self._literals([pair.key, pair.value])
-                    if both is None:
-                        break
-                    mapping[both[0]] = both[1]
-                else:
-                    value = mapping
-            elif isinstance(node, n.Concat):
-                parts = []
-                for item in node.nodes:
-                    part = self._literal(item)
-                    if part is _NOT_LITERAL:
-                        break
-                    parts.append(str(part))
-                else:
-                    value = "".join(parts)
-            elif isinstance(node, n.CondExpr):
-                test = self._literal(node.test)
-                if test is not _NOT_LITERAL:
-                    if test:
-                        value = self._literal(node.expr1)
-                    elif node.expr2 is not None:
-                        value = self._literal(node.expr2)
-            elif isinstance(node, n.Getattr | n.Getitem) and node.ctx == "load":
-                owner = self._literal(node.node)
-                if owner is not _NOT_LITERAL and not isinstance(owner, Undefined):
-                    value = self._lookup(node, owner)
-        except _FoldFailure as failure:
-            self.literals[key] = failure
-            raise
-        except Exception as exc:  # what folding raises: the compiler's error
-            self.literals[key] = _FoldFailure(str(exc))
-            raise self.literals[key] from None
-        self.literals[key] = value
-        return value
-
-    def _literals(self, items: list[nodes.Expr]) -> list[Any] | None:
-        """The values of ``items`` in order; None from the first that is no literal."""
-        values = []
-        for item in items:
-            value = self._literal(item)
-            if value is _NOT_LITERAL:
-                return None
-            values.append(value)
-        return values
-
-    def _lookup(self, node: nodes.Getattr | nodes.Getitem, owner: Any) -> Any:
-        """``owner.attr`` or ``owner[literal]`` through the sandbox (an Undefined if none)."""
-        from jinja2 import nodes as n
-
-        try:
-            if isinstance(node, n.Getattr):
-                return self.env.getattr(owner, node.attr)
-            if isinstance(node.arg, n.Const):
-                return self.env.getitem(owner, node.arg.value)
-            return _NOT_LITERAL
-        except Exception:  # as_const gives up there: the error comes when rendering
-            return _NOT_LITERAL
+        reason = self.folder.failure(node)
+        if reason is not None:
+            message = f"this expression of literals fails when Jinja compiles it: {reason}"
+            self._fail(node.lineno, message)
 
     # statements
 
@@ -620,15 +526,6 @@ def _handlers() -> dict[type, Any]:
         n.FromImport: w._reference,
     }
 
-
-class _FoldFailure(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-_NOT_LITERAL = object()
-_UNKNOWN = object()
 
 _ROOT_IMPLICIT = frozenset({"self"})
 _BLOCK_IMPLICIT = frozenset({"self", "super"})
