@@ -666,7 +666,8 @@ import smartshare.adoption.assess as assess
 import smartshare.adoption.request as request
 import smartshare.adoption.runner as runner
 import smartshare.building.engine as engine
-import smartshare.catalog.checks as checks
+import smartshare.catalog.region_checks as region_checks
+import smartshare.catalog.template_checks as template_checks
 import smartshare.cli as cli
 import smartshare.fetching.mirror as mirror
 
@@ -694,9 +695,9 @@ def timed(owner, name, label):
 for owner, name, label in (
     (runner, "prepare", "prepare (settings, catalogue, profile, checks)"),
     (request, "load_catalog", "  load_catalog"),
-    (checks, "check_app_templates", "  check_app_templates"),
+    (template_checks, "check_app_templates", "  check_app_templates"),
     (request, "load_region_file", "  load_region_file"),
-    (checks, "check_region", "  check_region"),
+    (region_checks, "check_region", "  check_region"),
     (engine, "connect", "connect to the engine"),
     (runner, "assess", "assess (per app)"),
     (mirror, "resolve_ref", "  resolve_ref (incl. import git on first use)"),
@@ -729,8 +730,8 @@ STEPS = (
     ("<frozen importlib._bootstrap>", "_find_and_load", "imports (all, after interpreter start)"),
     ("smartshare/adoption/request.py", "prepare", "prepare: settings, catalogue, profile, checks"),
     ("smartshare/catalog/load.py", "load_catalog", "  load_catalog (every manifest)"),
-    ("smartshare/catalog/checks.py", "check_app_templates", "  check_app_templates"),
-    ("smartshare/catalog/checks.py", "check_region", "  check_region"),
+    ("smartshare/catalog/template_checks.py", "check_app_templates", "  check_app_templates"),
+    ("smartshare/catalog/region_checks.py", "check_region", "  check_region"),
     ("smartshare/rendering/values.py", "resolve_values", "  resolve_values"),
     ("smartshare/building/engine.py", "connect", "connect to the Docker engine"),
     ("smartshare/adoption/assess.py", "assess", "assess (per app)"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,12 +64,29 @@ _UNSAFE = [
 _TERMINAL = {code: _visible(code) for code in _UNSAFE}
 
 
+def _character_class(codes: list[int]) -> re.Pattern[str]:
+    """A pattern matching any of ``codes`` (sorted), written as ranges."""
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]")
+
+
+# Most text holds none of them: one search is cheaper than a translation.
+_UNSAFE_PATTERN = _character_class(sorted(_UNSAFE))
+
+
 def terminal_text(text: str, *, keep: str = "\n\t") -> str:
     """``text`` with every control character shown as a visible escape (``\\x1b``).
 
     ``keep`` names the controls left as they are: by default newline and
     tab; nothing, for a value that must stay on one line.
     """
+    if _UNSAFE_PATTERN.search(text) is None:
+        return text
     return text.translate(_terminal_table(keep))
 
 
@@ -110,11 +128,36 @@ def github_annotation(problem: Problem) -> str:
 # they are.  Outside strings JSON is ASCII, so replacing these in the output
 # escapes them inside strings, where \\uXXXX means the same character.
 _JSON = {code: f"\\u{code:04x}" for code in _UNSAFE if code >= 0x7F}
+_JSON_PATTERN = _character_class(sorted(_JSON))
 
 
 def json_text(data: Any) -> str:
     """``data`` as indented JSON, readable (UTF-8) yet safe to print on a terminal."""
-    return json.dumps(data, indent=2, ensure_ascii=False).translate(_JSON)
+    return _json_safe(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _json_safe(text: str) -> str:
+    return text.translate(_JSON) if _JSON_PATTERN.search(text) else text
+
+
+def problems_json(valid: bool, problems: Sequence[Problem]) -> str:
+    """``{"valid": ..., "problems": [...]}`` exactly as :func:`json_text` writes it.
+
+    Built line by line: json's indenting encoder runs in Python, about 20
+    microseconds a problem, and a national catalogue can have thousands.
+    """
+    if not problems:
+        return json_text({"valid": valid, "problems": []})
+    string = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False)
+    items = []
+    for p in problems:
+        items.append(
+            f'    {{\n      "file": {string(p.file)},\n      "line": {int(p.line)},\n'
+            f'      "column": {int(p.column)},\n      "severity": {string(p.severity.value)},\n'
+            f'      "field": {string(p.field)},\n      "message": {string(p.message)}\n    }}'
+        )
+    head = '{\n  "valid": ' + ("true" if valid else "false") + ',\n  "problems": [\n'
+    return _json_safe(head + ",\n".join(items) + "\n  ]\n}")
 
 
 # -- folding long values -------------------------------------------------------------------
@@ -354,13 +397,23 @@ class Console:
         self._print_lines(table_lines(columns, rows, width=self.width))
 
     def problem_lines(self, problems: Iterable[Problem]) -> None:
-        """``path:line:col: severity: field: message``, one line each (never folded)."""
-        for problem in problems:
-            self._print_lines([Text(one_line(problem.as_text()))])
+        """``path:line:col: severity: field: message``, one line each (never folded).
+
+        Written as they are once escaped: plain lines need nothing of Rich,
+        which would cost more than the escaping for each of thousands.
+        """
+        text = "".join(one_line(problem.as_text()) + "\n" for problem in problems)
+        if text:
+            self.out.file.write(text)
+            self.out.file.flush()
 
     def annotations(self, problems: Iterable[Problem]) -> None:
         """Problems as GitHub workflow commands."""
         self.plain("\n".join(github_annotation(p) for p in problems))
+
+    def problems_json(self, valid: bool, problems: Sequence[Problem]) -> None:
+        """A validation report as JSON (see :func:`problems_json`)."""
+        self.plain(problems_json(valid, problems))
 
     def json(self, data: Any) -> None:
         self.plain(json_text(data))

@@ -29,6 +29,11 @@ leaves the engine's image list as it found it.
 busybox when the engine lacks it (Docker Hub may be unreachable).
 ``mirrored_busybox`` (session) -> TAG: busybox pushed to the test registry as the
 mirror of docker.io/library/busybox:TAG, with no local copy under that name.
+
+The cache folder
+----------------
+SMARTSHARE_CACHE_DIR points at a folder of the session (``validate`` keeps
+its cache there): the tests never read or fill the user's ``~/.cache``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SCRIPT = REPO_ROOT / "scripts" / "docker-sandbox"
 BUSYBOX_IMAGE = "busybox:1.36"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SMARTSHARE_CACHE_DIR", str(folder))
+        yield folder
 
 
 @dataclass(frozen=True)

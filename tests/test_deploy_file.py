@@ -216,6 +216,17 @@ def test_runtime_strings_render_in_the_sandbox() -> None:
         render_string("{{ params.nope }}", {"params": {"token": SECRET_VALUE}}, what="env.X of a")
     assert "env.X of a" in caught.value.message
     assert SECRET_VALUE not in caught.value.message
+    # Jinja computes literals while compiling: Python's errors become the string's
+    with pytest.raises(TemplateRenderError) as compiling:
+        render_string("{{ 'a' ~ 'b'.c }}", {}, what="env.X of a")
+    assert compiling.value.message == (
+        "env.X of a: Jinja cannot compile it: 'str object' has no attribute 'c'"
+    )
+    with pytest.raises(TemplateRenderError) as number:
+        render_string("{{ 1" + "0" * 5000 + " }}", {}, what="env.X of a")
+    assert number.value.message == (
+        "env.X of a: a number has more digits than Python converts (4300)"
+    )
 
 
 def test_secret_parameters_are_not_in_the_environment_context() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from smartshare.cache import default_cache_dir
 from smartshare.errors import (
     GitError,
     PinnedCommitMismatchError,
@@ -21,7 +22,7 @@ from smartshare.errors import (
 )
 from smartshare.fetching import credentials, gitrunner
 from smartshare.fetching.export import FetchedSource, export_tree
-from smartshare.fetching.mirror import ResolvedRef, default_cache_dir, mirror_path, resolve_ref
+from smartshare.fetching.mirror import ResolvedRef, mirror_path, resolve_ref
 
 from gitrepos import AppRepo, git_env, init_repo, make_app_repo, make_tree_commit
 

@@ -134,6 +134,15 @@ TEMPLATE_BATTERY: dict[str, Hostile] = {
     "long-chain-100k": lambda valid: b"{{ 1" + b" + 1" * 100_000 + b" }}",
     "unclosed-huge-line": lambda valid: b"{{ " + b"x" * (MAX_FILE_BYTES - 100),
     "one-mib-plus-one": lambda valid: valid + b"#" * (MAX_FILE_BYTES + 1 - len(valid)),
+    # Jinja computes literals as it reads and compiles (Python's errors, not its own)
+    "number-5000-digits": lambda valid: valid + b"{{ 1" + b"0" * 5000 + b" }}\n",
+    "literal-attribute-joined": lambda valid: valid + b"{{ 'a' ~ 'b'.c }}\n",
+    "literal-attribute-tested": lambda valid: valid + b"{{ 'x' if 'b'.c else 'y' }}\n",
+    "literal-unsafe-attribute": lambda valid: valid + b"{{ 'a' ~ ''.__class__ }}\n",
+    "literal-unhashable-key": lambda valid: valid + b"{{ 'a' ~ {[1]: 2} }}\n",
+    "literal-attribute-deep": lambda valid: (
+        valid + b"{% if 1 %}" * 20 + b"{{ 'a' ~ 'b'.c }}" + b"{% endif %}" * 20
+    ),
 }
 
 
@@ -283,6 +292,31 @@ def test_hostile_template(
 ) -> None:
     replace(scene.template, TEMPLATE_BATTERY[case])
     named = "page/index.html.j2"
+    validate = run("validate", "--catalog", str(scene.catalog.root))
+    assert_clean_failure(validate, 1, named, where="stdout")
+    assert_clean_failure(run(*scene.adopt("--force")), 1, named, where="stderr")
+
+
+BUILD_ARGUMENTS = {
+    "number-5000-digits": "{{ 1" + "0" * 5000 + " }}",
+    "literal-attribute-joined": "{{ 'a' ~ 'b'.c }}",
+    "literal-attribute-deep": "{% if 1 %}" * 20 + "{{ 'a' ~ 'b'.c }}" + "{% endif %}" * 20,
+}
+
+
+@pytest.mark.parametrize("case", BUILD_ARGUMENTS)
+def test_hostile_build_argument(
+    case: str, scene: Scene, replace: Callable[[Path, Hostile], None]
+) -> None:
+    text = json.dumps(BUILD_ARGUMENTS[case]).encode()
+    replace(
+        scene.manifest,
+        lambda valid: valid.replace(
+            b"    dockerfile: Dockerfile\n",
+            b"    dockerfile: Dockerfile\n    args:\n      X: " + text + b"\n",
+        ),
+    )
+    named = "images.0.args.X"
     validate = run("validate", "--catalog", str(scene.catalog.root))
     assert_clean_failure(validate, 1, named, where="stdout")
     assert_clean_failure(run(*scene.adopt("--force")), 1, named, where="stderr")

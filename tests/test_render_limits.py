@@ -203,6 +203,39 @@ def test_secrets_reach_the_worker_only_through_its_pipe(tmp_path: Path) -> None:
     assert _worker_pids() == []
 
 
+# What Jinja's compiler fails on with Python's errors (it computes literals), and
+# the analysis leaves to the render: a filter has to run first.
+UNCOMPILABLE = {
+    "{{ 'a' ~ ('b' | upper).c }}": "Jinja cannot compile it: 'str object' has no attribute 'c'",
+    "{{ 'a' ~ ('b' | upper).__class__ }}": "Jinja cannot compile it: access to attribute",
+}
+
+
+@pytest.mark.parametrize("runtime", [False, True])
+@pytest.mark.parametrize("text", sorted(UNCOMPILABLE))
+def test_a_template_jinja_cannot_compile_is_a_render_error(
+    tmp_path: Path, text: str, runtime: bool
+) -> None:
+    root = templates(tmp_path, {"bad.j2": "start\n" + text + "\n", "ok.j2": "ok"})
+    with RenderPool(RenderLimits()) as pool:
+        with pytest.raises(TemplateRenderError) as caught:
+            pool.render(
+                templates_dir=root,
+                templates=["bad.j2"],
+                context={"params": {}},
+                secret_names=(),
+                runtime=runtime,
+            )
+        assert caught.value.message.startswith("template bad.j2: " + UNCOMPILABLE[text])
+        assert "stopped unexpectedly" not in caught.value.message  # the worker lives on
+        assert render_one(pool, root, "ok.j2") == b"ok"
+        with pytest.raises(TemplateRenderError) as argument:
+            pool.render_strings(
+                templates_dir=root, texts={"ARG": text}, context={}, secret_names=()
+            )
+        assert argument.value.message.startswith("ARG: " + UNCOMPILABLE[text])
+
+
 def test_a_run_with_nothing_to_render_starts_no_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

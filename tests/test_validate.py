@@ -7,10 +7,12 @@ from typing import NamedTuple
 
 import pytest
 
-from smartshare.catalog.checks import check_app_templates, check_region, validate
+from smartshare.catalog.checks import validate
 from smartshare.catalog.diagnostics import Problem, Severity
 from smartshare.catalog.load import load_catalog
 from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.region_checks import check_region
+from smartshare.catalog.template_checks import check_app_templates
 from smartshare.errors import CatalogNotFoundError
 
 REPO = Path(__file__).resolve().parent.parent

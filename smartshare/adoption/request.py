@@ -17,13 +17,8 @@ from smartshare import __version__
 from smartshare.adoption.buildenv import BuildEnvironment, build_environment
 from smartshare.catalog.graph import dependency_order
 from smartshare.catalog.imagerefs import MirrorRule
-from smartshare.catalog.load import (
-    Catalog,
-    LoadedFile,
-    load_catalog,
-    load_region_file,
-    resolve_catalog_root,
-)
+from smartshare.catalog.load import Catalog, LoadedFile, load_catalog, load_region_file
+from smartshare.catalog.location import resolve_catalog_root
 from smartshare.catalog.models import RegionProfile
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
 from smartshare.fetching.credentials import HostCredential
@@ -131,9 +126,10 @@ def prepare(
     ``per_app_values``: a value that is wrong or missing (a new required
     parameter) fails only its app, in its turn (``Context.value_errors``).
     """
+    from smartshare.cache import default_cache_dir
     from smartshare.catalog.assets import resolve_assets
-    from smartshare.catalog.checks import check_app_templates, check_region, check_region_assets
-    from smartshare.fetching.mirror import default_cache_dir
+    from smartshare.catalog.region_checks import check_region, check_region_assets
+    from smartshare.catalog.template_checks import check_app_templates
     from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:

@@ -4,7 +4,8 @@ Untrusted YAML loading, located problems, the single validators
 (:mod:`.rules`: paths, git refs and URLs, versions, licences), the pydantic
 models, loading a catalogue, the ``requires`` graph and the cross-file
 checks.  Nothing here fetches, builds or writes; the one import of another
-package is :mod:`.checks` using :mod:`smartshare.rendering`'s static template
-analysis (nothing is rendered).  Submodules are not imported here, so that
+package is the checks (:mod:`.checks`, :mod:`.own_checks`,
+:mod:`.template_checks`, :mod:`.changes`) using :mod:`smartshare.rendering`'s
+static template analysis (nothing is rendered).  Submodules are not imported here, so that
 importing one of them stays cheap.
 """

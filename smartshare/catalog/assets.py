@@ -28,14 +28,13 @@ from pathlib import Path, PurePosixPath
 
 from smartshare.catalog.diagnostics import shown_value
 from smartshare.catalog.models import (
-    MAX_ASSET_KB,
     AppManifest,
     Asset,
     AssetType,
     RegionProfile,
     TemplateTarget,
 )
-from smartshare.catalog.rules import relative_path_problem
+from smartshare.catalog.rules import MAX_ASSET_KB, relative_path_problem
 from smartshare.errors import InvalidInputError, UnsafePathError
 
 # branding keys that may name a file, and the asset name that file is for.

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from smartshare.catalog.diagnostics import Problem
-from smartshare.catalog.load import Catalog, load_catalog, resolve_catalog_root
+from smartshare.catalog.load import Catalog, load_catalog
+from smartshare.catalog.location import resolve_catalog_root
 from smartshare.catalog.models import AppManifest
 from smartshare.catalog.paramtypes import describe
 

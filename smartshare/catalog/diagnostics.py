@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -48,6 +49,24 @@ def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
 
 
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``validate`` found.
+
+    ``notes`` are about the run itself, not the files (the cache could not
+    be written...): shown as warnings, never counted as problems.
+    """
+
+    problems: list[Problem]  # sorted by file, line, column
+    files_checked: int  # manifests and region profiles (templates not counted)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        """True when there is no error (warnings are allowed)."""
+        return not has_errors(self.problems)
+
+
 def redact_userinfo(text: str) -> str:
     """``text`` without the credentials a URL-like value may carry.
 
@@ -80,3 +99,11 @@ def shown_value(value: object, limit: int = SHOWN_LENGTH) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return repr(text) if isinstance(value, str) else text
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'X'?`` for the choice closest to a misspelt ``name``, else empty."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

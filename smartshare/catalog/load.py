@@ -1,8 +1,7 @@
-"""Find a catalogue, load its manifests and profiles, and locate every problem.
+"""Load a catalogue's manifests and profiles, and locate every problem.
 
 A catalogue is a folder holding ``manifests/`` (App and Region files, any
-depth) and ``templates/``.  The bundled one ships inside the package; a
-checkout uses its top-level folders directly.
+depth) and ``templates/``; which folder, :mod:`.location` says.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -28,10 +27,12 @@ from smartshare.catalog.models import (
     model_for_kind,
 )
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
-from smartshare.errors import CatalogNotFoundError, InvalidInputError, UnknownAppError, UsageError
+from smartshare.errors import InvalidInputError, UnknownAppError, UsageError
+
+if TYPE_CHECKING:
+    from smartshare.cache import ContentMemo
 
 ModelT = TypeVar("ModelT", AppManifest, RegionProfile)
-CATALOG_ENV = "SMARTSHARE_CATALOG"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -118,27 +119,6 @@ class Catalog:
 
     def required_by(self, name: str) -> list[str]:
         return sorted(n for n, f in self.apps.items() if name in f.model.requires)
-
-
-def bundled_catalog_root() -> Path:
-    package = Path(__file__).resolve().parent.parent  # smartshare/, not smartshare/catalog/
-    installed = package / "_catalog"
-    if (installed / "manifests").is_dir():
-        return installed
-    return package.parent
-
-
-def resolve_catalog_root(catalog: Path | None = None) -> Path:
-    """``--catalog``, else ``$SMARTSHARE_CATALOG``, else the bundled catalogue."""
-    chosen = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
-    root = chosen if chosen is not None else bundled_catalog_root()
-    if not (root / "manifests").is_dir():
-        raise CatalogNotFoundError(
-            f"no catalogue at {root}: it has no manifests/ folder",
-            hint="pass --catalog DIR (or set SMARTSHARE_CATALOG) to a folder holding "
-            "manifests/ and templates/",
-        )
-    return root
 
 
 def display_path(path: Path) -> str:
@@ -345,10 +325,15 @@ def _partial(
     return LoadedFile(doc=doc, model=partial, intact=frozenset(intact)), problems
 
 
-def load_file(path: Path) -> tuple[LoadedFile[Any] | None, list[Problem]]:
-    """Load and validate one file: a valid model, a partial one (see LoadedFile), or None."""
+def load_file(
+    path: Path, *, documents: ContentMemo | None = None
+) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+    """Load and validate one file: a valid model, a partial one (see LoadedFile), or None.
+
+    ``documents``: YAML data already read from the same bytes (see :func:`load_yaml`).
+    """
     try:
-        doc = load_yaml(path, display=display_path(path))
+        doc = load_yaml(path, display=display_path(path), memo=documents)
     except InvalidInputError as exc:
         return None, exc.problems
     return parse_document(doc)
@@ -429,15 +414,20 @@ def _add(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
         )
 
 
-def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
+def load_catalog(
+    root: Path, *, extra_files: Iterable[Path] = (), documents: ContentMemo | None = None
+) -> Catalog:
     """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
 
     Problems are collected, not raised: ``validate`` reports them all at once.
+    ``documents``: see :func:`load_file`.
     """
     catalog = Catalog(root=root)
     files = iter_yaml_files([root / "manifests"])
-    known = {p.resolve() for p in files}
-    files += [p for p in extra_files if p.resolve() not in known]
+    extra = list(extra_files)
+    if extra:
+        known = {p.resolve() for p in files}
+        files += [p for p in extra if p.resolve() not in known]
     # Loading keeps every node graph alive (for locating problems) and makes no
     # reference cycles, so the collector's full passes over them are wasted:
     # they cost a third of a large catalogue's validation.
@@ -445,7 +435,7 @@ def load_catalog(root: Path, *, extra_files: Iterable[Path] = ()) -> Catalog:
     gc.disable()
     try:
         for path in files:
-            loaded, problems = load_file(path)
+            loaded, problems = load_file(path, documents=documents)
             catalog.problems.extend(problems)
             if loaded is not None:
                 _add(catalog, loaded)

@@ -3,8 +3,8 @@
 Both are pydantic v2 models with ``extra="forbid"``: an unknown key is an
 error, never silently ignored.  Patterns live in ``Field(pattern=...)`` so that
 the JSON Schema printed by ``smartshare schema`` checks the same things.
-Checks that need more than one file (requires, region values) live in
-:mod:`smartshare.catalog.checks`.
+Checks that need more than one file (requires, region values, templates)
+live in :mod:`smartshare.catalog.checks` and the modules it names.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from smartshare.catalog.paramtypes import (
 from smartshare.catalog.rules import (
     COMMIT_PATTERN,
     IMAGE_NAME_PATTERN,
+    MAX_ASSET_KB,
     VERSION_PATTERN,
     git_url_problem,
     ref_problem,
@@ -139,10 +140,6 @@ class AssetType(StrEnum):
     PNG = "png"
     SVG = "svg"
     ICO = "ico"
-
-
-# The largest asset a manifest may accept: a logo or an icon, not a video.
-MAX_ASSET_KB = 10 * 1024
 
 
 class Owner(StrictModel):

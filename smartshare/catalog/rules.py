@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from smartshare.catalog.diagnostics import shown_value
@@ -23,6 +22,8 @@ from smartshare.catalog.diagnostics import shown_value
 # fullmatch, because its ``$`` also matches before a trailing newline.
 # The largest manifest, profile or template file read (a catalogue file is a few KiB).
 MAX_FILE_BYTES = 1024 * 1024
+# The largest asset a manifest may accept (a region's file for it): a logo or an icon, not a video.
+MAX_ASSET_KB = 10 * 1024
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 # What Docker accepts after the ':' of an image reference.
@@ -54,12 +55,14 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
         return "must not be empty"
     if "\\" in value or "\x00" in value:
         return "must use '/' separators and no NUL bytes"
-    path = PurePosixPath(value)
-    if path.is_absolute() or value.startswith("~"):
+    if value.startswith(("/", "~")):
         return f"must be relative to {folder}, not absolute"
-    if ".." in path.parts:
+    # The components as PurePosixPath has them, but for '' and '.' (harmless
+    # here); split, not parsed: this runs for every path of every manifest.
+    parts = value.split("/")
+    if ".." in parts:
         return f"must stay inside {folder} ('..' is not allowed)"
-    if any(is_git_dir_name(part) for part in path.parts):
+    if any(is_git_dir_name(part) for part in parts):
         return "must not name a .git folder (or a name git reads as .git) anywhere in the path"
     return None
 

@@ -58,7 +58,8 @@ def json_schema(kind: str, *, catalog_root: Path | None = None) -> dict[str, Any
         )
     schema = model.model_json_schema(by_alias=True, mode="validation")
     if model is RegionProfile:
-        from smartshare.catalog.load import load_catalog, resolve_catalog_root
+        from smartshare.catalog.load import load_catalog
+        from smartshare.catalog.location import resolve_catalog_root
 
         catalog = load_catalog(resolve_catalog_root(catalog_root))
         apps = {name: loaded.model for name, loaded in sorted(catalog.apps.items())}

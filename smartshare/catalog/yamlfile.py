@@ -13,18 +13,22 @@ mappings with text keys, lists, strings, numbers, booleans and null.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from smartshare.catalog.diagnostics import Problem, Severity, shown_value
 from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from smartshare.cache import ContentMemo
 
 # A 50-line manifest has a few hundred nodes; 100k expanded nodes only comes
 # from aliases multiplying each other.
@@ -455,8 +459,16 @@ def parse_yaml(text: str, *, path: Path, display: str | None = None) -> YamlDocu
     return YamlDocument(path=path, display=shown, data=data, text=text)
 
 
-def load_yaml(path: Path, *, display: str | None = None) -> YamlDocument:
-    """Read and parse a YAML file, refusing files over 1 MiB."""
+def load_yaml(
+    path: Path, *, display: str | None = None, memo: ContentMemo | None = None
+) -> YamlDocument:
+    """Read and parse a YAML file, refusing files over 1 MiB.
+
+    With a ``memo``, the data of an app manifest is kept by the digest of the
+    file's bytes, and taken from there when the same bytes come again.  A
+    region profile's data is not kept: it may hold a secret written inline by
+    mistake, which must not be copied anywhere.
+    """
     shown = display if display is not None else str(path)
     try:
         with path.open("rb") as handle:
@@ -465,8 +477,15 @@ def load_yaml(path: Path, *, display: str | None = None) -> YamlDocument:
         raise _file_problem(shown, f"cannot read the file: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise _file_problem(shown, f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
+    digest = hashlib.sha256(raw).hexdigest() if memo is not None else ""
+    known = memo.get(digest) if memo is not None else None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _file_problem(shown, f"the file is not UTF-8 text ({exc.reason})") from None
-    return parse_yaml(text, path=path, display=shown)
+    if isinstance(known, dict) and known.get("kind") == "App":
+        return YamlDocument(path=path, display=shown, data=known, text=text)
+    doc = parse_yaml(text, path=path, display=shown)
+    if memo is not None and doc.data.get("kind") == "App":
+        memo.put(digest, doc.data)
+    return doc

@@ -53,7 +53,7 @@ def examples(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _at_least_one(value: int | None) -> int | None:
+def at_least_one(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise typer.BadParameter("must be 1 or more")
     return value
@@ -121,7 +121,7 @@ JobsOption = Annotated[
         "--jobs",
         "-j",
         metavar="N",
-        callback=_at_least_one,
+        callback=at_least_one,
         help="Apps adopted at once (default: the number of CPUs).",
     ),
 ]

@@ -86,6 +86,9 @@ def run_git(
     umask: int = -1,
     query: bool = False,
     cwd: Path | None = None,
+    work_tree: Path | None = None,
+    stdin: str | None = None,
+    encoding: str = "utf-8",
 ) -> tuple[int, str, str]:
     """Run git on the repository ``git_dir``; return (status, stdout, stderr).
 
@@ -100,8 +103,13 @@ def run_git(
     Fetches and exports go through GitPython.  A ``query`` (``rev-parse``,
     ``ls-remote``: it only reads) runs git directly, because importing
     GitPython costs more than a whole no-op run spends on git; the process is
-    the same, with the same environment, timeout and kill.
+    the same, with the same environment, timeout and kill.  A query may name
+    a ``work_tree`` (run there, pathspecs relative to it), give git its
+    ``stdin`` and read its output in another ``encoding`` (``latin-1``: the
+    bytes as they are, for file contents).
     """
+    if (work_tree is not None or stdin is not None) and not query:
+        raise ValueError("work_tree and stdin are for queries")
     git_dir = git_dir.absolute()
     # Inherited location variables would point git elsewhere: neutralise them.
     located = {
@@ -117,9 +125,17 @@ def run_git(
     }
     if cwd is None:
         cwd = git_dir if git_dir.is_dir() else git_dir.parent
+    if work_tree is not None:
+        env["GIT_WORK_TREE"] = str(work_tree.absolute())
+        cwd = work_tree
     if query:
         status, out, err = _run_query(
-            [f"--git-dir={git_dir}", *args], cwd=cwd, env=env, timeout=timeout
+            [f"--git-dir={git_dir}", *args],
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            stdin=stdin,
+            encoding=encoding,
         )
         return status, _without_credentials(out, env), _without_credentials(err, env)
     try:
@@ -165,18 +181,65 @@ def _without_credentials(text: str, env: Mapping[str, str]) -> str:
 _NO_GIT_HINT = "install git (e.g. apt-get install git) or set GIT_PYTHON_GIT_EXECUTABLE"
 
 
+# Variables that point git at a repository (set in a git hook, for one): a
+# repository is found from a folder only without them.
+_LOCATION_VARIABLES = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+    }
+)
+
+
+def find_repository(
+    folder: Path, *, revision: str | None = None, timeout: float = 30.0
+) -> tuple[Path, Path, str | None]:
+    """The git directory and the top of the working tree that ``folder`` belongs to.
+
+    With ``revision``, also the object it names there (None when it names
+    none), in the same git process.  Raises GitError with git's reason when
+    ``folder`` is in no working tree.
+    """
+    inherited = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARIABLES}
+    args = ["rev-parse", "--absolute-git-dir", "--show-toplevel"]
+    if revision is not None:
+        args += ["--verify", "--quiet", revision]
+    status, out, err = _run_query(
+        args, cwd=folder, env=base_env(), timeout=timeout, inherited=inherited
+    )
+    lines = out.splitlines()
+    if len(lines) < 2 or (revision is None and status != 0):
+        raise GitError(git_reason(err) if err.strip() else "not in a git working tree")
+    resolved = lines[2].strip() if status == 0 and len(lines) == 3 else None
+    return Path(lines[0]), Path(lines[1]), resolved or None
+
+
 def _run_query(
-    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    stdin: str | None = None,
+    inherited: Mapping[str, str] | None = None,
+    encoding: str = "utf-8",
 ) -> tuple[int, str, str]:
     """:func:`run_git` without GitPython, answering as GitPython's ``execute`` does."""
     executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+    base = os.environ if inherited is None else inherited
     try:
         process = subprocess.Popen(
             [executable, *args],
             cwd=cwd,
             # As GitPython runs git: English messages, whatever the user's locale.
-            env={**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **env},
-            stdin=subprocess.DEVNULL,
+            env={**base, "LANGUAGE": "C", "LC_ALL": "C", **env},
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             # Its own process group, so that a timeout also stops what git
@@ -186,7 +249,9 @@ def _run_query(
     except OSError as exc:
         raise GitError("git is not available", hint=_NO_GIT_HINT) from exc
     try:
-        out, err = process.communicate(timeout=timeout)
+        out, err = process.communicate(
+            None if stdin is None else stdin.encode("utf-8", "surrogateescape"), timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -197,7 +262,7 @@ def _run_query(
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
-    return process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    return process.returncode, out.decode(encoding, "replace"), err.decode("utf-8", "replace")
 
 
 def git_reason(err: str, *urls: str) -> str:

@@ -12,7 +12,6 @@ the catalogue's rules before git runs.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -34,8 +33,6 @@ from smartshare.fetching.gitrunner import (
 )
 from smartshare.fetching.urls import shown_url
 from smartshare.state.locking import exclusive_lock
-
-CACHE_DIR_ENV = "SMARTSHARE_CACHE_DIR"
 
 # Fetched refs live in their own namespace, hex-encoded, so that a tag "a" and
 # a branch "a/b" never collide as files under refs/.
@@ -69,21 +66,6 @@ class ResolvedRef:
     ref: str
     commit: str  # 40-hex sha of the commit the ref points at (tags peeled)
     mirror: Path  # the bare mirror in the cache
-
-
-def default_cache_dir() -> Path:
-    """``$SMARTSHARE_CACHE_DIR``, else ``$XDG_CACHE_HOME/smartshare``, else ``~/.cache/smartshare``.
-
-    Git mirrors go into its ``git`` subfolder.
-    """
-    explicit = os.environ.get(CACHE_DIR_ENV, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "smartshare"
-    return Path.home() / ".cache" / "smartshare"
 
 
 def resolve_ref(

@@ -313,6 +313,21 @@ class OutputLimitError(Exception):
     """A template's output grew past the limit."""
 
 
+def unreadable_reason(exc: Exception) -> str:
+    """Why Jinja could not read or compile a template, for an error other than a syntax error.
+
+    Jinja computes literals as it reads and compiles: a number longer than
+    Python converts fails, and so does an expression of literals that fails
+    (``'a' ~ 'b'.c``).  Nothing of a render's context is involved: the
+    message may be shown whatever the template sees.
+    """
+    if isinstance(exc, RecursionError):
+        return "the template is nested too deeply"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a number has more digits than Python converts (4300)"
+    return f"Jinja cannot compile it: {exc}"
+
+
 def render(
     env: ImmutableSandboxedEnvironment,
     src: str,
@@ -347,6 +362,13 @@ def render(
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(
             f"template {exc.name or src}:{exc.lineno}: syntax error: {exc.message}"
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # compiling computes literals: see unreadable_reason
+        raise TemplateRenderError(
+            f"template {src}: {unreadable_reason(exc)}",
+            hint="'smartshare validate' locates it",
         ) from None
     try:
         return _generate(template, context, max_bytes)
@@ -386,6 +408,10 @@ def render_text(
         template = env.from_string(text)
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"{what}: syntax error: {exc.message}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # compiling computes literals: see unreadable_reason
+        raise TemplateRenderError(f"{what}: {unreadable_reason(exc)}") from None
     try:
         return _generate(template, context, max_bytes)
     except MemoryError:
@@ -425,6 +451,10 @@ def render_string(
         template = _string_template(text, max_bytes)
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"{what}: syntax error: {exc.message or ''}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # compiling computes literals: see unreadable_reason
+        raise TemplateRenderError(f"{what}: {unreadable_reason(exc)}") from None
     try:
         return _generate(template, context, max_bytes)
     except MemoryError:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smartshare.catalog.load import load_catalog, resolve_catalog_root
+from smartshare.catalog.load import load_catalog
+from smartshare.catalog.location import resolve_catalog_root
 from smartshare.errors import CatalogNotFoundError, UsageError
 from smartshare.state import workspace as ws
 from smartshare.state.drift import file_drift, manifest_drift, region_drift

@@ -280,9 +280,9 @@ def _restore_source(
     region: Any,
 ) -> None:
     """``scratch/src``: the recorded commit from the git cache, with the kept patches applied."""
+    from smartshare.cache import default_cache_dir
     from smartshare.errors import GitError
     from smartshare.fetching.export import export_tree
-    from smartshare.fetching.mirror import default_cache_dir
     from smartshare.fetching.patching import apply_patches
 
     manifest = baseline.read_record(workspace, app, target.adoption_id or "").manifest

@@ -1,0 +1,410 @@
+"""Around ``smartshare validate``'s checks: the cache, parallel cold runs, --changed-since.
+
+The checks are :mod:`smartshare.catalog.checks`'; this module decides what
+they need to compute.
+
+- **The cache** (:mod:`smartshare.cache`, ``<cache folder>/validate``): the
+  report of a whole catalogue, by the digest of every file under
+  ``manifests/`` (the manifests and profiles, and the files profiles give
+  apps' assets) and ``templates/`` (templates and ``catalog:`` schemas), with
+  the working directory and the catalogue path as given, which the file
+  names shown depend on; under it,
+  each app manifest's YAML data by the file's bytes and each template's
+  analysis by its text.  A run over an unchanged catalogue reads its files and
+  one entry, without importing the checks; a run after an edit parses only
+  what changed.  A catalogue holding a symbolic link or a special file has
+  no report cached (what such a file leads to depends on more than bytes).
+- **Parallel cold runs**: when enough manifests are not in the cache, worker
+  processes load them and check each app on its own (its templates above
+  all), and send back what they computed, encoded for the cache; this
+  process saves it, and the checks then run as on a warm cache.  Below the
+  break-even (measured in ``bench/README.md``, about 80 apps) everything stays
+  in this process.  Workers are forked when this process runs one thread
+  (they start at once, with everything imported), else started afresh.
+- **--changed-since REF**: only the files a change touches
+  (:func:`smartshare.catalog.changes.affected_files`), resolved against the
+  whole catalogue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import os
+import stat
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from smartshare.cache import ContentCache, Memo
+from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
+from smartshare.catalog.rules import MAX_ASSET_KB, MAX_FILE_BYTES
+from smartshare.errors import UsageError
+from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
+from smartshare.rendering.sandbox import CONTEXT_NAMES
+
+if TYPE_CHECKING:
+    from smartshare.catalog.checks import Memos
+
+YAML_SUFFIXES = (".yaml", ".yml")  # as catalog.load, without importing it on a warm run
+
+# Estimated single-process cost of what is not cached, in milliseconds, above
+# which worker processes pay for themselves (bench/README.md: break-even).
+# Forking a process that has imported everything is cheap; a fresh
+# interpreter ("forkserver", "spawn") imports smartshare again first.
+PARALLEL_FROM_MS = {"fork": 250.0, "fresh": 1200.0}
+_MANIFEST_MS = 0.45  # reading and parsing one manifest's YAML (and, again, validating it)
+_TEMPLATE_MS_PER_KIB = 0.8  # parsing and walking templates
+
+
+def validate_catalogue(
+    *,
+    catalog_root: Path,
+    paths: Sequence[Path] = (),
+    changed_since: str | None = None,
+    use_cache: bool = True,
+    jobs: int | None = None,
+) -> ValidationReport:
+    """Validate the catalogue at ``catalog_root``, given files, or what changed since a git ref.
+
+    ``paths``: as :func:`smartshare.catalog.checks.validate`.  ``changed_since``:
+    a git ref of the catalogue's repository; the files changed since then and
+    every file they affect are checked (not with ``paths``).  ``use_cache``:
+    read and write the cache folder.  ``jobs``: processes for a cold run
+    (default: the CPUs this process may use).
+    """
+    if changed_since is not None and paths:
+        raise UsageError(
+            "--changed-since checks what changed in the catalogue: give no PATH with it"
+        )
+    cache = ContentCache.for_validation() if use_cache else None
+    # A run makes next to no reference cycles, and a national catalogue's
+    # objects, alive to the end, would be walked by every collection again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        report = _validate(catalog_root, paths, changed_since, cache, jobs or _cpus())
+    finally:
+        if collecting:
+            gc.enable()
+        if cache is not None:
+            cache.flush()
+    if cache is not None and cache.warning:
+        report = replace(report, notes=(*report.notes, cache.warning))
+    return report
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _validate(
+    root: Path,
+    paths: Sequence[Path],
+    changed_since: str | None,
+    cache: ContentCache | None,
+    jobs: int,
+) -> ValidationReport:
+    whole = not paths and changed_since is None
+    changes = None
+    if changed_since is not None:
+        from smartshare.fetching.changes import changes_since
+
+        # The ref first: a wrong one must not wait for a cold run.
+        changes = changes_since(root, changed_since, manifest_suffixes=YAML_SUFFIXES)
+    # What a change touches is found from the manifests, and templates only
+    # when one changed: the others are not read unless an app to check uses them.
+    templates = changes is None or any(p.startswith("templates/") for p in changes.paths)
+    listing = (
+        _list(root, templates=templates) if not paths and (root / "manifests").is_dir() else None
+    )
+    key = None
+    if whole and cache is not None and listing is not None and listing.complete:
+        key = cache.key("report", str(root), str(Path.cwd()), listing.text())
+        known = _report_from(cache.get(key))
+        if known is not None:
+            return known
+
+    from smartshare.catalog.checks import Memos, tools, validate, validate_loaded
+
+    # Every key holds the code's version too (smartshare.cache.code_version).
+    context = ",".join(sorted(CONTEXT_NAMES))
+    memos = Memos(
+        documents=Memo(cache, "yaml", salt=_yaml_salt()),
+        analyses=Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}"),
+        own=Memo(cache, "own", salt=context),
+        listed={name: digest for name, digest, _ in listing.templates} if listing else None,
+    )
+    if listing is not None:
+        # What a change touches needs every manifest, but only the changed
+        # ones and those it affects checked: the workers load, no more.
+        _prepare(root, listing, memos, jobs, check=changes is None)
+    if changes is not None:
+        from smartshare.catalog.changes import affected_files
+        from smartshare.catalog.load import load_catalog
+
+        catalog = load_catalog(root, documents=memos.documents)
+        analyser, own = tools(catalog, memos)
+        files = affected_files(
+            catalog, changed=changes.paths, old_manifests=changes.old_manifests, analyser=analyser
+        )
+        return validate_loaded(catalog, files, analyser=analyser, own=own)
+
+    report = validate(catalog_root=root, paths=paths, memos=memos)
+    if key is not None and cache is not None:
+        cache.put(key, _report_data(report))
+    return report
+
+
+def _yaml_salt() -> str:
+    import yaml
+
+    # libyaml and the pure-Python parser agree on data, but say so anyway.
+    return f"libyaml={getattr(yaml, '__with_libyaml__', False)}"
+
+
+# -- the catalogue's files -----------------------------------------------------------------
+
+
+@dataclass
+class _Listing:
+    """Every file that can change a catalogue's report, with a digest of its bytes."""
+
+    manifests: list[tuple[str, str, int]] = field(default_factory=list)  # relative, digest, size
+    templates: list[tuple[str, str, int]] = field(default_factory=list)  # name, digest, size
+    # The other files under manifests/: those a profile names for apps' assets
+    # (a logo next to it) among them.  relative, digest, size
+    others: list[tuple[str, str, int]] = field(default_factory=list)
+    has_templates: bool = False
+    complete: bool = True  # no link, special or unreadable file: the report may be cached
+
+    def text(self) -> str:
+        lines = [f"templates folder: {self.has_templates}"]
+        lines += [f"m {name} {digest}" for name, digest, _ in self.manifests]
+        lines += [f"o {name} {digest}" for name, digest, _ in self.others]
+        lines += [f"t {name} {digest}" for name, digest, _ in self.templates]
+        return "\n".join(lines)
+
+
+def _list(root: Path, *, templates: bool = True) -> _Listing:
+    listing = _Listing(has_templates=(root / "templates").is_dir())
+    folders = ["manifests", "templates"] if templates else ["manifests"]
+    for folder in folders:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        if base.is_symlink():
+            listing.complete = False
+        pending = [(base, "")]
+        while pending:
+            directory, prefix = pending.pop()
+            try:
+                with os.scandir(directory) as scanned:
+                    entries = sorted(scanned, key=lambda e: e.name)
+            except OSError:
+                listing.complete = False
+                continue
+            for entry in entries:
+                name = prefix + entry.name
+                if entry.is_symlink():
+                    listing.complete = False
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), name + "/"))
+                    continue
+                table, limit = listing.templates, MAX_FILE_BYTES
+                if folder == "manifests" and entry.name.endswith(YAML_SUFFIXES):
+                    table = listing.manifests
+                elif folder == "manifests":
+                    table, limit = listing.others, MAX_ASSET_KB * 1024
+                read = _read(Path(entry.path), limit)
+                if read is None:
+                    listing.complete = False
+                    continue
+                digest, size = read
+                table.append((name, digest, size))
+    return listing
+
+
+def _read(path: Path, limit: int) -> tuple[str, int] | None:
+    """The digest and size of a regular file's bytes (up to ``limit`` and one more), else None.
+
+    Past its size limit a file is refused whatever the rest holds: a manifest
+    or template past ``MAX_FILE_BYTES``, an asset's file past the largest
+    size an asset may have.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, limit + 1)
+        while len(raw) <= limit:
+            more = os.read(fd, limit + 1 - len(raw))
+            if not more:
+                break
+            raw += more
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return hashlib.sha256(raw).hexdigest(), len(raw)
+
+
+# -- the report in the cache ---------------------------------------------------------------
+
+
+def _report_data(report: ValidationReport) -> dict[str, Any]:
+    return {
+        "files": report.files_checked,
+        "problems": [
+            [p.file, p.line, p.column, p.severity.value, p.field, p.message]
+            for p in report.problems
+        ],
+    }
+
+
+def _report_from(data: Any) -> ValidationReport | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        files = data["files"]
+        problems = [
+            Problem(file, line, column, Severity(severity), where, message)
+            for file, line, column, severity, where, message in data["problems"]
+        ]
+    except (KeyError, TypeError, ValueError):
+        return None
+    typed = all(
+        isinstance(p.file, str)
+        and type(p.line) is int
+        and type(p.column) is int
+        and isinstance(p.field, str)
+        and isinstance(p.message, str)
+        for p in problems
+    )
+    if not typed or type(files) is not int:
+        return None
+    return ValidationReport(problems=problems, files_checked=files)
+
+
+# -- parallel cold runs --------------------------------------------------------------------
+
+# templates folder, (salts of the yaml, template and own memos), check the apps?, manifests
+_Task = tuple[str, tuple[str, str, str], bool, list[str]]
+
+
+def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int, *, check: bool) -> None:
+    """Read what the cache has for ``listing``; do the rest in worker processes if it pays.
+
+    A worker loads its share of the manifests and, with ``check``, checks
+    each app on its own (:func:`smartshare.catalog.own_checks.own_problems`, which
+    analyses its templates); it sends what it computed back encoded for the
+    cache, and this process saves it and decodes what the checks that follow
+    ask for.
+    """
+    from smartshare.catalog.load import display_path
+    from smartshare.catalog.own_checks import own_key
+
+    documents, analyses, own = memos.documents, memos.analyses, memos.own
+    if not isinstance(documents, Memo) or not isinstance(analyses, Memo):
+        return
+    if not isinstance(own, Memo):
+        return
+    templates_dir = root / "templates"
+    shown = display_path(templates_dir)
+    documents.prefetch(digest for _, digest, _ in listing.manifests)
+    if check:
+        own.prefetch(own_key(shown, digest) for _, digest, _ in listing.manifests)
+    if jobs < 2:
+        return
+    template_kib = sum(size for _, _, size in listing.templates) / 1024
+    per_app = _TEMPLATE_MS_PER_KIB * template_kib / max(len(listing.manifests), 1)
+    todo = []
+    for name, digest, _ in listing.manifests:
+        cost = 0.0 if documents.get(digest) is not None else _MANIFEST_MS
+        if check and own.get(own_key(shown, digest)) is None:
+            cost += _MANIFEST_MS + per_app
+        if cost:
+            todo.append((str(root / "manifests" / name), cost))
+    method = _start_method()
+    if sum(cost for _, cost in todo) < PARALLEL_FROM_MS["fork" if method == "fork" else "fresh"]:
+        return
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    salts = (documents.salt, analyses.salt, own.salt)
+    tasks = [(str(templates_dir), salts, check, chunk) for chunk in _chunks(todo, jobs * 3)]
+    # Anything buffered would be written again by each forked worker.
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        for computed in pool.map(_work, tasks):
+            documents.remember(computed["yaml"])
+            analyses.remember(computed["template"])
+            own.remember(computed["own"])
+
+
+def _start_method() -> str:
+    import multiprocessing
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    # fork copies this process as it is: safe while it runs a single thread.
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _chunks(items: list[tuple[str, float]], count: int) -> list[list[str]]:
+    """``items`` in up to ``count`` lists of about equal cost (largest first)."""
+    if not items:
+        return []
+    count = min(count, len(items))
+    chunks: list[list[str]] = [[] for _ in range(count)]
+    costs = [0.0] * count
+    for name, cost in sorted(items, key=lambda item: -item[1]):
+        lightest = costs.index(min(costs))
+        chunks[lightest].append(name)
+        costs[lightest] += cost
+    return chunks
+
+
+def _work(task: _Task) -> dict[str, dict[str, bytes]]:
+    """In a worker: load (and check) each manifest of ``task`` on its own; what was computed."""
+    from smartshare.catalog.load import load_file
+    from smartshare.catalog.models import AppManifest
+    from smartshare.catalog.own_checks import OwnChecks, own_problems
+    from smartshare.catalog.yamlfile import load_yaml
+    from smartshare.errors import InvalidInputError
+    from smartshare.rendering.analysis import TemplateAnalyser
+
+    folder, (yaml_salt, template_salt, own_salt), check, manifests = task
+    templates_dir = Path(folder)
+    documents = Memo(None, "yaml", salt=yaml_salt)
+    analyses = Memo(None, "template", salt=template_salt)
+    mine = Memo(None, "own", salt=own_salt)
+    analyser = TemplateAnalyser(templates_dir, memo=analyses)
+    own = OwnChecks(mine, templates_dir)
+    for manifest in manifests:
+        if not check:
+            with contextlib.suppress(InvalidInputError):
+                load_yaml(Path(manifest), memo=documents)
+            continue
+        loaded, _ = load_file(Path(manifest), documents=documents)
+        if loaded is None or not isinstance(loaded.model, AppManifest):
+            continue
+        with analyser.recording() as read:
+            problems = own_problems(loaded, templates_dir, analyser)
+        own.put(loaded, problems, analyser, read)
+    return {"yaml": documents.encoded(), "template": analyses.encoded(), "own": mine.encoded()}
