@@ -309,6 +309,8 @@ def _context_references(text: str) -> list[tuple[str, str, str | None]]:
     text that does not parse gives nothing here (its syntax error is reported
     with the other checks of the string).
     """
+    if "services" not in text and "requires" not in text:
+        return []  # nothing to look for: no need to load Jinja
     from jinja2 import Environment, TemplateSyntaxError, nodes
 
     try:
