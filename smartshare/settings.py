@@ -32,7 +32,7 @@ from smartshare.fetching.credentials import (
 from smartshare.rendering.limits import MIB, MIN_MEMORY_MIB, RenderLimits
 
 if TYPE_CHECKING:
-    from smartshare.catalog.models import RegionProfile
+    from smartshare.catalog.profile import RegionProfile
 
 CONFIG_ENV = "SMARTSHARE_CONFIG"
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import yaml
 
 from smartshare.catalog.imagerefs import MirrorRule
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.deploying.stack import AppInputs, Stack, build_stack
 from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
 from smartshare.catalog.checks import validate
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.rules import image_tag_problem, version_problem
 from smartshare.catalog.tags import image_tags
 from smartshare.cli import app as cli_app

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import (
     InvalidInputError,
     TemplateRenderError,

@@ -10,7 +10,8 @@ import pytest
 from smartshare.catalog.checks import validate
 from smartshare.catalog.diagnostics import Problem, Severity
 from smartshare.catalog.load import load_catalog
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.region_checks import check_region
 from smartshare.catalog.template_checks import check_app_templates
 from smartshare.errors import CatalogNotFoundError

@@ -19,7 +19,7 @@ from smartshare.catalog.graph import dependency_order
 from smartshare.catalog.imagerefs import MirrorRule
 from smartshare.catalog.load import Catalog, LoadedFile, load_catalog, load_region_file
 from smartshare.catalog.location import resolve_catalog_root
-from smartshare.catalog.models import RegionProfile
+from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
 from smartshare.fetching.credentials import HostCredential
 from smartshare.rendering.pool import RenderPool

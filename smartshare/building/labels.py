@@ -26,7 +26,8 @@ from smartshare.fetching.urls import redact_url
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-    from smartshare.catalog.models import AppManifest, RegionProfile
+    from smartshare.catalog.models import AppManifest
+    from smartshare.catalog.profile import RegionProfile
 
 CREATED_LABEL = "org.opencontainers.image.created"
 # Carried by every image smartshare builds: what it may clean up.

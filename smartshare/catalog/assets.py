@@ -27,13 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from smartshare.catalog.diagnostics import shown_value
-from smartshare.catalog.models import (
-    AppManifest,
-    Asset,
-    AssetType,
-    RegionProfile,
-    TemplateTarget,
-)
+from smartshare.catalog.models import AppManifest, Asset, AssetType, TemplateTarget
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.rules import MAX_ASSET_KB, relative_path_problem
 from smartshare.errors import InvalidInputError, UnsafePathError
 

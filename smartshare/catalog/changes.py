@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.load import YAML_SUFFIXES, Catalog, LoadedFile
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.yamlfile import parse_yaml
 from smartshare.errors import InvalidInputError
 

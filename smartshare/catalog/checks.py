@@ -40,8 +40,9 @@ from smartshare.catalog.load import (
     load_catalog,
     load_file,
 )
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
 from smartshare.catalog.own_checks import OwnChecks, own_problems
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.region_checks import check_region, check_region_assets
 from smartshare.catalog.runtime_checks import (
     check_region_deploy,

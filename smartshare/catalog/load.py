@@ -19,13 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_a
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from smartshare.catalog.diagnostics import Problem, Severity, shown_value
-from smartshare.catalog.models import (
-    PATTERN_HINTS,
-    AppManifest,
-    RegionProfile,
-    consistency_problem,
-    model_for_kind,
-)
+from smartshare.catalog.models import PATTERN_HINTS, AppManifest
+from smartshare.catalog.profile import RegionProfile, consistency_problem, model_for_kind
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
 from smartshare.errors import InvalidInputError, UnknownAppError, UsageError
 

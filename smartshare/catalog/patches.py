@@ -15,7 +15,8 @@ from pathlib import Path
 
 from smartshare.catalog.diagnostics import Problem, shown_value
 from smartshare.catalog.load import LoadedFile
-from smartshare.catalog.models import PATCHES_KEY, RegionProfile
+from smartshare.catalog.models import PATCHES_KEY
+from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import InvalidInputError
 
 MAX_PATCH_BYTES = 1024 * 1024

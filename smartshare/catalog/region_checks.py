@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from smartshare.catalog.diagnostics import Problem, Severity, did_you_mean
 from smartshare.catalog.load import Catalog, LoadedFile
-from smartshare.catalog.models import (
-    EXTERNAL_KEY,
-    PATCHES_KEY,
-    AppManifest,
-    ExternalApp,
-    RegionProfile,
-    is_secret_reference,
-)
+from smartshare.catalog.models import EXTERNAL_KEY, PATCHES_KEY, AppManifest, is_secret_reference
+from smartshare.catalog.profile import ExternalApp, RegionProfile
 from smartshare.catalog.yamlfile import YamlDocument
 from smartshare.errors import InvalidInputError
 

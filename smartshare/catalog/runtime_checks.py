@@ -13,7 +13,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.load import Catalog, LoadedFile
-from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.models import AppManifest, TemplateTarget
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime import (
     Condition,
     DeployTarget,

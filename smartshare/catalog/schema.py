@@ -19,9 +19,9 @@ from smartshare.catalog.models import (
     SECRET_REFERENCE_PATTERN,
     AppManifest,
     Parameter,
-    RegionProfile,
 )
 from smartshare.catalog.paramtypes import json_schema_of
+from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import UsageError
 
 KINDS: dict[str, type[AppManifest] | type[RegionProfile]] = {

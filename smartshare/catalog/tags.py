@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from smartshare.catalog.diagnostics import Problem
 from smartshare.catalog.load import LoadedFile
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.rules import image_tag_problem
 from smartshare.errors import InvalidInputError
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from smartshare.catalog.diagnostics import Problem, Severity, did_you_mean
 from smartshare.catalog.load import LoadedFile, display_path
-from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.models import AppManifest, TemplateTarget
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime_checks import runtime_strings
 from smartshare.errors import InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use, analyse_text

@@ -16,7 +16,8 @@ from pathlib import Path
 from smartshare.catalog.graph import dependency_order
 from smartshare.catalog.load import Catalog, LoadedFile, load_catalog, load_region_file
 from smartshare.catalog.location import resolve_catalog_root
-from smartshare.catalog.models import AppManifest, RegionProfile, TemplateTarget
+from smartshare.catalog.models import AppManifest, TemplateTarget
+from smartshare.catalog.profile import RegionProfile
 from smartshare.deploying.stack import AppInputs, Stack, build_stack
 from smartshare.errors import InvalidInputError, UsageError, WorkspaceError
 from smartshare.rendering.values import resolve_secret

@@ -17,7 +17,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from smartshare.catalog.imagerefs import MirrorRule, apply_mirrors
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime import (
     Condition,
     HealthCheck,

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from smartshare.catalog.models import AppManifest, RegionProfile
+from smartshare.catalog.models import AppManifest
+from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime import public_port, stack_name
 from smartshare.errors import InvalidInputError
 from smartshare.rendering.sandbox import render_context

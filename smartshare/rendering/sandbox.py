@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from jinja2 import BytecodeCache, Template
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from smartshare.catalog.models import AppManifest, RegionProfile
+    from smartshare.catalog.models import AppManifest
+    from smartshare.catalog.profile import RegionProfile
 
 # The names every template may use: the render context.  ``requires`` holds
 # the outputs of the apps an app requires (``requires.sikda.internal_url``),

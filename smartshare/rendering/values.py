@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartshare.catalog.models import (
-    AppManifest,
-    RegionProfile,
-    is_secret_reference,
-)
+from smartshare.catalog.models import AppManifest, is_secret_reference
 from smartshare.catalog.paramtypes import ParameterType, describe, json_text_problem, parse_text
+from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import InvalidInputError, SecretResolutionError, UsageError
 
 
