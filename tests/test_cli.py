@@ -142,7 +142,7 @@ def test_help_shows_flags_as_flags_and_options_with_their_value() -> None:
     assert re.search(r"^\s+--set APP\.PARAM=VALUE\b", text, re.MULTILINE), text
     assert re.search(r"^\s+-j, --jobs N\b", text, re.MULTILINE), text
     assert re.search(r"^\s+-f, --format table\|json\b", text, re.MULTILINE), text
-    assert "Usage: smartshare adopt [OPTIONS] [APP]..." in text
+    assert "Usage: smartshare adopt [OPTIONS] [APP[@VERSION]]..." in text
 
 
 @pytest.mark.parametrize("command", COMMANDS)
