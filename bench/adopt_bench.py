@@ -386,8 +386,10 @@ def make_setting(tmp: Path, host: str | None) -> Setting:
     region["title"] = region_title
     region_file = tmp / "region.yaml"
     region_file.write_text(yaml.safe_dump(region, sort_keys=False, allow_unicode=True))
-    # The files the profile gives the apps (branding.logo: file:assets/...) come along.
-    shutil.copytree(REGION_FILE.parent / "assets", tmp / "assets")
+    # The files the profile gives the apps (branding.logo: file:assets/...) and its
+    # patches (apps.laksa.patches: patches/...) come along.
+    for folder in ("assets", "patches"):
+        shutil.copytree(REGION_FILE.parent / folder, tmp / folder)
 
     # A workspace made once (no build) holds the rendered image files the script copies.
     reference = tmp / "reference-ws"

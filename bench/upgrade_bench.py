@@ -88,7 +88,7 @@ def publish_newer(catalog: Path) -> None:
         version = re.search(r'^version: "([^"]+)"$', text, re.MULTILINE)
         assert version is not None, app
         older = catalog / "manifests/versions" / app / f"{version.group(1)}.yaml"
-        older.parent.mkdir(parents=True)
+        older.parent.mkdir(parents=True, exist_ok=True)
         older.write_text(text)
         manifest.write_text(text.replace(version.group(0), f'version: "{version.group(1)}.1"'))
 

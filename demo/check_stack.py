@@ -4,6 +4,7 @@ Usage: check_stack.py COMMAND ARGS...  (each command exits 1, saying why, when i
 
   address WORKSPACE SERVICE        print HOST:PORT where the service (laksa-web) is published
   page URL TEXT                    the page at URL says TEXT (and show its title and region)
+  says URL TEXT                    the page at URL says TEXT (and show the line saying it)
   logo URL FILE                    the page at URL shows a logo, served as the bytes of FILE
   complain URL TICKETS             send a complaint to LAKSA at URL, print its ticket and
                                    write it to the file TICKETS
@@ -18,6 +19,10 @@ Usage: check_stack.py COMMAND ARGS...  (each command exits 1, saying why, when i
                                    (busybox:1.36): push it there unless it is there already,
                                    and keep no local copy under that name, so that deploy
                                    pulls it through the mirror rule
+  adopted WORKSPACE APP...         print each APP adopted in WORKSPACE with its version
+                                   ("laksa 2.4.0", one a line; nothing without a lock)
+  adoption WORKSPACE APP VERSION   print the id of APP's newest adoption of VERSION
+                                   ('smartshare history'), for 'rollback --to'
 
 ``json`` also fails when the answer shows one of the demo's made-up secrets (the
 files of the folder SMARTSHARE_DEMO_SECRETS names).  Only Python's standard
@@ -120,6 +125,14 @@ def page(url: str, text: str) -> None:
     if text not in body:
         raise CheckFailed(f"the page does not say {text!r}")
     print(f"  the page says {text!r}")
+
+
+def says(url: str, text: str) -> None:
+    body = html.unescape(fetch(url))
+    lines = [re.sub(r"<[^>]*>", "", line).strip() for line in body.splitlines() if text in line]
+    if not lines:
+        raise CheckFailed(f"{url} does not say {text!r}")
+    print(f"  GET {url}: {lines[0]}")
 
 
 def logo(url: str, expected: str) -> None:
@@ -274,9 +287,28 @@ def mirror(registry: str, image: str) -> None:
     print(f"  pushed {image} to {repository}:{tag}")
 
 
+def adopted(workspace: str, *apps: str) -> None:
+    if not (Path(workspace) / "smartshare.lock").is_file():
+        return
+    versions = {a["app"]: a["version"] for a in smartshare_json("status", "-w", workspace)["apps"]}
+    for app in apps:
+        if app in versions:
+            print(app, versions[app])
+
+
+def adoption(workspace: str, app: str, version: str) -> None:
+    history = smartshare_json("history", app, "--workspace", workspace)["adoptions"]
+    for entry in history:  # newest first
+        if entry["version"] == version:
+            print(entry["adoption_id"])
+            return
+    raise CheckFailed(f"no adoption of {app} {version} in {workspace}")
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "address": address,
     "page": page,
+    "says": says,
     "logo": logo,
     "complain": complain,
     "listed": listed,
@@ -285,6 +317,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "up-to-date": up_to_date,
     "restart": restart,
     "mirror": mirror,
+    "adopted": adopted,
+    "adoption": adoption,
 }
 
 

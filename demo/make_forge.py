@@ -2,11 +2,14 @@
 
 Usage: make_forge.py FORGE [APP...]  (no APP: every app of the catalogue)
 
-Each repository is bare, at FORGE/diskominfo/<app>.git, tagged with the version
-the app's manifest names.  Its source is the app's sample in demo/sources/ when
-there is one, else a placeholder written from the manifest (demo/placeholder.py).
-Commits use a fixed author and date, so the same sources always give the same
-commit ids and a re-run of the demo finds everything up to date.
+Each repository is bare, at FORGE/diskominfo/<app>.git, with one commit per
+version the catalogue holds (the older ones in manifests/versions/<app>/, oldest
+first, then the current one on ``main``), each tagged with the ``ref`` its manifest
+names.  Its source is the app's sample in demo/sources/ when there is one, else a
+placeholder written from that version's manifest (demo/placeholder.py); an older
+version of a sample is the sample with the files of demo/versions/<app>/<version>/
+in place of its own.  Commits use a fixed author and date, so the same sources
+always give the same commit ids and a re-run of the demo finds everything up to date.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 from placeholder import PlaceholderError, write_placeholder
 
+from smartshare.catalog.load import version_key
+
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests" / "apps"
+OLDER_MANIFESTS = ROOT / "manifests" / "versions"
 SOURCES = ROOT / "demo" / "sources"
+OLDER_SOURCES = ROOT / "demo" / "versions"
 FIXED_ENV = {
     "GIT_AUTHOR_NAME": "Diskominfo Kota Tangerang (demo)",
     "GIT_AUTHOR_EMAIL": "diskominfo@tangerangkota.go.id",
@@ -44,24 +52,50 @@ def git(*args: str, cwd: Path) -> str:
     return done.stdout.strip()
 
 
+def manifests_of(app: str) -> list[dict[str, Any]]:
+    """The app's manifests, oldest version first, the current one last."""
+    older = [
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted((OLDER_MANIFESTS / app).glob("*.yaml"))
+    ]
+    older.sort(key=lambda manifest: version_key(str(manifest["version"])))
+    return [*older, yaml.safe_load((MANIFESTS / f"{app}.yaml").read_text(encoding="utf-8"))]
+
+
+def write_source(app: str, manifest: dict[str, Any], work: Path) -> None:
+    """The app's source at ``manifest``'s version, in ``work`` (emptied first, .git kept)."""
+    for entry in work.iterdir():
+        if entry.name != ".git":
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    if not (SOURCES / app).is_dir():
+        write_placeholder(manifest, work)
+        return
+    shutil.copytree(SOURCES / app, work, symlinks=True, dirs_exist_ok=True)
+    changed = OLDER_SOURCES / app / str(manifest["version"])
+    if changed.is_dir():
+        shutil.copytree(changed, work, symlinks=True, dirs_exist_ok=True)
+
+
 def make_repo(app: str, forge: Path) -> str:
-    manifest = yaml.safe_load((MANIFESTS / f"{app}.yaml").read_text(encoding="utf-8"))
-    ref = manifest["source"]["ref"]
     bare = forge / "diskominfo" / f"{app}.git"
     if not bare.exists():
         bare.parent.mkdir(parents=True, exist_ok=True)
         git("init", "--quiet", "--bare", str(bare), cwd=forge)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / app
-        if (SOURCES / app).is_dir():
-            shutil.copytree(SOURCES / app, work, symlinks=True)
-        else:
-            write_placeholder(manifest, work)
+        work.mkdir()
         git("init", "--quiet", "-b", "main", cwd=work)
-        git("add", "-A", cwd=work)
-        git("commit", "--quiet", "-m", f"{manifest['title']} {manifest['version']}", cwd=work)
-        git("tag", "-f", ref, cwd=work)
-        git("push", "--quiet", "--force", str(bare), "main", f"refs/tags/{ref}", cwd=work)
+        tags = []
+        for manifest in manifests_of(app):
+            write_source(app, manifest, work)
+            git("add", "-A", cwd=work)
+            git("commit", "--quiet", "-m", f"{manifest['title']} {manifest['version']}", cwd=work)
+            git("tag", "-f", manifest["source"]["ref"], cwd=work)
+            tags.append(f"refs/tags/{manifest['source']['ref']}")
+        git("push", "--quiet", "--force", str(bare), "main", *tags, cwd=work)
         return git("rev-parse", "HEAD", cwd=work)
 
 

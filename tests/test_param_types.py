@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -733,9 +734,9 @@ def test_set_map_center_of_the_wrong_type_exits_1(
 
 def test_a_profile_value_of_the_wrong_type_is_located(laksa_forge: Path, tmp_path: Path) -> None:
     profile = tmp_path / "profile" / "badung.yaml"
-    (profile.parent / "assets").mkdir(parents=True)
-    for asset in (BADUNG.parent / "assets").iterdir():
-        (profile.parent / "assets" / asset.name).write_bytes(asset.read_bytes())
+    # The files the profile names (its logo, its patches) come along.
+    for folder in ("assets", "patches"):
+        shutil.copytree(BADUNG.parent / folder, profile.parent / folder)
     text = BADUNG.read_text(encoding="utf-8").replace(
         "map_center: [-8.58, 115.18]   #", "map_center: [-8.58, 200]   #", 1
     )

@@ -97,6 +97,18 @@ def test_adopt_applies_patches_records_them_and_keeps_a_baseline(tmp_path: Path)
     assert len(baseline.list_baselines(workspace, "alpha")) == 2
 
 
+def test_patches_apply_in_a_workspace_named_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = make_catalog(tmp_path, {"alpha": ()})
+    patch = source_patch(catalog, "alpha", "exec httpd -f", "exec httpd -f -v", "bin/start.sh")
+    add_patch(catalog, "alpha", "0001-verbose.patch", patch)
+    monkeypatch.chdir(tmp_path)
+    # git apply runs in the source tree: the patch file is named to it absolutely.
+    assert run(catalog, Path("ws"), "alpha") is Outcome.ADOPTED
+    assert "exec httpd -f -v" in (tmp_path / "ws/apps/alpha/src/bin/start.sh").read_text()
+
+
 def test_a_patch_that_does_not_apply_names_patch_and_hunk_and_writes_nothing(
     tmp_path: Path,
 ) -> None:

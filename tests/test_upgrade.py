@@ -454,3 +454,69 @@ def test_a_new_required_parameter_without_a_value_stops_only_its_app(tmp_path: P
         assert apps["beta"]["outcome"] == ("would upgrade" if args else "upgraded")
     lock = read_lock(workspace)
     assert (lock.apps["alpha"].version, lock.apps["beta"].version) == ("1.0.0", "2.0.0")
+
+
+# -- adopt APP@VERSION: an older version the catalogue keeps -------------------------------
+
+
+def test_adopt_an_older_version_then_upgrade_it(tmp_path: Path) -> None:
+    catalog = two_versions(tmp_path)
+    release_v2(catalog)
+    workspace = tmp_path / "ws"
+    done = cli(catalog, workspace, "adopt", "alpha@1.0.0", "--no-build")
+    assert done.exit_code == 0, done.output
+    entry = read_lock(workspace).apps["alpha"]
+    assert (entry.version, entry.source.commit) == ("1.0.0", catalog.repos["alpha"].rev("v1.0.0"))
+    page = workspace / "apps/alpha/src/www/index.html"
+    assert "<h1>" in page.read_text() and "Melayani" not in page.read_text()
+    # Named the same way again, it is up to date; plan says the same.
+    again = cli(catalog, workspace, "adopt", "alpha@1.0.0", "--no-build", "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["apps"][0]["result"] == "up to date"
+    plan = cli(catalog, workspace, "plan", "alpha@1.0.0", "--no-build", "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert '"version": "1.0.0"' in plan.stdout
+    # The newer version is the catalogue's current one: upgrade takes the app there.
+    upgraded = cli(catalog, workspace, "upgrade", "alpha", "--no-build")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert read_lock(workspace).apps["alpha"].version == "2.0.0"
+    assert '<h1 class="big">' in page.read_text() and "Melayani" in page.read_text()
+
+
+def test_adopt_at_a_version_the_catalogue_lacks_lists_the_versions(tmp_path: Path) -> None:
+    catalog = two_versions(tmp_path)
+    release_v2(catalog)
+    workspace = tmp_path / "ws"
+    for command in ("adopt", "plan"):
+        result = cli(catalog, workspace, command, "alpha@9.9.9", "--no-build")
+        assert result.exit_code == 2, result.output
+        assert "no version '9.9.9' of 'alpha'" in result.stderr
+        assert "its versions: 1.0.0, 2.0.0" in result.stderr
+    assert not (workspace / "smartshare.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("apps", "says"),
+    [
+        (["alpha@"], "'alpha@': name an app, or an app at a version"),
+        (["@1.0.0"], "'@1.0.0': name an app, or an app at a version"),
+        (["alpha@1.0.0@2.0.0"], "name an app, or an app at a version"),
+        (["alpha@1.0.0", "alpha"], "'alpha' is named twice, at different versions"),
+    ],
+)
+def test_adopt_app_at_version_syntax(tmp_path: Path, apps: list[str], says: str) -> None:
+    catalog = two_versions(tmp_path)
+    release_v2(catalog)
+    workspace = tmp_path / "ws"
+    result = cli(catalog, workspace, "adopt", *apps, "--no-build")
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr
+    assert not (workspace / "smartshare.lock").exists()
+
+
+def test_upgrade_takes_its_version_with_to(tmp_path: Path) -> None:
+    catalog, workspace = prepared(tmp_path, conflicting=False)
+    result = cli(catalog, workspace, "upgrade", "alpha@2.0.0", "--no-build")
+    assert result.exit_code == 2, result.output
+    assert "'alpha@2.0.0': upgrade takes the version with --to" in result.stderr
+    assert read_lock(workspace).apps["alpha"].version == "1.0.0"

@@ -188,8 +188,12 @@ def test_demo_catalogue_is_valid() -> None:
     report = validate(catalog_root=REPO)
     apps = list((REPO / "manifests" / "apps").glob("*.yaml"))
     regions = list((REPO / "manifests" / "regions").glob("*.yaml"))
+    older = list((REPO / "manifests" / "versions").glob("*/*.yaml"))
     assert len(apps) == 16 and regions
-    assert report.files_checked == len(apps) + len(regions)
+    assert [p.relative_to(REPO).as_posix() for p in older] == [
+        "manifests/versions/laksa/2.3.0.yaml"
+    ]
+    assert report.files_checked == len(apps) + len(regions) + len(older)
     assert report.valid, "\n".join(p.as_text() for p in report.problems)
     assert [p for p in report.problems if p.severity is W] == [], "\n".join(
         p.as_text() for p in report.problems

@@ -123,6 +123,7 @@ def prepare(
 
     ``versions`` gives apps another version the catalogue holds than its
     current one (an upgrade's ``--to``): the run sees that manifest instead.
+    An app named ``APP@VERSION`` in ``apps`` is ``APP`` at that version.
     ``per_app_values``: a value that is wrong or missing (a new required
     parameter) fails only its app, in its turn (``Context.value_errors``).
     """
@@ -138,10 +139,12 @@ def prepare(
         )
     if apps and all_apps:
         raise UsageError("name apps or pass --all, not both")
+    apps, named_versions = split_app_versions(apps)
+    versions = {**named_versions, **(versions or {})}
     settings = load_settings()
     root = resolve_catalog_root(catalog_root)
     catalog = load_catalog(root)
-    for name, version in (versions or {}).items():
+    for name, version in versions.items():
         if version != catalog.app(name).version:
             catalog.app_version(name, version)  # UsageError listing the versions it has
             catalog.apps[name] = catalog.versions[name][version]
@@ -241,6 +244,29 @@ def prepare(
         patches=patches,
         value_errors=value_errors,
     )
+
+
+def split_app_versions(apps: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """``apps`` as given (``laksa``, ``laksa@2.3.0``): the names, and the versions named.
+
+    UsageError for an empty name or version, or an app named at two versions.
+    """
+    names: list[str] = []
+    versions: dict[str, str] = {}
+    for given in apps:
+        name, at, version = given.partition("@")
+        if at and (not name or not version or "@" in version):
+            raise UsageError(
+                f"{given!r}: name an app, or an app at a version the catalogue holds",
+                hint="e.g. laksa or laksa@2.3.0",
+            )
+        if name in names and versions.get(name) != (version or None):
+            raise UsageError(f"'{name}' is named twice, at different versions")
+        if version:
+            versions[name] = version
+        if name not in names:
+            names.append(name)
+    return names, versions
 
 
 def _missing_required(problem: Problem, order: Sequence[str]) -> bool:

@@ -12,7 +12,7 @@ import typer
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
     AllOption,
-    AppsArgument,
+    AppVersionsArgument,
     CacheOption,
     CatalogOption,
     Command,
@@ -95,7 +95,7 @@ def _recorded(results: list[AppResult]) -> list[str]:
 
 
 def adopt_command(
-    apps: AppsArgument = None,
+    apps: AppVersionsArgument = None,
     region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
@@ -214,6 +214,7 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "smartshare adopt laksa -r manifests/regions/badung.yaml -w ws/badung",
             "smartshare adopt laksa -r badung.yaml --set laksa.site_title='LAKSA Badung'",
+            "smartshare adopt laksa@2.3.0 -r badung.yaml -w ws/badung",
             "smartshare adopt --all -r badung.yaml -w ws/badung --no-build",
         ),
     )(adopt_command)

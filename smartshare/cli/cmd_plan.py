@@ -9,7 +9,7 @@ import typer
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
     AllOption,
-    AppsArgument,
+    AppVersionsArgument,
     CacheOption,
     CatalogOption,
     Command,
@@ -27,7 +27,7 @@ from smartshare.cli.options import (
 
 
 def plan_command(
-    apps: AppsArgument = None,
+    apps: AppVersionsArgument = None,
     region: RegionOption = ...,  # type: ignore[assignment]  # typer: ... means required
     all_apps: AllOption = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,

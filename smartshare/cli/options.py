@@ -75,6 +75,14 @@ AppsArgument = Annotated[
     list[str] | None,
     typer.Argument(metavar="APP", help="Apps to adopt (what they require comes too)."),
 ]
+AppVersionsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="APP[@VERSION]",
+        help="Apps to adopt (what they require comes too); APP@VERSION takes an older "
+        "version the catalogue keeps (default: its current one).",
+    ),
+]
 AllOption = Annotated[bool, typer.Option("--all", help="Every app in the catalogue.")]
 RegionOption = Annotated[
     Path,

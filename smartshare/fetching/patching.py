@@ -108,7 +108,9 @@ def apply_patches(
         path = work / f"{number:04d}.patch"
         path.write_bytes(patch.content)
         options = ["--3way"] if three_way else []
-        status, _out, err = git("apply", "--index", "--whitespace=nowarn", *options, str(path))
+        status, _out, err = git(
+            "apply", "--index", "--whitespace=nowarn", *options, str(path.absolute())
+        )
         if status == 0:
             continue
         unmerged = _unmerged(git) if three_way else []

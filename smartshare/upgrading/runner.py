@@ -245,6 +245,12 @@ def upgrade(
         raise UsageError(f"--conflict {conflict!r}: choose fail or markers")
     if resolved and (dry_run or to is not None):
         raise UsageError("--resolved records a resolution: it takes neither --dry-run nor --to")
+    pinned = [name for name in apps if "@" in name]
+    if pinned:
+        raise UsageError(
+            f"{pinned[0]!r}: upgrade takes the version with --to",
+            hint="e.g. smartshare upgrade laksa --to 2.4.0 --region FILE --workspace DIR",
+        )
     lock = read_lock(workspace)
     names = list(dict.fromkeys(apps)) or sorted(lock.apps)
     if not names:
