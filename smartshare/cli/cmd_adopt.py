@@ -190,17 +190,14 @@ def adopt_command(
             failure.exit_code = ExitCode.INVALID_INPUT
         raise failure
     if deploy_after:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
 
-        deployed = run_deploy(
+        deployed = then_deploy(
             console,
             apps=apps or [],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
             output=output,
         )
         if summary is not None:

@@ -94,6 +94,31 @@ def run_deploy(
     return result
 
 
+def then_deploy(
+    console: Console,
+    *,
+    apps: Sequence[str],
+    region: Path,
+    workspace: Path,
+    catalog: Path | None,
+    output: ListFormat,
+) -> DeployResult:
+    """``--deploy`` of ``adopt``, ``upgrade`` and ``rollback``: on the profile's target."""
+    from smartshare.deploying.runner import DEFAULT_TIMEOUT_S
+
+    return run_deploy(
+        console,
+        apps=apps,
+        region=region,
+        workspace=workspace,
+        catalog=catalog,
+        target=None,
+        dry_run=False,
+        timeout=DEFAULT_TIMEOUT_S,
+        output=output,
+    )
+
+
 def _render(console: Console, result: DeployResult) -> None:
     for warning in result.warnings:
         console.warning(warning)

@@ -74,7 +74,7 @@ def rollback_command(
             ]
         )
     if deploy_after:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
         from smartshare.errors import UsageError
         from smartshare.state.lockfile import read_lock
 
@@ -83,15 +83,12 @@ def rollback_command(
             if recorded is None:
                 raise UsageError("--deploy: name the region profile with --region")
             region = Path(recorded.file)
-        run_deploy(
+        then_deploy(
             console,
             apps=[result.app],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
             output=output,
         )
 

@@ -152,18 +152,15 @@ def upgrade_command(
             failure.exit_code = ExitCode.INVALID_INPUT
         raise failure
     if deploy_after and not dry_run:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
 
-        run_deploy(
+        then_deploy(
             console,
             apps=[a.app for a in result.apps],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
-            output=ListFormat.TABLE if output is ListFormat.TABLE else output,
+            output=output,
         )
 
 
