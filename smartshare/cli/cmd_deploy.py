@@ -72,13 +72,13 @@ def run_deploy(
     output: ListFormat,
 ) -> DeployResult:
     """Deploy with progress and a table (``--format table``): ``deploy``, ``adopt --deploy``."""
-    from smartshare.cli.cmd_adopt import _sigterm_as_interrupt
+    from smartshare.cli.cmd_adopt import sigterm_as_interrupt
     from smartshare.deploying.runner import deploy
 
     view = _DeployView(console)
     table = output is ListFormat.TABLE
     live = view.board if table else contextlib.nullcontext()
-    with _sigterm_as_interrupt(), live:
+    with sigterm_as_interrupt(), live:
         result = deploy(
             apps=apps,
             region_file=region,

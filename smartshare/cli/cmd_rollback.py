@@ -48,12 +48,12 @@ def rollback_command(
     catalog: CatalogOption = None,
 ) -> None:
     """Return an app to an earlier adoption: its files, images and lock entry."""
-    from smartshare.cli.cmd_adopt import _sigterm_as_interrupt
+    from smartshare.cli.cmd_adopt import sigterm_as_interrupt
     from smartshare.console import get_console
     from smartshare.upgrading.rollback import rollback
 
     console = get_console()
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         result = rollback(app=app_name, workspace=workspace, to=to, force=force)
     if output is ListFormat.JSON and not deploy_after:
         console.json(result.as_dict())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartshare.adoption.events import EventSink, Outcome
+from smartshare.adoption.events import EventSink, Outcome, all_on_input
 from smartshare.adoption.runner import _Runner
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
@@ -68,8 +68,7 @@ class UpgradeResult:
 
     @property
     def failed_on_input(self) -> bool:
-        errors = [a.error for a in self.apps if a.outcome == UpgradeOutcome.FAILED]
-        return bool(errors) and all(isinstance(e, InvalidInputError) for e in errors)
+        return all_on_input([a.error for a in self.apps if a.outcome == UpgradeOutcome.FAILED])
 
     def as_dict(self) -> dict[str, Any]:
         return {
