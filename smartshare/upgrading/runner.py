@@ -139,21 +139,10 @@ class _Upgrader(_Runner):
         return images
 
     def _patch(self, assessment: Assessment, scratch: Path) -> None:
-        from smartshare.fetching.patching import apply_patches
-
-        report = self.reports[assessment.app.name]
-        work = scratch / "patching"
-        work.mkdir(mode=0o700)
-        patched = apply_patches(
-            resolved=assessment.resolved,
-            tree=scratch / "src",
-            patches=assessment.patches,
-            work=work,
-            three_way=True,
-            keep_conflicts=self.markers,
+        patched = self._apply_patches(
+            assessment, scratch, three_way=True, keep_conflicts=self.markers
         )
-        assessment.tree_digest = patched.tree_digest
-        report.patch_conflicts = patched.conflicts
+        self.reports[assessment.app.name].patch_conflicts = patched.conflicts
 
     def _contents(
         self, assessment: Assessment, files: list[RenderedFile], scratch: Path
