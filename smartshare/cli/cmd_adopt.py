@@ -19,13 +19,13 @@ from smartshare.cli.options import (
     ForceOption,
     JobsOption,
     ListFormat,
+    ListFormatOption,
     NoBuildOption,
     PushOption,
     RegionOption,
     SetOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def adopt_command(
         bool, typer.Option("--fail-fast", help="Stop starting apps after the first failure.")
     ] = False,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
     deploy_after: Annotated[
         bool,

@@ -9,17 +9,18 @@ import typer
 
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
+    AdoptedAppArgument,
     CatalogOption,
     Command,
     ListFormat,
+    ListFormatOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 
 def rollback_command(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="An adopted app.")],
+    app_name: AdoptedAppArgument,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     to: Annotated[
         str | None,
@@ -44,7 +45,7 @@ def rollback_command(
             help="Region profile for --deploy (default: the one the workspace was adopted with).",
         ),
     ] = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Return an app to an earlier adoption: its files, images and lock entry."""

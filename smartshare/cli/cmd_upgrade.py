@@ -14,12 +14,12 @@ from smartshare.cli.options import (
     Command,
     JobsOption,
     ListFormat,
+    ListFormatOption,
     NoBuildOption,
     PushOption,
     RegionOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def upgrade_command(
     ] = False,
     jobs: JobsOption = None,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Upgrade adopted apps to a newer version, keeping the region's patches and hand edits."""
