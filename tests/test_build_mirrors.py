@@ -39,7 +39,7 @@ from smartshare.errors import SecretResolutionError
 from smartshare.settings import Settings, image_mirror_rules
 from smartshare.state.lockfile import read_lock
 
-from catalogs import REGION, SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import REGION, CatalogFixture, isolate, make_catalog
 
 PROXY_PASSWORD = "Pr0xy-Pa55-7d1c"
 
@@ -321,9 +321,7 @@ def file_in(api: Any, image: str, path: str) -> str:
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def add_to_profile(catalog: CatalogFixture, text: str) -> None:
