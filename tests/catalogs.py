@@ -44,6 +44,17 @@ class CatalogFixture:
     region: str
     repos: dict[str, GitRepo] = field(default_factory=dict)
 
+    def cli_options(self, workspace: Path) -> list[str]:
+        """``--region``, ``--workspace`` and ``--catalog`` for a command run on this catalogue."""
+        return [
+            "--region",
+            str(self.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(self.root),
+        ]
+
     def tag(self, app: str, *, namespace: str = "smartshare") -> str:
         return f"{namespace}/{app}:1.0.0-{self.region}"
 

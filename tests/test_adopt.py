@@ -757,12 +757,7 @@ def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image
         "adopt",
         "alpha",
         "slow",
-        "--region",
-        str(catalog.region_file),
-        "--workspace",
-        str(workspace),
-        "--catalog",
-        str(catalog.root),
+        *catalog.cli_options(workspace),
         "--jobs",
         "2",
     ]

@@ -444,12 +444,7 @@ def test_a_base_image_the_mirror_lacks_stops_the_run_before_any_build(
             "adopt",
             "alpha",
             "beta",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert result.exit_code == 3, result.output

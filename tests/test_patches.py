@@ -123,12 +123,7 @@ def test_a_patch_that_does_not_apply_names_patch_and_hunk_and_writes_nothing(
             "adopt",
             "alpha",
             "--no-build",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert outcome.exit_code == 1, outcome.output

@@ -157,12 +157,7 @@ def test_an_upgrade_needing_attention_is_rolled_back_but_never_returned_to(
             "alpha",
             "--conflict",
             "markers",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert marked.exit_code == 0, marked.output

@@ -108,12 +108,7 @@ def cli(catalog: CatalogFixture, workspace: Path, *args: str) -> Result:
         cli_app,
         [
             *args,
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
 
