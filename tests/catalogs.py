@@ -13,10 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import engineimages
+import pytest
 
 from gitrepos import GitRepo, init_repo
 
 SECRET_VALUE = "s3cr3t-Token-9f4e2b7c1d"
+
+
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, secret: str = SECRET_VALUE) -> Path:
+    """Own git cache, the test secret in the environment, and a settings file of the
+    test's own (none until the test writes it): its path."""
+    config = tmp_path / "config.yaml"
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SMARTSHARE_CONFIG", str(config))
+    monkeypatch.setenv("TESTLAND_TOKEN", secret)
+    return config
+
 
 DOCKERFILE = """\
 FROM busybox:1.36
@@ -31,6 +43,17 @@ class CatalogFixture:
     region_file: Path
     region: str
     repos: dict[str, GitRepo] = field(default_factory=dict)
+
+    def cli_options(self, workspace: Path) -> list[str]:
+        """``--region``, ``--workspace`` and ``--catalog`` for a command run on this catalogue."""
+        return [
+            "--region",
+            str(self.region_file),
+            "--workspace",
+            str(workspace),
+            "--catalog",
+            str(self.root),
+        ]
 
     def tag(self, app: str, *, namespace: str = "smartshare") -> str:
         return f"{namespace}/{app}:1.0.0-{self.region}"

@@ -29,7 +29,7 @@ from smartshare.errors import EngineUnavailableError, InvalidInputError, SecretR
 from smartshare.state.lockfile import read_lock
 from smartshare.state.status import workspace_status
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import SECRET_VALUE, CatalogFixture, isolate, make_catalog
 
 docker = pytest.importorskip("docker")
 
@@ -37,9 +37,7 @@ docker = pytest.importorskip("docker")
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Own git cache, no user settings, the test secret in the environment."""
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def run_adopt(
@@ -759,12 +757,7 @@ def test_interrupted_run_is_consistent_and_resumes(tmp_path: Path, busybox_image
         "adopt",
         "alpha",
         "slow",
-        "--region",
-        str(catalog.region_file),
-        "--workspace",
-        str(workspace),
-        "--catalog",
-        str(catalog.root),
+        *catalog.cli_options(workspace),
         "--jobs",
         "2",
     ]

@@ -22,14 +22,12 @@ from smartshare.cli import app as cli_app
 from smartshare.errors import InvalidInputError
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import CatalogFixture, isolate, make_catalog
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def tiny_png(rgb: tuple[int, int, int], size: int = 4, *, level: int = 6) -> bytes:

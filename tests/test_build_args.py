@@ -14,7 +14,7 @@ from smartshare.catalog.diagnostics import Severity
 from smartshare.errors import InvalidInputError
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import CatalogFixture, isolate, make_catalog
 
 DOCKERFILE = """\
 FROM busybox:1.36
@@ -27,9 +27,7 @@ RUN echo "$DOMAIN_TAG $PLAIN" > /www/build.txt
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def with_args(catalog: CatalogFixture, app: str, args: dict[str, str]) -> Path:

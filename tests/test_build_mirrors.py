@@ -39,7 +39,7 @@ from smartshare.errors import SecretResolutionError
 from smartshare.settings import Settings, image_mirror_rules
 from smartshare.state.lockfile import read_lock
 
-from catalogs import REGION, SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import REGION, CatalogFixture, isolate, make_catalog
 
 PROXY_PASSWORD = "Pr0xy-Pa55-7d1c"
 
@@ -321,9 +321,7 @@ def file_in(api: Any, image: str, path: str) -> str:
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def add_to_profile(catalog: CatalogFixture, text: str) -> None:
@@ -446,12 +444,7 @@ def test_a_base_image_the_mirror_lacks_stops_the_run_before_any_build(
             "adopt",
             "alpha",
             "beta",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert result.exit_code == 3, result.output

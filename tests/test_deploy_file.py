@@ -31,7 +31,7 @@ from smartshare.settings import load_settings
 from smartshare.state.drift import manifest_digest
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, app_manifest
+from catalogs import SECRET_VALUE, app_manifest, isolate
 from deploys import make_deploy_catalog
 from stacks import IMAGE_ID, KEY, RUNTIME, inputs, manifest, region, stack
 
@@ -310,9 +310,7 @@ def test_settings_image_mirrors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 
 

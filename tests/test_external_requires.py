@@ -31,7 +31,7 @@ from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, app_manifest
+from catalogs import SECRET_VALUE, app_manifest, isolate
 from deploys import DeployCatalog, make_deploy_catalog
 
 ALPHA_INTERNAL = "http://alpha.testland.lan:8080"
@@ -53,9 +53,7 @@ def external_alpha(catalog: DeployCatalog, outputs: str | None = None) -> None:
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture

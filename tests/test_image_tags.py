@@ -143,12 +143,7 @@ def test_adopt_refuses_an_image_claimed_by_two_apps_of_the_run_before_any_work(
                 "adopt",
                 *apps,
                 "--no-build",
-                "--region",
-                str(catalog.region_file),
-                "--workspace",
-                str(workspace),
-                "--catalog",
-                str(catalog.root),
+                *catalog.cli_options(workspace),
             ],
         )
 

@@ -23,14 +23,12 @@ from smartshare.cli import app as cli_app
 from smartshare.errors import OutputSchemaError
 from smartshare.rendering.schemacheck import MAX_SCHEMA_BYTES, OutputCheck, check_output
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import SECRET_VALUE, CatalogFixture, isolate, make_catalog
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 CONFIG_SCHEMA = {

@@ -17,14 +17,12 @@ from smartshare.errors import InvalidInputError, PatchError, UnsafePathError
 from smartshare.state import baseline
 from smartshare.state.lockfile import read_lock
 
-from catalogs import SECRET_VALUE, CatalogFixture, add_patch, make_catalog, source_patch
+from catalogs import SECRET_VALUE, CatalogFixture, add_patch, isolate, make_catalog, source_patch
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def run(catalog: CatalogFixture, workspace: Path, *apps: str) -> Outcome:
@@ -137,12 +135,7 @@ def test_a_patch_that_does_not_apply_names_patch_and_hunk_and_writes_nothing(
             "adopt",
             "alpha",
             "--no-build",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert outcome.exit_code == 1, outcome.output

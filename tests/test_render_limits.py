@@ -22,18 +22,14 @@ from smartshare.rendering.pool import RenderPool
 from smartshare.rendering.sandbox import render_string, substitute_names
 from smartshare.settings import load_settings
 
-from catalogs import SECRET_VALUE, CatalogFixture, make_catalog
+from catalogs import SECRET_VALUE, CatalogFixture, isolate, make_catalog
 
 TIGHT = RenderLimits(seconds=2, output_bytes=1024 * 1024, memory_bytes=256 * 1024 * 1024)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "config.yaml"
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(config))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
-    return config
+    return isolate(tmp_path, monkeypatch)
 
 
 def templates(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -20,7 +20,7 @@ from smartshare.rendering.limits import RenderLimits
 from smartshare.rendering.pool import RenderPool
 from smartshare.rendering.sandbox import make_environment, render
 
-from catalogs import CatalogFixture, make_catalog
+from catalogs import CatalogFixture, isolate, make_catalog
 
 SECRET = "S3cr3t-VALUE-xyz"
 
@@ -47,9 +47,7 @@ def assert_secret_nowhere(root: Path, *outputs: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET)
+    isolate(tmp_path, monkeypatch, secret=SECRET)
 
 
 def adopt_cli(catalog: CatalogFixture, workspace: Path, *args: str) -> Result:

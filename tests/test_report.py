@@ -15,16 +15,14 @@ from smartshare.cli import app as cli_app
 from smartshare.state.lockfile import read_lock
 from smartshare.upgrading.runner import upgrade
 
-from catalogs import SECRET_VALUE
+from catalogs import isolate
 
 HOSTILE_TITLE = 'Kabupaten "Testland": #1 \u202e\x1b[31m\n- evil: yes'
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def run(*args: str) -> Result:

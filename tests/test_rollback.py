@@ -16,14 +16,12 @@ from smartshare.upgrading.rollback import rollback
 from smartshare.upgrading.runner import upgrade
 from smartshare.upgrading.steps import UpgradeOutcome
 
-from catalogs import SECRET_VALUE, CatalogFixture, add_patch, make_catalog, source_patch
+from catalogs import SECRET_VALUE, CatalogFixture, add_patch, isolate, make_catalog, source_patch
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def run(workspace: Path, *args: str) -> Result:
@@ -159,12 +157,7 @@ def test_an_upgrade_needing_attention_is_rolled_back_but_never_returned_to(
             "alpha",
             "--conflict",
             "markers",
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
     assert marked.exit_code == 0, marked.output

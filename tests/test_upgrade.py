@@ -24,6 +24,7 @@ from catalogs import (
     SECRET_VALUE,
     CatalogFixture,
     add_patch,
+    isolate,
     make_catalog,
     source_patch,
 )
@@ -53,9 +54,7 @@ PAGE_V2 = PAGE_V1.replace("<h1>", '<h1 class="big">').replace(
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SMARTSHARE_CONFIG", str(tmp_path / "no-config.yaml"))
-    monkeypatch.setenv("TESTLAND_TOKEN", SECRET_VALUE)
+    isolate(tmp_path, monkeypatch)
 
 
 def two_versions(tmp_path: Path, *, source_change: str | None = None) -> CatalogFixture:
@@ -109,12 +108,7 @@ def cli(catalog: CatalogFixture, workspace: Path, *args: str) -> Result:
         cli_app,
         [
             *args,
-            "--region",
-            str(catalog.region_file),
-            "--workspace",
-            str(workspace),
-            "--catalog",
-            str(catalog.root),
+            *catalog.cli_options(workspace),
         ],
     )
 

@@ -7,7 +7,7 @@ an :class:`AdoptResult`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -79,6 +79,9 @@ class AdoptResult:
 
     @property
     def failed_on_input(self) -> bool:
-        """Every app that failed did so on wrong input (a template, a value): exit code 1."""
-        errors = [r.error for r in self.results if r.outcome is Outcome.FAILED]
-        return bool(errors) and all(isinstance(e, InvalidInputError) for e in errors)
+        return all_on_input([r.error for r in self.results if r.outcome is Outcome.FAILED])
+
+
+def all_on_input(errors: Sequence[SmartshareError | None]) -> bool:
+    """Every failed app (``errors``) failed on wrong input (a template, a value): exit code 1."""
+    return bool(errors) and all(isinstance(e, InvalidInputError) for e in errors)

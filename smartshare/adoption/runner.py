@@ -55,6 +55,7 @@ from smartshare.state.lockfile import (
 if TYPE_CHECKING:
     from smartshare.building.engine import DockerEngine
     from smartshare.fetching.mirror import ResolvedRef
+    from smartshare.fetching.patching import PatchedTree
 
 
 class _Cancelled(Exception):
@@ -205,10 +206,21 @@ class _Runner:
 
     def _patch(self, assessment: Assessment, scratch: Path) -> None:
         """Apply the region's patches to the exported tree (``scratch/src``)."""
-        from smartshare.fetching.patching import apply_patches
-
         if assessment.patches:
             self.emit(assessment.app.name, Phase.PATCHING, f"{len(assessment.patches)} patch(es)")
+        self._apply_patches(assessment, scratch)
+
+    @staticmethod
+    def _apply_patches(
+        assessment: Assessment,
+        scratch: Path,
+        *,
+        three_way: bool = False,
+        keep_conflicts: bool = False,
+    ) -> PatchedTree:
+        """The patches applied to ``scratch/src`` (git's files in ``scratch/patching``)."""
+        from smartshare.fetching.patching import apply_patches
+
         work = scratch / "patching"
         work.mkdir(mode=0o700)
         patched = apply_patches(
@@ -216,8 +228,11 @@ class _Runner:
             tree=scratch / "src",
             patches=assessment.patches,
             work=work,
+            three_way=three_way,
+            keep_conflicts=keep_conflicts,
         )
         assessment.tree_digest = patched.tree_digest
+        return patched
 
     def _contents(
         self, assessment: Assessment, files: list[RenderedFile], scratch: Path

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from smartshare.building.buildlog import BuildTrace, LogCallback, follow_build
 from smartshare.building.context import check_context, pack_context
@@ -103,29 +103,21 @@ class BuildCalls(EnginePart):
             replaced = {self.image_id(tag) for tag in tags}
             with tempfile.TemporaryFile() as archive:
                 pack_context(folder, dockerfile_rel, archive)
-                with (
-                    self._streaming(BuildError, f"building {name}"),
-                    self._errors(BuildError, f"building {name}", dockerfile=dockerfile_rel),
-                ):
-                    # Labels are applied afterwards (see _labelled): the legacy builder
-                    # turns the API's labels into one LABEL step (one container) per label.
-                    chunks = api.build(
-                        fileobj=archive,
-                        custom_context=True,
-                        dockerfile=dockerfile_rel,
-                        tag=None if labels else (tags[0] if tags else None),
-                        buildargs=dict(buildargs or {}),
-                        target=target,
-                        network_mode=network_mode,
-                        decode=True,
-                        rm=True,
-                        forcerm=True,
-                        pull=False,
-                        timeout=self._timeout,
-                    )
-                    image_id = follow_build(chunks, name, dockerfile_rel, on_log, made=made)
-                    if not image_id.startswith("sha256:"):
-                        image_id = api.inspect_image(image_id)["Id"]
+                # Labels are applied afterwards (see _labelled): the legacy builder
+                # turns the API's labels into one LABEL step (one container) per label.
+                image_id = self._build_image(
+                    api,
+                    archive,
+                    f"building {name}",
+                    name,
+                    dockerfile_rel,
+                    on_log,
+                    made,
+                    tag=None if labels else (tags[0] if tags else None),
+                    buildargs=dict(buildargs or {}),
+                    target=target,
+                    network_mode=network_mode,
+                )
             if labels:
                 image_id = self._labelled(api, image_id, labels, name, on_log, made)
             with self._errors(BuildError, f"tagging {name}"):
@@ -188,22 +180,40 @@ class BuildCalls(EnginePart):
                 info.size = len(dockerfile)
                 tar.addfile(info, io.BytesIO(dockerfile))
             archive.seek(0)
-            with (
-                self._streaming(BuildError, f"labelling {name}"),
-                self._errors(BuildError, f"labelling {name}", dockerfile="Dockerfile"),
-            ):
-                chunks = api.build(
-                    fileobj=archive,
-                    custom_context=True,
-                    decode=True,
-                    rm=True,
-                    forcerm=True,
-                    pull=False,
-                    timeout=self._timeout,
-                )
-                image_id = follow_build(chunks, name, "Dockerfile", on_log, made=made)
-                if not image_id.startswith("sha256:"):
-                    image_id = str(api.inspect_image(image_id)["Id"])
+            return self._build_image(
+                api, archive, f"labelling {name}", name, "Dockerfile", on_log, made
+            )
+
+    def _build_image(
+        self,
+        api: Any,
+        archive: IO[bytes],
+        doing: str,
+        name: str,
+        dockerfile: str,
+        on_log: LogCallback | None,
+        made: BuildTrace,
+        **options: Any,
+    ) -> str:
+        """Build the packed context ``archive``, following the engine's stream; the image id."""
+        with (
+            self._streaming(BuildError, doing),
+            self._errors(BuildError, doing, dockerfile=dockerfile),
+        ):
+            chunks = api.build(
+                fileobj=archive,
+                custom_context=True,
+                dockerfile=dockerfile,
+                decode=True,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                timeout=self._timeout,
+                **options,
+            )
+            image_id = follow_build(chunks, name, dockerfile, on_log, made=made)
+            if not image_id.startswith("sha256:"):
+                image_id = str(api.inspect_image(image_id)["Id"])
         return image_id
 
     def _tag(self, api: Any, image_id: str, reference: str) -> None:

@@ -298,7 +298,7 @@ def _check_requires(
     problems: list[Problem] = []
     model = app.model
     for index, needed in enumerate(model.requires):
-        if needed not in catalog.apps and needed not in catalog.partial_apps:
+        if catalog.any_app(needed) is None:
             problems.append(
                 app.doc.problem(
                     ("requires", index),

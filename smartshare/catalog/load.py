@@ -88,6 +88,10 @@ class Catalog:
             raise UnknownAppError(f"no app named '{name}' in the catalogue {self.root}", hint=hint)
         return loaded.model
 
+    def any_app(self, name: str) -> LoadedFile[AppManifest] | None:
+        """``name``'s manifest, valid or (as far as it validates) not."""
+        return self.apps.get(name) or self.partial_apps.get(name)
+
     def version_files(self) -> list[LoadedFile[AppManifest]]:
         """Every older version's manifest (``manifests/versions/``)."""
         return [loaded for versions in self.versions.values() for loaded in versions.values()]

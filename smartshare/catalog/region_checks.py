@@ -27,16 +27,9 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
     doc = region.doc
     problems: list[Problem] = []
     for app_name, values in region.model.apps.items():
-        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        loaded = catalog.any_app(app_name)
         if loaded is None:
-            problems.append(
-                doc.problem(
-                    ("apps", app_name),
-                    f"no app named '{app_name}' in the catalogue"
-                    + did_you_mean(app_name, catalog.apps),
-                    key=True,
-                )
-            )
+            problems.append(_unknown_app(doc, ("apps", app_name), catalog))
             continue
         if isinstance(values, ExternalApp):
             if loaded.has("runtime"):
@@ -51,11 +44,11 @@ def check_region(*, region: LoadedFile[RegionProfile], catalog: Catalog) -> list
             loc = ("apps", app_name, key)
             parameter = app.parameter(key)
             if parameter is None:
-                declared = [p.name for p in app.parameters]
-                hint = did_you_mean(key, declared) or (
-                    f"; its parameters are: {', '.join(declared)}"
-                    if declared
-                    else "; it has no parameters"
+                hint = _not_declared(
+                    key,
+                    [p.name for p in app.parameters],
+                    "its parameters are:",
+                    "it has no parameters",
                 )
                 problems.append(
                     doc.problem(loc, f"app '{app_name}' has no parameter '{key}'{hint}", key=True)
@@ -110,16 +103,9 @@ def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
             problems.append(doc.problem(("branding", "logo"), exc.message))
             logo_usable = False
     for app_name, files in model.assets.items():
-        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        loaded = catalog.any_app(app_name)
         if loaded is None:
-            problems.append(
-                doc.problem(
-                    ("assets", app_name),
-                    f"no app named '{app_name}' in the catalogue"
-                    + did_you_mean(app_name, catalog.apps),
-                    key=True,
-                )
-            )
+            problems.append(_unknown_app(doc, ("assets", app_name), catalog))
             continue
         if not loaded.has("assets"):
             continue
@@ -127,9 +113,7 @@ def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
             asset = loaded.model.asset(name)
             if asset is None:
                 declared = [a.name for a in loaded.model.assets]
-                hint = did_you_mean(name, declared) or (
-                    f"; its assets are: {', '.join(declared)}" if declared else "; it has none"
-                )
+                hint = _not_declared(name, declared, "its assets are:", "it has none")
                 problems.append(
                     doc.problem(
                         ("assets", app_name, name),
@@ -143,7 +127,7 @@ def check_region_assets(*, region: LoadedFile[RegionProfile], catalog: Catalog) 
             except InvalidInputError as exc:
                 problems.append(doc.problem(("assets", app_name, name), exc.message))
     for app_name in dict.fromkeys([*model.apps, *model.assets]):
-        loaded = catalog.apps.get(app_name) or catalog.partial_apps.get(app_name)
+        loaded = catalog.any_app(app_name)
         if loaded is None or not loaded.has("assets"):
             continue
         for asset in loaded.model.assets:
@@ -177,18 +161,11 @@ def _check_external(doc: YamlDocument, app: AppManifest, given: ExternalApp) -> 
     problems: list[Problem] = []
     for key in given.external:
         if key not in declared:
-            offered = (
-                f"; it offers {', '.join(sorted(declared))}"
-                if declared
-                else "; it offers none (no runtime.outputs)"
+            hint = _not_declared(
+                key, sorted(declared), "it offers", "it offers none (no runtime.outputs)"
             )
             problems.append(
-                doc.problem(
-                    (*at, key),
-                    f"'{key}' is not an output of '{app.name}'"
-                    + (did_you_mean(key, declared) or offered),
-                    key=True,
-                )
+                doc.problem((*at, key), f"'{key}' is not an output of '{app.name}'{hint}", key=True)
             )
     for key in sorted(set(declared) - set(given.external)):
         problems.append(
@@ -200,3 +177,20 @@ def _check_external(doc: YamlDocument, app: AppManifest, given: ExternalApp) -> 
             )
         )
     return problems
+
+
+def _unknown_app(doc: YamlDocument, loc: tuple[str, str], catalog: Catalog) -> Problem:
+    """``loc`` (``(section, app)``) names an app the catalogue does not hold."""
+    name = loc[1]
+    return doc.problem(
+        loc,
+        f"no app named '{name}' in the catalogue" + did_you_mean(name, catalog.apps),
+        key=True,
+    )
+
+
+def _not_declared(name: str, declared: list[str], listing: str, nothing: str) -> str:
+    """The hint for a ``name`` an app does not declare: the closest one, else all of them."""
+    return did_you_mean(name, declared) or (
+        f"; {listing} {', '.join(declared)}" if declared else f"; {nothing}"
+    )

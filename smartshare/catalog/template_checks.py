@@ -210,16 +210,10 @@ def _usage_problems(
 ) -> list[Problem]:
     problems: list[Problem] = []
     for issue in usage.issues:
-        path = templates_dir / issue.template
         pattern = r"\{%-?\s*\w+" if "syntax error" not in issue.message else ""
         problems.append(
-            Problem(
-                file=display_path(path),
-                line=issue.line,
-                column=_column(path, issue.line, pattern),
-                severity=Severity.ERROR,
-                field="",
-                message=issue.message,
+            _template_problem(
+                templates_dir / issue.template, issue.line, pattern, "", issue.message
             )
         )
     for use, field, message, pattern in _usage_messages(
@@ -230,16 +224,8 @@ def _usage_problems(
         what="an image template",
         issues=False,
     ):
-        path = templates_dir / use.template
         problems.append(
-            Problem(
-                file=display_path(path),
-                line=use.line,
-                column=_column(path, use.line, pattern),
-                severity=Severity.ERROR,
-                field=field,
-                message=message,
-            )
+            _template_problem(templates_dir / use.template, use.line, pattern, field, message)
         )
     return problems
 
@@ -316,6 +302,18 @@ def _usage_messages(
         )
         found.append((use, use.name, message, rf"\b{use.name}\b"))
     return found
+
+
+def _template_problem(path: Path, line: int, pattern: str, field: str, message: str) -> Problem:
+    """An error at ``line`` of a template, at the column of ``pattern`` there."""
+    return Problem(
+        file=display_path(path),
+        line=line,
+        column=_column(path, line, pattern),
+        severity=Severity.ERROR,
+        field=field,
+        message=message,
+    )
 
 
 def _column(path: Path, line: int, pattern: str) -> int:

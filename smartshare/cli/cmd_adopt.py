@@ -19,18 +19,19 @@ from smartshare.cli.options import (
     ForceOption,
     JobsOption,
     ListFormat,
+    ListFormatOption,
     NoBuildOption,
     PushOption,
     RegionOption,
     SetOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 if TYPE_CHECKING:
     from smartshare.adoption.events import AdoptResult, AppResult, Event
     from smartshare.console import Console
+    from smartshare.errors import AdoptionFailedError
 
 
 class ProgressView:
@@ -53,7 +54,7 @@ class ProgressView:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -62,6 +63,24 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def live_progress(console: Console, *, shown: bool) -> Iterator[ProgressView | None]:
+    """A run's progress board (when ``shown``), SIGTERM as Ctrl-C; gives the run's event sink."""
+    view = ProgressView(console)
+    with sigterm_as_interrupt(), view.board if shown else contextlib.nullcontext():
+        yield view if shown else None
+
+
+def failed_run(message: str, *, hint: str, on_input: bool) -> AdoptionFailedError:
+    """Some apps of a run failed: exit code 1 when all of them failed on wrong input."""
+    from smartshare.errors import AdoptionFailedError, ExitCode
+
+    failure = AdoptionFailedError(message, hint=hint)
+    if on_input:
+        failure.exit_code = ExitCode.INVALID_INPUT
+    return failure
 
 
 def render_summary(console: Console, result: AdoptResult) -> None:
@@ -108,7 +127,7 @@ def adopt_command(
         bool, typer.Option("--fail-fast", help="Stop starting apps after the first failure.")
     ] = False,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
     deploy_after: Annotated[
         bool,
@@ -118,16 +137,14 @@ def adopt_command(
     """Adopt apps for a region: fetch, render, build, push (if asked), record."""
     from smartshare.adoption.runner import adopt
     from smartshare.console import get_console
-    from smartshare.errors import AdoptionFailedError, ExitCode, InterruptedRunError
+    from smartshare.errors import InterruptedRunError
 
     console = get_console()
     if deploy_after and no_build:
         from smartshare.errors import UsageError
 
         raise UsageError("--deploy runs the images: it cannot go with --no-build")
-    view = ProgressView(console)
-    live = view.board if output is ListFormat.TABLE else contextlib.nullcontext()
-    with _sigterm_as_interrupt(), live:
+    with live_progress(console, shown=output is ListFormat.TABLE) as on_event:
         result = adopt(
             apps=apps or [],
             all_apps=all_apps,
@@ -141,7 +158,7 @@ def adopt_command(
             force=force,
             fail_fast=fail_fast,
             cache_dir=cache_dir,
-            on_event=view if output is ListFormat.TABLE else None,
+            on_event=on_event,
         )
     summary = None
     if output is ListFormat.JSON:
@@ -182,25 +199,20 @@ def adopt_command(
             done = f"{recorded[0]} is recorded in the lock"
         else:
             done = f"the other {len(recorded)} apps are recorded in the lock"
-        failure = AdoptionFailedError(
+        raise failed_run(
             f"{len(result.failed)} of {len(result.results)} app(s) not adopted: {names}",
             hint=f"{done}; fix the cause and run again",
+            on_input=result.failed_on_input,
         )
-        if result.failed_on_input:
-            failure.exit_code = ExitCode.INVALID_INPUT
-        raise failure
     if deploy_after:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
 
-        deployed = run_deploy(
+        deployed = then_deploy(
             console,
             apps=apps or [],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
             output=output,
         )
         if summary is not None:

@@ -72,13 +72,13 @@ def run_deploy(
     output: ListFormat,
 ) -> DeployResult:
     """Deploy with progress and a table (``--format table``): ``deploy``, ``adopt --deploy``."""
-    from smartshare.cli.cmd_adopt import _sigterm_as_interrupt
+    from smartshare.cli.cmd_adopt import sigterm_as_interrupt
     from smartshare.deploying.runner import deploy
 
     view = _DeployView(console)
     table = output is ListFormat.TABLE
     live = view.board if table else contextlib.nullcontext()
-    with _sigterm_as_interrupt(), live:
+    with sigterm_as_interrupt(), live:
         result = deploy(
             apps=apps,
             region_file=region,
@@ -92,6 +92,31 @@ def run_deploy(
     if table:
         _render(console, result)
     return result
+
+
+def then_deploy(
+    console: Console,
+    *,
+    apps: Sequence[str],
+    region: Path,
+    workspace: Path,
+    catalog: Path | None,
+    output: ListFormat,
+) -> DeployResult:
+    """``--deploy`` of ``adopt``, ``upgrade`` and ``rollback``: on the profile's target."""
+    from smartshare.deploying.runner import DEFAULT_TIMEOUT_S
+
+    return run_deploy(
+        console,
+        apps=apps,
+        region=region,
+        workspace=workspace,
+        catalog=catalog,
+        target=None,
+        dry_run=False,
+        timeout=DEFAULT_TIMEOUT_S,
+        output=output,
+    )
 
 
 def _render(console: Console, result: DeployResult) -> None:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
+    AdoptedAppArgument,
     Command,
     ListFormat,
+    ListFormatOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 
 def history_command(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="An adopted app.")],
+    app_name: AdoptedAppArgument,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
 ) -> None:
     """List an app's adoptions (the current one marked): what 'rollback' can return to."""
     from smartshare.cli.cmd_status import _when

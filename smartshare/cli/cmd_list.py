@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smartshare.cli.options import CatalogOption, Command, ListFormat, examples, format_option
+from smartshare.cli.options import CatalogOption, Command, ListFormat, ListFormatOption, examples
 
 
 def list_command(
@@ -23,7 +23,7 @@ def list_command(
             help="Match name, title, summary and tags (any language).",
         ),
     ] = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """List the apps that can be shared."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from smartshare.cli.options import (
@@ -16,13 +14,13 @@ from smartshare.cli.options import (
     DetailOption,
     ForceOption,
     ListFormat,
+    ListFormatOption,
     NoBuildOption,
     PushOption,
     RegionOption,
     SetOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 
@@ -37,7 +35,7 @@ def plan_command(
     force: ForceOption = False,
     cache_dir: CacheOption = None,
     detail: DetailOption = False,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Show what 'adopt' would do, in order, without doing it."""

@@ -9,17 +9,18 @@ import typer
 
 from smartshare.cli.options import (
     DEFAULT_WORKSPACE,
+    AdoptedAppArgument,
     CatalogOption,
     Command,
     ListFormat,
+    ListFormatOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 
 def rollback_command(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="An adopted app.")],
+    app_name: AdoptedAppArgument,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     to: Annotated[
         str | None,
@@ -44,16 +45,16 @@ def rollback_command(
             help="Region profile for --deploy (default: the one the workspace was adopted with).",
         ),
     ] = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Return an app to an earlier adoption: its files, images and lock entry."""
-    from smartshare.cli.cmd_adopt import _sigterm_as_interrupt
+    from smartshare.cli.cmd_adopt import sigterm_as_interrupt
     from smartshare.console import get_console
     from smartshare.upgrading.rollback import rollback
 
     console = get_console()
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         result = rollback(app=app_name, workspace=workspace, to=to, force=force)
     if output is ListFormat.JSON and not deploy_after:
         console.json(result.as_dict())
@@ -74,7 +75,7 @@ def rollback_command(
             ]
         )
     if deploy_after:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
         from smartshare.errors import UsageError
         from smartshare.state.lockfile import read_lock
 
@@ -83,15 +84,12 @@ def rollback_command(
             if recorded is None:
                 raise UsageError("--deploy: name the region profile with --region")
             region = Path(recorded.file)
-        run_deploy(
+        then_deploy(
             console,
             apps=[result.app],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
             output=output,
         )
 

@@ -12,9 +12,9 @@ from smartshare.cli.options import (
     Command,
     DetailOption,
     ListFormat,
+    ListFormatOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 
@@ -34,7 +34,7 @@ def _when(timestamp: str) -> str:
 def status_command(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     detail: DetailOption = False,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: Annotated[
         Path | None,
         typer.Option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,12 +14,12 @@ from smartshare.cli.options import (
     Command,
     JobsOption,
     ListFormat,
+    ListFormatOption,
     NoBuildOption,
     PushOption,
     RegionOption,
     WorkspaceOption,
     examples,
-    format_option,
 )
 
 if TYPE_CHECKING:
@@ -105,19 +104,17 @@ def upgrade_command(
     ] = False,
     jobs: JobsOption = None,
     cache_dir: CacheOption = None,
-    output: Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)] = ListFormat.TABLE,
+    output: ListFormatOption = ListFormat.TABLE,
     catalog: CatalogOption = None,
 ) -> None:
     """Upgrade adopted apps to a newer version, keeping the region's patches and hand edits."""
-    from smartshare.cli.cmd_adopt import ProgressView, _sigterm_as_interrupt
+    from smartshare.cli.cmd_adopt import failed_run, live_progress
     from smartshare.console import get_console
-    from smartshare.errors import AdoptionFailedError, ExitCode, InterruptedRunError
+    from smartshare.errors import InterruptedRunError
     from smartshare.upgrading.runner import upgrade
 
     console = get_console()
-    view = ProgressView(console)
-    table = output is ListFormat.TABLE and not dry_run
-    with _sigterm_as_interrupt(), view.board if table else contextlib.nullcontext():
+    with live_progress(console, shown=output is ListFormat.TABLE and not dry_run) as on_event:
         result = upgrade(
             apps=apps or [],
             region_file=region,
@@ -131,7 +128,7 @@ def upgrade_command(
             build=not no_build,
             jobs=jobs,
             cache_dir=cache_dir,
-            on_event=view if table else None,
+            on_event=on_event,
         )
     if output is ListFormat.JSON:
         console.json(result.as_dict())
@@ -144,26 +141,21 @@ def upgrade_command(
         )
     if result.failed:
         names = ", ".join(a.app for a in result.failed)
-        failure = AdoptionFailedError(
+        raise failed_run(
             f"{len(result.failed)} of {len(result.apps)} app(s) not upgraded: {names}",
             hint="they stay on their old version; fix the cause and run again",
+            on_input=result.failed_on_input,
         )
-        if result.failed_on_input:
-            failure.exit_code = ExitCode.INVALID_INPUT
-        raise failure
     if deploy_after and not dry_run:
-        from smartshare.cli.cmd_deploy import run_deploy
+        from smartshare.cli.cmd_deploy import then_deploy
 
-        run_deploy(
+        then_deploy(
             console,
             apps=[a.app for a in result.apps],
             region=region,
             workspace=workspace,
             catalog=catalog,
-            target=None,
-            dry_run=False,
-            timeout=300.0,
-            output=ListFormat.TABLE if output is ListFormat.TABLE else output,
+            output=output,
         )
 
 

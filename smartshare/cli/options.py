@@ -170,3 +170,7 @@ def format_option(kind: type[StrEnum], default: StrEnum) -> Any:
         help=f"Output format (default: {default}).",
         show_default=False,
     )
+
+
+ListFormatOption = Annotated[ListFormat, format_option(ListFormat, ListFormat.TABLE)]
+AdoptedAppArgument = Annotated[str, typer.Argument(metavar="APP", help="An adopted app.")]

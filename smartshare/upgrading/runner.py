@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartshare.adoption.events import EventSink, Outcome
+from smartshare.adoption.events import EventSink, Outcome, all_on_input
 from smartshare.adoption.runner import _Runner
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import InvalidInputError, SmartshareError, UsageError
@@ -68,8 +68,7 @@ class UpgradeResult:
 
     @property
     def failed_on_input(self) -> bool:
-        errors = [a.error for a in self.apps if a.outcome == UpgradeOutcome.FAILED]
-        return bool(errors) and all(isinstance(e, InvalidInputError) for e in errors)
+        return all_on_input([a.error for a in self.apps if a.outcome == UpgradeOutcome.FAILED])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,21 +139,10 @@ class _Upgrader(_Runner):
         return images
 
     def _patch(self, assessment: Assessment, scratch: Path) -> None:
-        from smartshare.fetching.patching import apply_patches
-
-        report = self.reports[assessment.app.name]
-        work = scratch / "patching"
-        work.mkdir(mode=0o700)
-        patched = apply_patches(
-            resolved=assessment.resolved,
-            tree=scratch / "src",
-            patches=assessment.patches,
-            work=work,
-            three_way=True,
-            keep_conflicts=self.markers,
+        patched = self._apply_patches(
+            assessment, scratch, three_way=True, keep_conflicts=self.markers
         )
-        assessment.tree_digest = patched.tree_digest
-        report.patch_conflicts = patched.conflicts
+        self.reports[assessment.app.name].patch_conflicts = patched.conflicts
 
     def _contents(
         self, assessment: Assessment, files: list[RenderedFile], scratch: Path
