@@ -157,6 +157,7 @@ def test_an_upgrade_needing_attention_is_rolled_back_but_never_returned_to(
             "alpha",
             "--conflict",
             "markers",
+            "--no-build",
             *catalog.cli_options(workspace),
         ],
     )

@@ -222,7 +222,8 @@ def test_a_conflict_stops_the_app_on_its_old_version(tmp_path: Path) -> None:
     catalog, workspace = prepared(tmp_path, conflicting=True)
     # The patch no longer applies three ways: named, with its file, nothing written.
     before = snapshot(workspace)
-    result = cli(catalog, workspace, "upgrade", "alpha")
+    # Without an engine (--no-build): the conflicts come before any build.
+    result = cli(catalog, workspace, "upgrade", "alpha", "--no-build")
     assert result.exit_code == 1, result.output
     assert "0001-verbose.patch" in result.output and "bin/start.sh" in result.output
     assert snapshot(workspace) == before
@@ -248,8 +249,18 @@ def test_a_conflict_stops_the_app_on_its_old_version(tmp_path: Path) -> None:
 
 def test_conflict_markers_need_attention_until_resolved(tmp_path: Path) -> None:
     catalog, workspace = prepared(tmp_path, conflicting=True)
+    # Without an engine (--no-build); that markers are never built is checked with one
+    # in test_acceptance_conflicts_then_markers_with_real_builds.
     result = cli(
-        catalog, workspace, "upgrade", "alpha", "--conflict", "markers", "--format", "json"
+        catalog,
+        workspace,
+        "upgrade",
+        "alpha",
+        "--conflict",
+        "markers",
+        "--no-build",
+        "--format",
+        "json",
     )
     assert result.exit_code == 0, result.output
     alpha = json.loads(result.output)["apps"][0]
@@ -260,7 +271,7 @@ def test_conflict_markers_need_attention_until_resolved(tmp_path: Path) -> None:
     for path in (page, start):
         assert "<<<<<<< " in path.read_text() and ">>>>>>> " in path.read_text()
     entry = read_lock(workspace).apps["alpha"]
-    assert entry.version == "2.0.0" and entry.attention is not None and not entry.built
+    assert entry.version == "2.0.0" and entry.attention is not None
     status = workspace_status(workspace=workspace, catalog_root=catalog.root)
     assert status.apps[0].attention is not None
     shown = CliRunner().invoke(
@@ -440,7 +451,7 @@ def test_a_new_required_parameter_without_a_value_stops_only_its_app(tmp_path: P
             .replace("parameters:\n", "parameters:\n" + extra)
         )
     for args in (("--dry-run",), ()):
-        shown = cli(catalog, workspace, "upgrade", "--format", "json", *args)
+        shown = cli(catalog, workspace, "upgrade", "--no-build", "--format", "json", *args)
         assert shown.exit_code == 1, shown.output
         apps = {a["app"]: a for a in json.loads(shown.stdout)["apps"]}
         assert apps["alpha"]["outcome"] == "failed"
