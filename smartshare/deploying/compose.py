@@ -85,6 +85,18 @@ def data_folder(stack: Stack, volume_key: str) -> str | None:
     return f"{stack.data_dir.rstrip('/')}/{volume_key}"
 
 
+def volume_mounts(stack: Stack, container: StackContainer) -> list[dict[str, str]]:
+    """The container's volumes as mounts: a bind of ``deploy.data_dir``'s folder, else a volume."""
+    mounts = []
+    for volume in container.volumes:
+        folder = data_folder(stack, volume.key)
+        if folder is None:
+            mounts.append({"type": "volume", "source": volume.key, "target": volume.path})
+        else:
+            mounts.append({"type": "bind", "source": folder, "target": volume.path})
+    return mounts
+
+
 def _service(stack: Stack, container: StackContainer, *, key: bytes) -> dict[str, Any]:
     service: dict[str, Any] = {"image": container.image}
     if container.command is not None:
@@ -94,14 +106,7 @@ def _service(stack: Stack, container: StackContainer, *, key: bytes) -> dict[str
     if container.files:
         service["secrets"] = [{"source": f.key, "target": f.target} for f in container.files]
     if container.volumes:
-        mounts = []
-        for volume in container.volumes:
-            folder = data_folder(stack, volume.key)
-            if folder is None:
-                mounts.append({"type": "volume", "source": volume.key, "target": volume.path})
-            else:
-                mounts.append({"type": "bind", "source": folder, "target": volume.path})
-        service["volumes"] = mounts
+        service["volumes"] = volume_mounts(stack, container)
     if container.published is not None:
         service["ports"] = [
             {

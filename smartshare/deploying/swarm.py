@@ -45,7 +45,11 @@ from typing import Any
 
 from smartshare.catalog.imagerefs import parse_image_reference
 from smartshare.catalog.runtime import swarm_address_problem
-from smartshare.deploying.compose import config_fingerprint, data_folder, escape_interpolation
+from smartshare.deploying.compose import (
+    config_fingerprint,
+    escape_interpolation,
+    volume_mounts,
+)
 from smartshare.deploying.labels import (
     JOB,
     LABEL_APP,
@@ -233,14 +237,7 @@ def _service(
     if secrets:
         service["secrets"] = secrets
     if container.volumes:
-        mounts = []
-        for volume in container.volumes:
-            folder = data_folder(stack, volume.key)
-            if folder is None:
-                mounts.append({"type": "volume", "source": volume.key, "target": volume.path})
-            else:
-                mounts.append({"type": "bind", "source": folder, "target": volume.path})
-        service["volumes"] = mounts
+        service["volumes"] = volume_mounts(stack, container)
     if container.published is not None:
         service["ports"] = [
             {
