@@ -31,8 +31,8 @@ from smartshare.state.drift import file_drift, manifest_digest, region_digest
 from smartshare.state.lockfile import LockedApp, RenderInputs
 
 if TYPE_CHECKING:
+    from smartshare.catalog.patches import Patch
     from smartshare.fetching.mirror import ResolvedRef
-    from smartshare.fetching.patching import Patch
 
 # Sources are resolved all at once, not --jobs at a time: mostly network waits.
 FETCH_WORKERS = 8

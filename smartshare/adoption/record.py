@@ -110,11 +110,11 @@ def ensure_baseline(ctx: Context, assessment: Assessment, entry: LockedApp) -> L
     when they are the very files the lock records.  Returns the entry to
     record instead of ``entry`` (with its ``adoption_id``), or None.
     """
+    if baseline.has_baseline(ctx.workspace, assessment.app.name, entry.adoption_id):
+        return None
     from smartshare.adoption.assess import rendered_contents
     from smartshare.fetching.patching import source_tree_digest
 
-    if baseline.has_baseline(ctx.workspace, assessment.app.name, entry.adoption_id):
-        return None
     files = rendered_contents(ctx, assessment)
     recorded = {(f.dest, f.target): f.digest for f in entry.files}
     if {(f.dest, f.target.value): f.digest for f in files} != recorded:

@@ -35,7 +35,7 @@ from smartshare.state.lockfile import Lock, LockedApp, read_lock
 if TYPE_CHECKING:
     from smartshare.catalog.assets import ResolvedAsset
     from smartshare.catalog.diagnostics import Problem
-    from smartshare.fetching.patching import Patch
+    from smartshare.catalog.patches import Patch
 
 
 @dataclass
@@ -130,7 +130,6 @@ def prepare(
     from smartshare.cache import default_cache_dir
     from smartshare.catalog.assets import resolve_assets
     from smartshare.catalog.region_checks import check_region, check_region_assets
-    from smartshare.catalog.template_checks import check_app_templates
     from smartshare.settings import image_mirror_rules, load_settings
 
     if not apps and not all_apps:
@@ -166,6 +165,9 @@ def prepare(
     problems = [p for p in catalog.problems if p.severity.value == "error"]
     for name in order:
         if force or not checked_before(catalog, lock.apps.get(name), name):
+            # Imported here: a no-op run (every app checked before) needs no analysis.
+            from smartshare.catalog.template_checks import check_app_templates
+
             problems += check_app_templates(
                 app=catalog.apps[name], templates_dir=catalog.templates_dir
             )
@@ -277,8 +279,7 @@ def _missing_required(problem: Problem, order: Sequence[str]) -> bool:
 def read_patches(region: RegionProfile, app: str, region_dir: Path) -> list[Patch]:
     """The patches the profile gives ``app``, read and checked (InvalidInputError naming one)."""
     from smartshare.catalog.models import PATCHES_KEY
-    from smartshare.catalog.patches import entry_problem, patch_names, read_patch
-    from smartshare.fetching.patching import Patch
+    from smartshare.catalog.patches import Patch, entry_problem, patch_names, read_patch
 
     entry = region.apps.get(app)
     if not isinstance(entry, dict) or PATCHES_KEY not in entry:

@@ -39,7 +39,6 @@ from smartshare.building.labels import build_labels, static_labels
 from smartshare.catalog.graph import critical_path_first
 from smartshare.catalog.models import TemplateTarget
 from smartshare.errors import SmartshareError
-from smartshare.state import history
 from smartshare.state import workspace as ws
 from smartshare.state.drift import region_digest
 from smartshare.state.lockfile import (
@@ -335,6 +334,8 @@ class _Runner:
             entry=entry,
             region_digest=self.region_digest,
         )
+        from smartshare.state import history  # only when an app was adopted
+
         keep_baseline(self.ctx, assessment, locked)
         dropped = history.succeed(entry, locked)
         with self.lock_mutex:

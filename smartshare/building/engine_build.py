@@ -10,7 +10,6 @@ cancelled build made and the image a moved tag replaced (:mod:`.engine_cleanup`)
 from __future__ import annotations
 
 import io
-import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -173,6 +172,8 @@ class BuildCalls(EnginePart):
         made: BuildTrace,
     ) -> str:
         """A child of ``base_id`` carrying ``labels``, made by a one-step build."""
+        import tarfile  # not at the top: a run that builds nothing needs none
+
         dockerfile = label_dockerfile(base_id, labels).encode("utf-8")
         with tempfile.TemporaryFile() as archive:
             with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -239,6 +240,8 @@ def _load_with_labels(api: Any, base_id: str, labels: Mapping[str, str]) -> str:
     Raises :class:`NoShortcut` for any failure: the caller then labels by a
     build step, which reports engine failures properly.
     """
+    import tarfile
+
     import docker
     import requests
     import urllib3

@@ -48,7 +48,7 @@ _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _url_problem(value: str, schemes: tuple[str, ...]) -> str | None:

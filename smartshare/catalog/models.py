@@ -30,6 +30,7 @@ from smartshare.catalog.paramtypes import (
     CONSTRAINT_NAMES,
     EMAIL_PATTERN,
     PROPERTY_NAME_PATTERN,
+    PropertySpec,  # noqa: F401  (Parameter inherits a field naming it: pydantic resolves it here)
     ValueProblem,
     ValueSpec,
     value_problem,
@@ -91,7 +92,9 @@ PATTERN_HINTS: dict[str, str] = {
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True
+    )
 
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
@@ -201,7 +204,9 @@ PATCHES_KEY = "patches"
 class Parameter(ValueSpec):
     """A setting an adopting region may give: a name, a type (:class:`ValueSpec`) and a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True
+    )
     dump_when_unset: ClassVar[frozenset[str]] = frozenset({"choices"})  # as it always was
 
     name: Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]

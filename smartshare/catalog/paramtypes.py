@@ -84,7 +84,7 @@ CONSTRAINT_NAMES = tuple(name for name in _CONSTRAINTS if name != "choices")
 class ValueSpec(BaseModel):
     """What a value must be: a type and its constraints (a list's items are one too)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     # Keys a dump leaves out when they are not given: a manifest that does not
     # use them dumps (and so digests) as it did before they existed.
     dump_when_unset: ClassVar[frozenset[str]] = frozenset()
@@ -142,9 +142,6 @@ class PropertySpec(ValueSpec):
 
     required: bool = False
     description: str = ""
-
-
-ValueSpec.model_rebuild()
 
 
 def spec_problem(spec: ValueSpec) -> str | None:

@@ -11,6 +11,7 @@ source is exported and before anything is rendered or built
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from smartshare.catalog.diagnostics import Problem, shown_value
@@ -20,6 +21,15 @@ from smartshare.catalog.profile import RegionProfile
 from smartshare.errors import InvalidInputError
 
 MAX_PATCH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A region patch, as the profile names it, with its content."""
+
+    name: str  # as in the profile: patches/laksa/0001-fix-typo.patch
+    content: bytes
+    digest: str  # sha256:HEX
 
 
 def patch_names(region: RegionProfile, app: str) -> list[str]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartshare.catalog.patches import Patch
 from smartshare.errors import GitError, PatchError
 from smartshare.fetching.export import _EXPORT_UMASK, _ISOLATED_CONFIG
 from smartshare.fetching.gitrunner import DEFAULT_TIMEOUT, base_env, git_reason, run_git
@@ -28,15 +29,6 @@ PATCH_HINT = (
     "refresh the patch against the app's new source (git diff in a checkout of it), "
     "or run the upgrade with --conflict markers and resolve the markers by hand"
 )
-
-
-@dataclass(frozen=True)
-class Patch:
-    """A region patch, as the profile names it, with its content."""
-
-    name: str  # as in the profile: patches/laksa/0001-fix-typo.patch
-    content: bytes
-    digest: str  # sha256:HEX
 
 
 @dataclass(frozen=True)

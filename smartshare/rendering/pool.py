@@ -31,12 +31,14 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import smartshare
 from smartshare.errors import ExternalError, OutputSchemaError, TemplateRenderError
 from smartshare.rendering.limits import RenderLimits
-from smartshare.rendering.schemacheck import OutputCheck
+
+if TYPE_CHECKING:
+    from smartshare.rendering.schemacheck import OutputCheck
 
 # Starting Python and importing Jinja takes 0.1-0.3 s; on a busy machine more.
 START_TIMEOUT = 60.0

@@ -44,7 +44,7 @@ _MAX_RECORD_BYTES = 4 * 1024 * 1024
 class BaselineRecord(BaseModel):
     """What ``record.json`` holds: the lock's entry of that adoption and its manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     adoption_id: str
     app: str

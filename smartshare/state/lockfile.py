@@ -30,7 +30,7 @@ MAX_LOCK_BYTES = 16 * 1024 * 1024
 
 
 class _LockModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class LockedSource(_LockModel):

@@ -22,7 +22,7 @@ REPORT_SCHEMA: Literal["smartshare/report-v1"] = "smartshare/report-v1"
 
 
 class _ReportModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ReportRegion(_ReportModel):

@@ -325,7 +325,7 @@ def _patches(workspace: Path, app: str, target: LockedApp, region: Any) -> list[
     """The patches ``target`` applied: as its baseline kept them, else the profile's same files."""
     import hashlib
 
-    from smartshare.fetching.patching import Patch
+    from smartshare.catalog.patches import Patch
 
     patches = []
     for number, locked in enumerate(target.patches, start=1):

@@ -18,7 +18,8 @@ from smartshare.upgrading.merge import FileResult, MergedFile, merge_file
 
 if TYPE_CHECKING:
     from smartshare.adoption.assess import Assessment, RenderedFile
-    from smartshare.fetching.patching import Patch, PatchConflict, SourceChanges
+    from smartshare.catalog.patches import Patch
+    from smartshare.fetching.patching import PatchConflict, SourceChanges
     from smartshare.state.lockfile import LockedApp
 
 
