@@ -125,7 +125,7 @@ def resolve_sources(
 def start_renderers(ctx: Context, names: Sequence[str]) -> None:
     """Start a render worker now if any of ``names`` will be rendered (none for a no-op run)."""
     apps = [ctx.catalog.app(name) for name in names if name in ctx.values]
-    if any(_unchanged_files(ctx, app, ctx.values[app.name]) is None for app in apps):
+    if any(unchanged_rendering(ctx, app, ctx.values[app.name]) is None for app in apps):
         ctx.renderers.prestart()
 
 
@@ -135,7 +135,7 @@ def assess(ctx: Context, name: str, *, resolved: ResolvedRef | None = None) -> A
     values = ctx.values[name]
     if resolved is None:
         resolved = resolve_source(ctx, name)
-    unchanged = _unchanged_files(ctx, app, values)
+    unchanged = unchanged_rendering(ctx, app, values)
     rendering = unchanged if unchanged is not None else render_files(ctx, app, values)
     if unchanged is None:
         # Rendered again (new values, templates or catalogue schemas): the files may
@@ -461,6 +461,18 @@ def read_schema(path: Path, name: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise OutputSchemaError(f"schema {name} is not UTF-8 text") from None
+
+
+_NOT_ASKED = object()
+
+
+def unchanged_rendering(ctx: Context, app: AppManifest, values: ResolvedValues) -> Rendering | None:
+    """:func:`_unchanged_files`, worked out once per app and run (its inputs are the run's)."""
+    known = ctx.unchanged_renderings.get(app.name, _NOT_ASKED)
+    if known is _NOT_ASKED:
+        known = ctx.unchanged_renderings[app.name] = _unchanged_files(ctx, app, values)
+    assert known is None or isinstance(known, Rendering)
+    return known
 
 
 def _unchanged_files(ctx: Context, app: AppManifest, values: ResolvedValues) -> Rendering | None:

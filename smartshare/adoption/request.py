@@ -66,6 +66,8 @@ class Context:
     value_errors: dict[str, InvalidInputError] = field(default_factory=dict)
     _env: Any = None
     _outputs: Any = None
+    # Each app's answer of assess.unchanged_rendering (asked before and during assessing).
+    unchanged_renderings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def region_model(self) -> RegionProfile:
