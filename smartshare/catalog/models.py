@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from types import SimpleNamespace
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -201,6 +202,9 @@ EXTERNAL_KEY = "external"
 PATCHES_KEY = "patches"
 
 
+_SPEC_FIELDS = frozenset(ValueSpec.model_fields)
+
+
 class Parameter(ValueSpec):
     """A setting an adopting region may give: a name, a type (:class:`ValueSpec`) and a default."""
 
@@ -232,13 +236,15 @@ class Parameter(ValueSpec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Parameter:
-        if self.secret and self.default is not None:
+        if not self.secret:
+            return self
+        if self.default is not None:
             raise ValueError(
                 "a secret parameter cannot have a default: the value would be published "
                 "in the manifest"
             )
         given = [name for name in CONSTRAINT_NAMES if getattr(self, name) is not None]
-        if self.secret and given:
+        if given:
             raise ValueError(
                 f"a secret parameter takes no '{given[0]}': a region gives it as a reference "
                 "(env:NAME, file:PATH), and its value is never checked nor shown"
@@ -251,14 +257,15 @@ class Parameter(ValueSpec):
         # Here rather than in _consistent, so that the problem is located at the default.
         # The type and its constraints are validated before it (ValueSpec's fields come
         # first); one that failed is not in info.data, and the default is not judged.
-        if value is None or not {"type", "name"} <= info.data.keys():
+        data = info.data
+        if value is None or not data.keys() >= _SPEC_FIELDS or "name" not in data:
             return value
-        if any(name not in info.data for name in ValueSpec.model_fields):
-            return value
-        spec = ValueSpec.model_construct(**{k: info.data[k] for k in ValueSpec.model_fields})
+        # The spec's fields as validated so far: what value_problem reads (attributes),
+        # without building a model for each parameter of every manifest.
+        spec = cast(ValueSpec, SimpleNamespace(**{k: data[k] for k in _SPEC_FIELDS}))
         problem = value_problem(spec, value)
         if problem:
-            raise ValueError(problem.explain(info.data["name"], spec))
+            raise ValueError(problem.explain(data["name"], spec))
         return value
 
     def value_problem(self, value: Any) -> ValueProblem | None:

@@ -147,8 +147,9 @@ class PropertySpec(ValueSpec):
 def spec_problem(spec: ValueSpec) -> str | None:
     """What is wrong across a spec's fields, or None."""
     kind = spec.type
+    fields = vars(spec)  # one dict, not an attribute lookup per constraint: every parameter
     for name, kinds in _CONSTRAINTS.items():
-        if getattr(spec, name) is not None and kind not in kinds:
+        if fields[name] is not None and kind not in kinds:
             allowed = ", ".join(sorted(k.value for k in kinds))
             return f"'{name}' is only for parameters of type {allowed}"
     if kind is ParameterType.ENUM and not spec.choices:
@@ -160,7 +161,7 @@ def spec_problem(spec: ValueSpec) -> str | None:
         ("min_length", "max_length"),
         ("min_items", "max_items"),
     ):
-        low_value, high_value = getattr(spec, low), getattr(spec, high)
+        low_value, high_value = fields[low], fields[high]
         if low_value is not None and high_value is not None and low_value > high_value:
             return f"'{low}' is larger than '{high}'"
     return None

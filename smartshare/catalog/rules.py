@@ -37,6 +37,10 @@ _IMAGE_TAG = re.compile(IMAGE_TAG_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*|/.*)$")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+# Components of letters, digits, '_', '-' and '.', none starting with '.': a path
+# every rule of relative_path_problem but the .git one accepts as it is.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 _ALLOWED_SCHEMES = ("https", "ssh", "file")
 
 
@@ -51,6 +55,8 @@ def relative_path_problem(value: str, *, folder: str = "its folder") -> str | No
     ``.`` (the folder itself) passes; callers that need a file refuse it.
     No component may be a name git reads as ``.git`` (:func:`is_git_dir_name`).
     """
+    if _PLAIN_PATH.fullmatch(value) and "git" not in value.lower():
+        return None  # the common case, cheaply: no '..', no '.git', nothing to refuse
     if not value or not value.strip():
         return "must not be empty"
     if "\\" in value or "\x00" in value:
@@ -130,7 +136,7 @@ def git_url_problem(url: str) -> str | None:
     """
     if not url.strip():
         return "the repository URL is empty"
-    if url != url.strip() or any(ord(ch) < 32 for ch in url):
+    if url != url.strip() or _CONTROL.search(url):
         return "the repository URL contains whitespace or control characters"
     if url.startswith("-"):
         return "a repository URL must not start with '-' (it would be read as a git option)"
