@@ -112,18 +112,27 @@ def _validate(
     jobs: int,
 ) -> ValidationReport:
     whole = not paths and changed_since is None
+    listed = not paths and (root / "manifests").is_dir()
     changes = None
+    listing = None
     if changed_since is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from smartshare.fetching.changes import changes_since
 
-        # The ref first: a wrong one must not wait for a cold run.
-        changes = changes_since(root, changed_since, manifest_suffixes=YAML_SUFFIXES)
-    # What a change touches is found from the manifests, and templates only
-    # when one changed: the others are not read unless an app to check uses them.
-    templates = changes is None or any(p.startswith("templates/") for p in changes.paths)
-    listing = (
-        _list(root, templates=templates) if not paths and (root / "manifests").is_dir() else None
-    )
+        # The ref first: a wrong one must not wait for a cold run.  git answers
+        # while the manifests are read (each is needed; their bytes are kept).
+        with ThreadPoolExecutor(1, thread_name_prefix="changes") as pool:
+            asked = pool.submit(changes_since, root, changed_since, manifest_suffixes=YAML_SUFFIXES)
+            if listed:
+                listing = _list(root, folders=("manifests",), keep_manifests=True)
+            changes = asked.result()
+        # What a change touches is found from the manifests, and templates only
+        # when one changed: the others are not read unless an app to check uses them.
+        if listing is not None and any(p.startswith("templates/") for p in changes.paths):
+            _scan(listing, root, "templates", keep_manifests=False)
+    elif listed:
+        listing = _list(root)
     key = None
     if whole and cache is not None and listing is not None and listing.complete:
         key = cache.key("report", str(root), str(Path.cwd()), listing.text())
@@ -149,7 +158,11 @@ def _validate(
         from smartshare.catalog.changes import affected_files
         from smartshare.catalog.load import load_catalog
 
-        catalog = load_catalog(root, documents=memos.documents)
+        catalog = load_catalog(
+            root,
+            documents=memos.documents,
+            contents=listing.manifest_bytes if listing is not None else None,
+        )
         analyser, own = tools(catalog, memos)
         files = affected_files(
             catalog, changed=changes.paths, old_manifests=changes.old_manifests, analyser=analyser
@@ -183,6 +196,8 @@ class _Listing:
     others: list[tuple[str, str, int]] = field(default_factory=list)
     has_templates: bool = False
     complete: bool = True  # no link, special or unreadable file: the report may be cached
+    # The manifests' bytes as read for their digests (when kept): loading reads no file twice.
+    manifest_bytes: dict[Path, bytes] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [f"templates folder: {self.has_templates}"]
@@ -192,48 +207,60 @@ class _Listing:
         return "\n".join(lines)
 
 
-def _list(root: Path, *, templates: bool = True) -> _Listing:
+def _list(
+    root: Path, *, folders: Sequence[str] = ("manifests", "templates"), keep_manifests: bool = False
+) -> _Listing:
+    """The files of ``folders`` (manifests, templates) under ``root``, with their digests.
+
+    ``keep_manifests``: keep the manifests' bytes too (:attr:`_Listing.manifest_bytes`).
+    """
     listing = _Listing(has_templates=(root / "templates").is_dir())
-    folders = ["manifests", "templates"] if templates else ["manifests"]
     for folder in folders:
-        base = root / folder
-        if not base.is_dir():
-            continue
-        if base.is_symlink():
-            listing.complete = False
-        pending = [(base, "")]
-        while pending:
-            directory, prefix = pending.pop()
-            try:
-                with os.scandir(directory) as scanned:
-                    entries = sorted(scanned, key=lambda e: e.name)
-            except OSError:
-                listing.complete = False
-                continue
-            for entry in entries:
-                name = prefix + entry.name
-                if entry.is_symlink():
-                    listing.complete = False
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((Path(entry.path), name + "/"))
-                    continue
-                table, limit = listing.templates, MAX_FILE_BYTES
-                if folder == "manifests" and entry.name.endswith(YAML_SUFFIXES):
-                    table = listing.manifests
-                elif folder == "manifests":
-                    table, limit = listing.others, MAX_ASSET_KB * 1024
-                read = _read(Path(entry.path), limit)
-                if read is None:
-                    listing.complete = False
-                    continue
-                digest, size = read
-                table.append((name, digest, size))
+        _scan(listing, root, folder, keep_manifests=keep_manifests)
     return listing
 
 
-def _read(path: Path, limit: int) -> tuple[str, int] | None:
-    """The digest and size of a regular file's bytes (up to ``limit`` and one more), else None.
+def _scan(listing: _Listing, root: Path, folder: str, *, keep_manifests: bool) -> None:
+    """Add the files under ``root/folder`` to ``listing``."""
+    base = root / folder
+    if not base.is_dir():
+        return
+    if base.is_symlink():
+        listing.complete = False
+    pending = [(base, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            with os.scandir(directory) as scanned:
+                entries = sorted(scanned, key=lambda e: e.name)
+        except OSError:
+            listing.complete = False
+            continue
+        for entry in entries:
+            name = prefix + entry.name
+            if entry.is_symlink():
+                listing.complete = False
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), name + "/"))
+                continue
+            table, limit = listing.templates, MAX_FILE_BYTES
+            if folder == "manifests" and entry.name.endswith(YAML_SUFFIXES):
+                table = listing.manifests
+            elif folder == "manifests":
+                table, limit = listing.others, MAX_ASSET_KB * 1024
+            path = Path(entry.path)
+            raw = _read(path, limit)
+            if raw is None:
+                listing.complete = False
+                continue
+            table.append((name, hashlib.sha256(raw).hexdigest(), len(raw)))
+            if keep_manifests and table is listing.manifests:
+                listing.manifest_bytes[path] = raw
+
+
+def _read(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes (up to ``limit`` and one more), else None.
 
     Past its size limit a file is refused whatever the rest holds: a manifest
     or template past ``MAX_FILE_BYTES``, an asset's file past the largest
@@ -256,7 +283,7 @@ def _read(path: Path, limit: int) -> tuple[str, int] | None:
         return None
     finally:
         os.close(fd)
-    return hashlib.sha256(raw).hexdigest(), len(raw)
+    return raw
 
 
 # -- the report in the cache ---------------------------------------------------------------

@@ -10,7 +10,7 @@ import difflib
 import gc
 import os
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -325,14 +325,15 @@ def _partial(
 
 
 def load_file(
-    path: Path, *, documents: ContentMemo | None = None
+    path: Path, *, documents: ContentMemo | None = None, raw: bytes | None = None
 ) -> tuple[LoadedFile[Any] | None, list[Problem]]:
     """Load and validate one file: a valid model, a partial one (see LoadedFile), or None.
 
     ``documents``: YAML data already read from the same bytes (see :func:`load_yaml`).
+    ``raw``: the file's bytes, read already (else the file is read).
     """
     try:
-        doc = load_yaml(path, display=display_path(path), memo=documents)
+        doc = load_yaml(path, display=display_path(path), memo=documents, raw=raw)
     except InvalidInputError as exc:
         return None, exc.problems
     return parse_document(doc)
@@ -414,12 +415,17 @@ def _add(catalog: Catalog, loaded: LoadedFile[Any]) -> None:
 
 
 def load_catalog(
-    root: Path, *, extra_files: Iterable[Path] = (), documents: ContentMemo | None = None
+    root: Path,
+    *,
+    extra_files: Iterable[Path] = (),
+    documents: ContentMemo | None = None,
+    contents: Mapping[Path, bytes] | None = None,
 ) -> Catalog:
     """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
 
     Problems are collected, not raised: ``validate`` reports them all at once.
-    ``documents``: see :func:`load_file`.
+    ``documents``: see :func:`load_file`.  ``contents``: files' bytes read
+    already, by path (a file not there is read).
     """
     catalog = Catalog(root=root)
     files = iter_yaml_files([root / "manifests"])
@@ -434,7 +440,8 @@ def load_catalog(
     gc.disable()
     try:
         for path in files:
-            loaded, problems = load_file(path, documents=documents)
+            raw = contents.get(path) if contents is not None else None
+            loaded, problems = load_file(path, documents=documents, raw=raw)
             catalog.problems.extend(problems)
             if loaded is not None:
                 _add(catalog, loaded)

@@ -460,9 +460,13 @@ def parse_yaml(text: str, *, path: Path, display: str | None = None) -> YamlDocu
 
 
 def load_yaml(
-    path: Path, *, display: str | None = None, memo: ContentMemo | None = None
+    path: Path,
+    *,
+    display: str | None = None,
+    memo: ContentMemo | None = None,
+    raw: bytes | None = None,
 ) -> YamlDocument:
-    """Read and parse a YAML file, refusing files over 1 MiB.
+    """Read (unless ``raw`` holds its bytes) and parse a YAML file, refusing files over 1 MiB.
 
     With a ``memo``, the data of an app manifest is kept by the digest of the
     file's bytes, and taken from there when the same bytes come again.  A
@@ -470,11 +474,12 @@ def load_yaml(
     mistake, which must not be copied anywhere.
     """
     shown = display if display is not None else str(path)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise _file_problem(shown, f"cannot read the file: {exc.strerror or exc}") from None
+    if raw is None:
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise _file_problem(shown, f"cannot read the file: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise _file_problem(shown, f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
     digest = hashlib.sha256(raw).hexdigest() if memo is not None else ""
