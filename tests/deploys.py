@@ -11,11 +11,14 @@ region's, unique per test.
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import socket
 import sys
 import textwrap
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,10 +232,26 @@ def said(result: Any) -> str:
     return " ".join(result.stderr.split())
 
 
-def page(port: int, path: str = "/") -> str:
+def page(port: int, path: str = "/", *, patience: float = 15.0) -> str:
+    """The page at ``path`` of a published port on the loopback.
+
+    A container that passed its health check can still have its published port
+    reset a connection for a moment (the engine's proxy wiring the port up, a
+    Swarm task replaced by its first successful one): asked again for up to
+    ``patience`` seconds.  An HTTP error status is an answer, not retried.
+    """
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
-        return str(reply.read().decode())
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                return str(reply.read().decode())
+        except urllib.error.HTTPError:
+            raise
+        except (ConnectionError, http.client.RemoteDisconnected, urllib.error.URLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def with_env(monkeypatch: pytest.MonkeyPatch, root: Path, mirrors: str = "") -> None:
