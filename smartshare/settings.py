@@ -68,9 +68,9 @@ def settings_path() -> Path:
 
 def load_settings() -> Settings:
     path = settings_path()
-    if not path.is_file():
+    if not path.exists():
         return Settings()
-    doc = load_yaml(path)
+    doc = load_yaml(path)  # a folder or a FIFO there is refused, not taken for no settings
     data = doc.data
     problems: list[Problem] = []
     allowed = {"source_rewrites", "cache_dir", "git_credentials", "render_limits", "image_mirrors"}

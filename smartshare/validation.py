@@ -32,7 +32,6 @@ import contextlib
 import gc
 import hashlib
 import os
-import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +44,7 @@ from smartshare.catalog.rules import MAX_ASSET_KB, MAX_FILE_BYTES
 from smartshare.errors import UsageError
 from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
 from smartshare.rendering.sandbox import CONTEXT_NAMES
+from smartshare.state.safefs import read_regular_file
 
 if TYPE_CHECKING:
     from smartshare.catalog.checks import Memos
@@ -267,23 +267,9 @@ def _read(path: Path, limit: int) -> bytes | None:
     size an asset may have.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return read_regular_file(path, limit)
+    except OSError:  # NotRegularFileError too
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        raw = os.read(fd, limit + 1)
-        while len(raw) <= limit:
-            more = os.read(fd, limit + 1 - len(raw))
-            if not more:
-                break
-            raw += more
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return raw
 
 
 # -- the report in the cache ---------------------------------------------------------------

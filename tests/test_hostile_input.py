@@ -11,6 +11,7 @@ echoed whole).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +263,24 @@ def test_hostile_settings(
 ) -> None:
     replace(scene.settings, YAML_BATTERY[case])
     assert_clean_failure(run(*scene.adopt()), 1, str(scene.settings), where="stderr")
+
+
+def test_a_fifo_where_a_yaml_file_is_expected_fails_at_once(scene: Scene, tmp_path: Path) -> None:
+    # Opened for reading, a FIFO would wait for a writer forever.
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    validate = run("validate", str(fifo))
+    assert_clean_failure(validate, 1, "not a regular file", where="stdout")
+    saved = scene.settings.read_bytes()
+    scene.settings.unlink()
+    os.mkfifo(scene.settings)
+    try:
+        adopted = run(*scene.adopt())
+    finally:
+        scene.settings.unlink()
+        scene.settings.write_bytes(saved)
+    assert_clean_failure(adopted, 1, str(scene.settings), where="stderr")
+    assert "not a regular file" in adopted.stderr
 
 
 SETTINGS_VALUES = {

@@ -10,8 +10,6 @@ compared with the lock and the disk.  The tag policy is
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -434,27 +432,20 @@ def read_schema(path: Path, name: str) -> str:
     """The text of a schema file: a regular file, UTF-8, at most MAX_SCHEMA_BYTES."""
     from smartshare.errors import OutputSchemaError
     from smartshare.rendering.schemacheck import MAX_SCHEMA_BYTES
+    from smartshare.state.safefs import NotRegularFileError, read_regular_file
 
     try:
-        # Non-blocking: a FIFO in a source tree would otherwise wait forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = read_regular_file(path, MAX_SCHEMA_BYTES)
     except FileNotFoundError:
         raise OutputSchemaError(
             f"schema {name} does not exist",
             hint="source: paths are in the app's source tree at its commit, catalog: paths "
             "under the catalogue's templates/",
         ) from None
+    except NotRegularFileError:
+        raise OutputSchemaError(f"schema {name} is not a regular file") from None
     except OSError as exc:
         raise OutputSchemaError(f"schema {name} cannot be read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OutputSchemaError(f"schema {name} is not a regular file")
-        try:
-            raw = handle.read(MAX_SCHEMA_BYTES + 1)
-        except OSError as exc:
-            raise OutputSchemaError(
-                f"schema {name} cannot be read: {exc.strerror or exc}"
-            ) from None
     if len(raw) > MAX_SCHEMA_BYTES:
         raise OutputSchemaError(f"schema {name} is larger than {MAX_SCHEMA_BYTES // 1024} KiB")
     try:

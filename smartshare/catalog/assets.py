@@ -17,9 +17,7 @@ The standard library only: ``validate`` reads a catalogue's assets, and
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from smartshare.catalog.models import AppManifest, Asset, AssetType, TemplateTar
 from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.rules import MAX_ASSET_KB, relative_path_problem
 from smartshare.errors import InvalidInputError, UnsafePathError
+from smartshare.state.safefs import NotRegularFileError, read_regular_file
 
 # branding keys that may name a file, and the asset name that file is for.
 BRANDING_ASSETS = ("logo",)
@@ -185,21 +184,13 @@ def asset_path(reference: str, base_dir: Path) -> Path:
 def read_file(path: Path, reference: str, *, max_bytes: int, limit: str) -> bytes:
     """A regular file's bytes, refusing more than ``max_bytes`` (``limit`` says whose)."""
     try:
-        # Non-blocking: a FIFO would otherwise wait forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_regular_file(path, max_bytes)
+    except NotRegularFileError:
+        raise InvalidInputError(f"{shown_value(reference)} is not a regular file") from None
     except OSError as exc:
         raise InvalidInputError(
             f"{shown_value(reference)} cannot be read: {exc.strerror or exc}"
         ) from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise InvalidInputError(f"{shown_value(reference)} is not a regular file")
-        try:
-            data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise InvalidInputError(
-                f"{shown_value(reference)} cannot be read: {exc.strerror or exc}"
-            ) from None
     if len(data) > max_bytes:
         raise InvalidInputError(
             f"{shown_value(reference)} is larger than {max_bytes // 1024} KiB ({limit})"

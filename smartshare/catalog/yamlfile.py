@@ -26,6 +26,7 @@ import yaml
 from smartshare.catalog.diagnostics import Problem, Severity, shown_value
 from smartshare.catalog.rules import MAX_FILE_BYTES
 from smartshare.errors import InvalidInputError
+from smartshare.state.safefs import NotRegularFileError, read_regular_file
 
 if TYPE_CHECKING:
     from smartshare.cache import ContentMemo
@@ -476,8 +477,9 @@ def load_yaml(
     shown = display if display is not None else str(path)
     if raw is None:
         try:
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = read_regular_file(path, MAX_FILE_BYTES)
+        except NotRegularFileError:
+            raise _file_problem(shown, "not a regular file") from None
         except OSError as exc:
             raise _file_problem(shown, f"cannot read the file: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:

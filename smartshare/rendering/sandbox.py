@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
-import stat
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from smartshare.catalog.rules import MAX_FILE_BYTES, relative_path_problem
 from smartshare.errors import InvalidInputError, TemplateRenderError, UnsafePathError
+from smartshare.state.safefs import NotRegularFileError, read_regular_file
 
 if TYPE_CHECKING:
     from jinja2 import BytecodeCache, Template
@@ -93,23 +92,15 @@ class TemplateSource:
 
     def read(self, path: Path, name: str) -> str:
         try:
-            # Non-blocking: a FIFO in the templates folder would otherwise wait forever.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            raw = read_regular_file(path, MAX_FILE_BYTES)
         except FileNotFoundError:
             raise
+        except NotRegularFileError:
+            raise InvalidInputError(f"template '{name}' is not a regular file") from None
         except OSError as exc:
             raise InvalidInputError(
                 f"template '{name}' cannot be read: {exc.strerror or exc}"
             ) from None
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise InvalidInputError(f"template '{name}' is not a regular file")
-            try:
-                raw = handle.read(MAX_FILE_BYTES + 1)
-            except OSError as exc:
-                raise InvalidInputError(
-                    f"template '{name}' cannot be read: {exc.strerror or exc}"
-                ) from None
         if len(raw) > MAX_FILE_BYTES:
             raise InvalidInputError(
                 f"template '{name}' is larger than {MAX_FILE_BYTES // 1024} KiB"

@@ -8,13 +8,45 @@ Source trees and rendered outputs come from another region's manifests: a
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
 from smartshare.catalog.rules import relative_path_problem
 from smartshare.errors import UnsafePathError, WorkspaceError
+
+
+class NotRegularFileError(OSError):
+    """A path that names a folder, a FIFO, a device or a socket, where a file was expected."""
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``: at most ``limit`` and one more.
+
+    One more byte than ``limit`` says the file is larger: the caller refuses
+    it (each with its own words).  Opened without blocking, or a FIFO put
+    where a file was expected would wait forever.  Raises OSError as opening
+    and reading do (FileNotFoundError...), NotRegularFileError for anything
+    but a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def confined_path(root: Path, relative: str) -> Path:
