@@ -177,6 +177,30 @@ def test_the_requiring_app_adopts_alone_reading_the_given_outputs(
     assert [(r.app, r.outcome.value) for r in result.results] == [("beta", "up to date")]
 
 
+def test_a_template_naming_an_output_the_required_app_lacks_is_refused_before_adopting(
+    catalog: DeployCatalog, tmp_path: Path
+) -> None:
+    template = catalog.catalog.root / "templates" / "page" / "beta.html.j2"
+    template.write_text("alpha: {{ requires.alpha.public_ur }}\n", encoding="utf-8")
+    workspace = tmp_path / "ws"
+    result = cli(
+        "adopt",
+        "beta",
+        "--no-build",
+        "--region",
+        str(catalog.catalog.region_file),
+        "--workspace",
+        str(workspace),
+        "--catalog",
+        str(catalog.catalog.root),
+    )
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert "beta.html.j2:1:" in said
+    assert "'alpha' has no output 'public_ur' (outputs: internal_url, public_url)" in said
+    assert not (workspace / "apps").exists()
+
+
 def test_a_changed_output_renders_the_requiring_app_again(
     catalog: DeployCatalog, tmp_path: Path
 ) -> None:

@@ -194,6 +194,59 @@ def test_a_job_environment_and_a_required_output_are_checked(catalogue: Path) ->
     )
 
 
+def test_a_template_naming_a_required_output_is_checked_against_it(catalogue: Path) -> None:
+    """``requires.A.X`` in a template file: A required, X one of A's declared outputs."""
+    template = catalogue / "templates" / "perizinan-online" / "config.json.j2"
+    manifest = catalogue / "manifests" / "apps" / "perizinan-online.yaml"
+    original = template.read_text(encoding="utf-8")
+    good = (
+        '{# {{ requires.sikda.internal_url }} {{ requires["sikda"]["internal_url"] }}'
+        " {{ requires.sikda.items() | list }} #}\n"
+    )
+    template.write_text(original + good, encoding="utf-8")
+    assert messages(catalogue, manifest) == [], "a comment is not a use"
+    uses = (
+        "{{ requires.sikda.internal_url }} {{ requires['sikda']['internal_url'] }}"
+        " {{ requires.sikda.items() | list }}\n"
+    )
+    template.write_text(original + uses, encoding="utf-8")
+    assert messages(catalogue, manifest) == []
+    wrong = "{{ requires.sikda.intern_url }}\n{{ requires['laksa'].url }}\n"
+    template.write_text(original + wrong, encoding="utf-8")
+    report = validate(catalog_root=catalogue, paths=[manifest])
+    found = {
+        (Path(p.file).name, p.line, p.field, p.message)
+        for p in report.problems
+        if p.severity == "error"
+    }
+    last = len(original.splitlines())
+    assert found == {
+        (
+            "config.json.j2",
+            last + 1,
+            "requires.sikda.intern_url",
+            "requires.sikda.intern_url: 'sikda' has no output 'intern_url' "
+            "(outputs: internal_url, public_url)",
+        ),
+        (
+            "config.json.j2",
+            last + 2,
+            "requires.laksa.url",
+            "requires.laksa: 'perizinan-online' does not require 'laksa' (requires: sikda)",
+        ),
+    }, found
+    # The required app's own manifest decides: a new output there makes the use valid.
+    sikda = catalogue / "manifests" / "apps" / "sikda.yaml"
+    text = sikda.read_text(encoding="utf-8")
+    assert "    internal_url:" in text
+    sikda.write_text(
+        text.replace("    internal_url:", '    intern_url: "x"\n    internal_url:', 1),
+        encoding="utf-8",
+    )
+    report = validate(catalog_root=catalogue, paths=[manifest])
+    assert [p.field for p in report.problems if p.severity == "error"] == ["requires.laksa.url"]
+
+
 def test_a_parameter_used_only_by_runtime_text_counts_as_used(catalogue: Path) -> None:
     runtime = SIKDA_RUNTIME.replace(
         'SIKDA_DB_HOST: "{{ services.db.host }}"',

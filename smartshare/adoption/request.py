@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from smartshare.catalog.assets import ResolvedAsset
     from smartshare.catalog.diagnostics import Problem
     from smartshare.catalog.patches import Patch
+    from smartshare.rendering.analysis import TemplateAnalyser
 
 
 @dataclass
@@ -165,14 +166,24 @@ def prepare(
     # being adopted (the others' templates play no part in this run), unless
     # this very manifest and these very template files passed when last adopted.
     problems = [p for p in catalog.problems if p.severity.value == "error"]
+    analyser: TemplateAnalyser | None = None
     for name in order:
         if force or not checked_before(catalog, lock.apps.get(name), name):
             # Imported here: a no-op run (every app checked before) needs no analysis.
-            from smartshare.catalog.template_checks import check_app_templates
-
-            problems += check_app_templates(
-                app=catalog.apps[name], templates_dir=catalog.templates_dir
+            from smartshare.catalog.template_checks import (
+                check_app_templates,
+                check_template_requires,
             )
+            from smartshare.rendering.analysis import TemplateAnalyser
+
+            if analyser is None and catalog.templates_dir.is_dir():
+                analyser = TemplateAnalyser(catalog.templates_dir)
+            app = catalog.apps[name]
+            problems += check_app_templates(
+                app=app, templates_dir=catalog.templates_dir, analyser=analyser
+            )
+            if analyser is not None:
+                problems += check_template_requires(app=app, catalog=catalog, analyser=analyser)
     problems = [p for p in problems if p.severity.value == "error"]
     if problems:
         raise InvalidInputError(

@@ -9,7 +9,10 @@ than one file are here and in the modules beside it:
   are kept between runs (:class:`.own_checks.OwnChecks`);
 - templates and build arguments against the app's parameters
   (:mod:`.template_checks`), without rendering;
-- ``requires`` and dependency cycles (here), runtimes and stack names
+- ``requires`` and dependency cycles (here), ``requires.A.X`` in templates
+  and runtime text against the required app's outputs
+  (:func:`.template_checks.check_template_requires`,
+  :func:`.runtime_checks.check_runtime_references`), runtimes and stack names
   (:mod:`.runtime_checks`), images two apps would push to (:mod:`.tags`);
 - region profiles against the apps they give values and files to
   (:mod:`.region_checks`, :mod:`.runtime_checks` for ``deploy``).
@@ -50,6 +53,7 @@ from smartshare.catalog.runtime_checks import (
     check_stack_names,
 )
 from smartshare.catalog.tags import repository_clashes
+from smartshare.catalog.template_checks import check_template_requires
 from smartshare.errors import CatalogNotFoundError
 from smartshare.rendering.analysis import TemplateAnalyser
 
@@ -261,9 +265,11 @@ def _check_loaded(
                     mine = own_problems(app, catalog.templates_dir, analyser)
                 own.put(app, mine, analyser, read)
         problems.extend(mine)
+        # Not cached with the app's own problems: they read the required apps' outputs.
         if app.has("runtime", "requires"):
-            # Not cached with the app's own problems: it reads the required apps' outputs.
             problems.extend(check_runtime_references(app, catalog))
+        if analyser is not None and app.has("templates", "requires"):
+            problems.extend(check_template_requires(app=app, catalog=catalog, analyser=analyser))
     shown = {app.doc.display for app in apps if app.has("runtime")}
     problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]

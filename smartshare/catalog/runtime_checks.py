@@ -260,7 +260,7 @@ def check_runtime_references(app: LoadedFile[AppManifest], catalog: Catalog) -> 
             message = (
                 _service_problem(services, name, attribute)
                 if owner == "services"
-                else _requires_problem(model, catalog, name, attribute)
+                else requires_problem(model, catalog, name, attribute)
             )
             if message is not None:
                 problems.append(app.doc.problem(loc, message))
@@ -286,9 +286,14 @@ def _service_problem(services: dict[str, Service], name: str, field: str | None)
     return None
 
 
-def _requires_problem(
+def requires_problem(
     model: AppManifest, catalog: Catalog, name: str, output: str | None
 ) -> str | None:
+    """Why ``requires.<name>[.<output>]`` in ``model``'s text names nothing there is, or None.
+
+    ``name`` must be an app ``model`` requires, and ``output`` one of the
+    outputs that app's manifest declares (templates and runtime text alike).
+    """
     if name not in model.requires:
         required = ", ".join(model.requires) or "none"
         return f"requires.{name}: '{model.name}' does not require '{name}' (requires: {required})"

@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from smartshare.catalog.diagnostics import Problem, Severity, did_you_mean
-from smartshare.catalog.load import LoadedFile, display_path
+from smartshare.catalog.load import Catalog, LoadedFile, display_path
 from smartshare.catalog.models import AppManifest, TemplateTarget
 from smartshare.catalog.profile import RegionProfile
-from smartshare.catalog.runtime_checks import runtime_strings
+from smartshare.catalog.runtime_checks import requires_problem, runtime_strings
 from smartshare.errors import InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use, analyse_text
 from smartshare.rendering.sandbox import is_template_text, make_environment
@@ -137,6 +137,40 @@ def check_app_templates(
                         severity=Severity.WARNING,
                     )
                 )
+    return problems
+
+
+def check_template_requires(
+    *, app: LoadedFile[AppManifest], catalog: Catalog, analyser: TemplateAnalyser
+) -> list[Problem]:
+    """``requires.<app>.<output>`` in an app's templates names a required app and its output.
+
+    Not one of the app's own checks: it reads the required apps' manifests.
+    A template that cannot be analysed is reported by those (here it is
+    passed over).
+    """
+    model = app.model
+    problems: list[Problem] = []
+    for spec in model.templates:
+        try:
+            usage = analyser.analyse(spec.src)
+        except (InvalidInputError, UnsafePathError):
+            continue
+        for use in usage.requires_fields:
+            name, _, output = use.name.partition(".")
+            message = requires_problem(model, catalog, name, output or None)
+            if message is None:
+                continue
+            pattern = rf"\brequires\s*(\.\s*{re.escape(name)}\b|\[)"
+            problems.append(
+                _template_problem(
+                    analyser.templates_dir / use.template,
+                    use.line,
+                    pattern,
+                    f"requires.{use.name}",
+                    message,
+                )
+            )
     return problems
 
 

@@ -78,6 +78,7 @@ class TemplateUsage:
     region_fields: tuple[Use, ...] = ()
     app_fields: tuple[Use, ...] = ()
     asset_fields: tuple[Use, ...] = ()
+    requires_fields: tuple[Use, ...] = ()  # name: "app" or "app.output"
     undeclared: tuple[Use, ...] = ()
     issues: tuple[TemplateIssue, ...] = ()
     templates: tuple[str, ...] = ()
@@ -285,6 +286,7 @@ class _Collector:
     region_fields: list[Use] = field(default_factory=list)
     app_fields: list[Use] = field(default_factory=list)
     asset_fields: list[Use] = field(default_factory=list)
+    requires_fields: list[Use] = field(default_factory=list)
     undeclared: list[Use] = field(default_factory=list)
     issues: list[TemplateIssue] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)
@@ -304,6 +306,7 @@ class _Collector:
         self.region_fields.extend(Use(name, line, key) for key, line in parsed.region_fields)
         self.app_fields.extend(Use(name, line, key) for key, line in parsed.app_fields)
         self.asset_fields.extend(Use(name, line, key) for key, line in parsed.asset_fields)
+        self.requires_fields.extend(Use(name, line, key) for key, line in parsed.requires_fields)
         # Top-level sets and imports reach the blocks of the same template (which
         # Jinja compiles as separate scopes), and an included template sees the
         # variables of the one including it.  Any assignment counts: a false
@@ -322,6 +325,7 @@ class _Collector:
             region_fields=tuple(self.region_fields),
             app_fields=tuple(self.app_fields),
             asset_fields=tuple(self.asset_fields),
+            requires_fields=tuple(self.requires_fields),
             undeclared=tuple(self.undeclared),
             issues=tuple(sorted(set(self.issues))),
             templates=tuple(self.visited),

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from jinja2 import nodes
 
 # Written into every entry; raised whenever Parsed's fields change.
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Parsed:
     region_fields: tuple[tuple[str, int], ...] = ()
     app_fields: tuple[tuple[str, int], ...] = ()
     asset_fields: tuple[tuple[str, int], ...] = ()
+    requires_fields: tuple[tuple[str, int], ...] = ()  # "app" or "app.output"
     undeclared: tuple[tuple[str, int], ...] = ()
     stored: frozenset[str] = frozenset()
     references: tuple[Reference, ...] = ()
@@ -85,6 +86,7 @@ class Parsed:
             "region": [list(item) for item in self.region_fields],
             "app": [list(item) for item in self.app_fields],
             "assets": [list(item) for item in self.asset_fields],
+            "requires": [list(item) for item in self.requires_fields],
             "undeclared": [list(item) for item in self.undeclared],
             "stored": sorted(self.stored),
             "references": [
@@ -106,6 +108,7 @@ class Parsed:
             region_fields=_name_lines(data["region"]),
             app_fields=_name_lines(data["app"]),
             asset_fields=_name_lines(data["assets"]),
+            requires_fields=_name_lines(data["requires"]),
             undeclared=_name_lines(data["undeclared"]),
             stored=frozenset(_text(name) for name in _items(data["stored"])),
             references=tuple(_reference(item) for item in _items(data["references"])),

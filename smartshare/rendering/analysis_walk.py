@@ -64,6 +64,7 @@ class Walker:
 
         self.name_type: type[nodes.Name] = n.Name
         self.getattr_type: type[nodes.Getattr] = n.Getattr
+        self.getitem_type: type[nodes.Getitem] = n.Getitem
         self.const_type: type[nodes.Const] = n.Const
         self.filters = env.filters
         self.tests = env.tests
@@ -74,12 +75,15 @@ class Walker:
         self.region_fields: dict[str, int] = {}
         self.app_fields: dict[str, int] = {}
         self.asset_fields: dict[str, int] = {}
-        # The context names whose fields are recorded (`requires.<app>.<output>`
-        # is checked against the catalogue when rendering, not here).
+        # `requires.<app>` as "<app>", `requires.<app>.<output>` as "<app>.<output>":
+        # checked against the catalogue (the required app's outputs), not here.
+        self.requires_fields: dict[str, int] = {}
+        # The context names whose fields are recorded.
         self.fields = {
             "region": self.region_fields,
             "app": self.app_fields,
             "assets": self.asset_fields,
+            "requires": self.requires_fields,
         }
         self.loads: dict[str, int] = {}
         self.stored: set[str] = set()
@@ -120,6 +124,7 @@ class Walker:
             region_fields=tuple(sorted(self.region_fields.items())),
             app_fields=tuple(sorted(self.app_fields.items())),
             asset_fields=tuple(sorted(self.asset_fields.items())),
+            requires_fields=tuple(sorted(self.requires_fields.items())),
             undeclared=tuple(sorted(self.loads.items())),
             stored=frozenset(self.stored),
             references=tuple(self.references),
@@ -270,7 +275,31 @@ class Walker:
         elif key is not None and owner in self.fields:
             _record(self.fields[owner], key, line)
 
+    def _required_output(self, node: nodes.Getattr | nodes.Getitem, key: str | None) -> bool:
+        """Record ``requires.<app>.<output>`` (names or constant subscripts) as one use.
+
+        An attribute a dict has (``requires.alpha.items``) is that method in
+        Jinja, not an output: left to the usual walk.
+        """
+        inner = node.node
+        if key is None:
+            return False
+        if isinstance(node, self.getattr_type) and hasattr(dict, key):
+            return False
+        if isinstance(inner, self.getattr_type):
+            app: str | None = inner.attr
+        elif isinstance(inner, self.getitem_type):
+            app = self._const_str(inner.arg)
+        else:
+            return False
+        if app is None or self._context_name(inner.node) != "requires":
+            return False
+        _record(self.requires_fields, f"{app}.{key}", node.lineno)
+        return True
+
     def _getattr(self, node: nodes.Getattr) -> None:
+        if self._required_output(node, node.attr):
+            return
         owner = self._context_name(node.node)
         if owner is not None:
             self._use(owner, node.attr, node.lineno)
@@ -278,6 +307,8 @@ class Walker:
             self.visit(node.node)
 
     def _getitem(self, node: nodes.Getitem) -> None:
+        if self._required_output(node, self._const_str(node.arg)):
+            return  # both keys are constants: nothing else to walk
         owner = self._context_name(node.node)
         if owner is not None:
             self._use(owner, self._const_str(node.arg), node.lineno)
