@@ -21,7 +21,7 @@ from smartshare.catalog.models import AppManifest, TemplateTarget
 from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime_checks import requires_problem, runtime_strings
 from smartshare.errors import InvalidInputError, UnsafePathError
-from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use, analyse_text
+from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use
 from smartshare.rendering.sandbox import is_template_text, make_environment
 
 # What render_context() puts under `region` and `app`.
@@ -109,9 +109,10 @@ def check_app_templates(
             )
         )
     if templated:
-        arg_env = analyser.env if analyser is not None else make_environment(templates_dir)
+        if analyser is None:
+            analyser = TemplateAnalyser(templates_dir, env=make_environment(templates_dir))
         for loc, text, what in templated:
-            usage = analyse_text(arg_env, text, ".".join(map(str, loc)))
+            usage = analyser.analyse_text(text, ".".join(map(str, loc)))
             if what == RUNTIME_VALUE:
                 # services.<name> is runtime text's own (checked by check_runtime_references).
                 usage = replace(

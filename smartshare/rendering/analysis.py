@@ -222,6 +222,17 @@ class TemplateAnalyser:
         self.digests[name] = digest
         return parsed
 
+    def analyse_text(self, text: str, name: str) -> TemplateUsage:
+        """:func:`analyse_text`, its analysis kept in this analyser's memo by the text.
+
+        A warm run then checks a manifest's Jinja strings (build arguments,
+        runtime values) without importing Jinja.
+        """
+        parsed = _TEXT_CACHE.get(text)
+        if parsed is None:
+            parsed = _remember_text(text, self._parse_text(text, name, content_digest(text)))
+        return _text_usage(parsed, name)
+
     def _parse_text(self, text: str, name: str, digest: str) -> Parsed:
         memo = self._memo
         if memo is None:
@@ -347,9 +358,18 @@ def analyse_text(env: ImmutableSandboxedEnvironment, text: str, name: str) -> Te
     """
     parsed = _TEXT_CACHE.get(text)
     if parsed is None:
-        if len(_TEXT_CACHE) >= _TEXT_CACHE_SIZE:
-            _TEXT_CACHE.clear()
-        parsed = _TEXT_CACHE[text] = _parse(env, text, name)
+        parsed = _remember_text(text, _parse(env, text, name))
+    return _text_usage(parsed, name)
+
+
+def _remember_text(text: str, parsed: Parsed) -> Parsed:
+    if len(_TEXT_CACHE) >= _TEXT_CACHE_SIZE:
+        _TEXT_CACHE.clear()
+    _TEXT_CACHE[text] = parsed
+    return parsed
+
+
+def _text_usage(parsed: Parsed, name: str) -> TemplateUsage:
     out = _Collector()
     out.take(name, parsed, frozenset())
     out.issues += [
