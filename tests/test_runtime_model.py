@@ -17,6 +17,7 @@ from smartshare.catalog.imagerefs import (
     parse_image_reference,
 )
 from smartshare.catalog.runtime import DeploySettings, public_port
+from smartshare.validation import validate_catalogue
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,6 +246,34 @@ def test_a_template_naming_a_required_output_is_checked_against_it(catalogue: Pa
     )
     report = validate(catalog_root=catalogue, paths=[manifest])
     assert [p.field for p in report.problems if p.severity == "error"] == ["requires.laksa.url"]
+
+
+def test_a_required_output_is_checked_again_when_only_the_required_app_changes(
+    catalogue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requiring app's own problems come from the cache; its use of the output does not."""
+    monkeypatch.setenv("SMARTSHARE_CACHE_DIR", str(tmp_path / "cache"))
+    template = catalogue / "templates" / "perizinan-online" / "config.json.j2"
+    template.write_text(
+        template.read_text(encoding="utf-8") + "{{ requires.sikda.status_url }}\n",
+        encoding="utf-8",
+    )
+
+    def fields() -> list[str]:
+        report = validate_catalogue(catalog_root=catalogue, jobs=1)
+        return [p.field for p in report.problems if p.severity == "error"]
+
+    assert fields() == ["requires.sikda.status_url"]
+    assert fields() == ["requires.sikda.status_url"]  # from the cache: the same
+    sikda = catalogue / "manifests" / "apps" / "sikda.yaml"
+    text = sikda.read_text(encoding="utf-8")
+    sikda.write_text(
+        text.replace("    internal_url:", '    status_url: "x"\n    internal_url:', 1),
+        encoding="utf-8",
+    )
+    assert fields() == []
+    sikda.write_text(text, encoding="utf-8")
+    assert fields() == ["requires.sikda.status_url"]
 
 
 def test_a_parameter_used_only_by_runtime_text_counts_as_used(catalogue: Path) -> None:

@@ -173,6 +173,7 @@ def prepare(
             from smartshare.catalog.template_checks import (
                 check_app_templates,
                 check_template_requires,
+                required_outputs,
             )
             from smartshare.rendering.analysis import TemplateAnalyser
 
@@ -183,7 +184,12 @@ def prepare(
                 app=app, templates_dir=catalog.templates_dir, analyser=analyser
             )
             if analyser is not None:
-                problems += check_template_requires(app=app, catalog=catalog, analyser=analyser)
+                problems += check_template_requires(
+                    app=app,
+                    catalog=catalog,
+                    uses=required_outputs(app, analyser),
+                    templates_dir=catalog.templates_dir,
+                )
     problems = [p for p in problems if p.severity.value == "error"]
     if problems:
         raise InvalidInputError(

@@ -53,7 +53,7 @@ from smartshare.catalog.runtime_checks import (
     check_stack_names,
 )
 from smartshare.catalog.tags import repository_clashes
-from smartshare.catalog.template_checks import check_template_requires
+from smartshare.catalog.template_checks import check_template_requires, required_outputs
 from smartshare.errors import CatalogNotFoundError
 from smartshare.rendering.analysis import TemplateAnalyser
 
@@ -268,8 +268,15 @@ def _check_loaded(
         # Not cached with the app's own problems: they read the required apps' outputs.
         if app.has("runtime", "requires"):
             problems.extend(check_runtime_references(app, catalog))
-        if analyser is not None and app.has("templates", "requires"):
-            problems.extend(check_template_requires(app=app, catalog=catalog, analyser=analyser))
+        if analyser is not None and app.has("templates", "requires") and app.model.requires:
+            uses = own.required_outputs(app) if own is not None else None
+            if uses is None:
+                uses = required_outputs(app, analyser)
+            problems.extend(
+                check_template_requires(
+                    app=app, catalog=catalog, uses=uses, templates_dir=catalog.templates_dir
+                )
+            )
     shown = {app.doc.display for app in apps if app.has("runtime")}
     problems.extend(p for p in check_stack_names(catalog.apps.values()) if p.file in shown)
     loaded = [*catalog.apps.values(), *catalog.partial_apps.values()]

@@ -20,9 +20,9 @@ from smartshare.catalog.load import LoadedFile, display_path
 from smartshare.catalog.models import AppManifest
 from smartshare.catalog.rules import spdx_warnings
 from smartshare.catalog.runtime_checks import check_app_runtime
-from smartshare.catalog.template_checks import check_app_templates
+from smartshare.catalog.template_checks import check_app_templates, required_outputs
 from smartshare.errors import InvalidInputError
-from smartshare.rendering.analysis import TemplateAnalyser, content_digest
+from smartshare.rendering.analysis import TemplateAnalyser, Use, content_digest
 from smartshare.rendering.sandbox import TemplateSource
 
 if TYPE_CHECKING:
@@ -79,17 +79,23 @@ class OwnChecks:
         self._shown = display_path(templates_dir)
         self._source: TemplateSource | None = None
         self._current: dict[str, str | None] = {}
+        self._required: dict[str, list[Use]] = {}  # by key: what get() found kept
 
     def key(self, app: LoadedFile[AppManifest]) -> str:
         return own_key(self._shown, content_digest(app.doc.text))
 
     def get(self, app: LoadedFile[AppManifest]) -> list[Problem] | None:
-        data = self.memo.get(self.key(app))
+        key = self.key(app)
+        data = self.memo.get(key)
         try:
             uses = [(str(name), digest) for name, digest in data["uses"]]
             rows = data["problems"]
+            required = [
+                Use(str(where), _whole(line), str(name)) for where, line, name in data["required"]
+            ]
             if any(self._digest(name) != digest for name, digest in uses):
                 return None
+            self._required[key] = required
             return [
                 Problem(
                     app.doc.display if not where else display_path(self.templates_dir / where),
@@ -104,6 +110,10 @@ class OwnChecks:
         except (KeyError, TypeError, ValueError):
             return None  # none, or not what put() writes: checked again
 
+    def required_outputs(self, app: LoadedFile[AppManifest]) -> list[Use] | None:
+        """The app's :func:`required_outputs`, kept with its problems (after :meth:`get`)."""
+        return self._required.get(self.key(app))
+
     def put(
         self,
         app: LoadedFile[AppManifest],
@@ -111,7 +121,11 @@ class OwnChecks:
         analyser: TemplateAnalyser,
         read: set[str],
     ) -> None:
-        """Keep ``problems``, found reading the templates named ``read`` with ``analyser``."""
+        """Keep ``problems``, found reading the templates named ``read`` with ``analyser``.
+
+        The app's :func:`required_outputs` are kept with them: checking them
+        against the catalogue then needs no analysis.
+        """
         used = {name: analyser.digests[name] for name in sorted(read) if name in analyser.digests}
         if len(used) != len(read):
             return  # a template could not be read: its problem depends on more than bytes
@@ -122,7 +136,11 @@ class OwnChecks:
             if place is None:
                 return
             rows.append([place, p.line, p.column, p.severity.value, p.field, p.message])
-        self.memo.put(self.key(app), {"uses": [[n, d] for n, d in used.items()], "problems": rows})
+        required = [[u.template, u.line, u.name] for u in required_outputs(app, analyser)]
+        self.memo.put(
+            self.key(app),
+            {"uses": [[n, d] for n, d in used.items()], "problems": rows, "required": required},
+        )
 
     def _digest(self, name: str) -> str | None:
         """What template ``name`` holds now, as the analysis would read it (None: absent)."""

@@ -291,12 +291,23 @@ def requires_problem(
 ) -> str | None:
     """Why ``requires.<name>[.<output>]`` in ``model``'s text names nothing there is, or None.
 
-    ``name`` must be an app ``model`` requires, and ``output`` one of the
-    outputs that app's manifest declares (templates and runtime text alike).
+    ``name`` must be an app ``model`` requires (:func:`not_required_problem`),
+    and ``output`` one of the outputs that app's manifest declares
+    (:func:`missing_output_problem`).
     """
+    return not_required_problem(model, name) or missing_output_problem(catalog, name, output)
+
+
+def not_required_problem(model: AppManifest, name: str) -> str | None:
+    """Why ``requires.<name>`` in ``model``'s text names no app it requires, or None."""
     if name not in model.requires:
         required = ", ".join(model.requires) or "none"
         return f"requires.{name}: '{model.name}' does not require '{name}' (requires: {required})"
+    return None
+
+
+def missing_output_problem(catalog: Catalog, name: str, output: str | None) -> str | None:
+    """Why ``requires.<name>.<output>`` names no output of required app ``name``, or None."""
     needed = catalog.apps.get(name)
     if output is None or needed is None:
         return None  # an app missing from the catalogue is reported at `requires`

@@ -10,7 +10,7 @@ it is about.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +19,11 @@ from smartshare.catalog.diagnostics import Problem, Severity, did_you_mean
 from smartshare.catalog.load import Catalog, LoadedFile, display_path
 from smartshare.catalog.models import AppManifest, TemplateTarget
 from smartshare.catalog.profile import RegionProfile
-from smartshare.catalog.runtime_checks import requires_problem, runtime_strings
+from smartshare.catalog.runtime_checks import (
+    missing_output_problem,
+    not_required_problem,
+    runtime_strings,
+)
 from smartshare.errors import InvalidInputError, UnsafePathError
 from smartshare.rendering.analysis import TemplateAnalyser, TemplateUsage, Use
 from smartshare.rendering.sandbox import is_template_text, make_environment
@@ -141,17 +145,15 @@ def check_app_templates(
     return problems
 
 
-def check_template_requires(
-    *, app: LoadedFile[AppManifest], catalog: Catalog, analyser: TemplateAnalyser
-) -> list[Problem]:
-    """``requires.<app>.<output>`` in an app's templates names a required app and its output.
+def required_outputs(app: LoadedFile[AppManifest], analyser: TemplateAnalyser) -> list[Use]:
+    """The ``requires.<app>.<output>`` an app's templates use, of apps it requires.
 
-    Not one of the app's own checks: it reads the required apps' manifests.
-    A template that cannot be analysed is reported by those (here it is
-    passed over).
+    What :func:`check_template_requires` checks against the catalogue; an app
+    it does not require is one of the app's own problems (:func:`_usage_problems`).
+    A template that cannot be analysed is passed over (its own problem too).
     """
     model = app.model
-    problems: list[Problem] = []
+    found: list[Use] = []
     for spec in model.templates:
         try:
             usage = analyser.analyse(spec.src)
@@ -159,15 +161,28 @@ def check_template_requires(
             continue
         for use in usage.requires_fields:
             name, _, output = use.name.partition(".")
-            message = requires_problem(model, catalog, name, output or None)
-            if message is None:
-                continue
-            pattern = rf"\brequires\s*(\.\s*{re.escape(name)}\b|\[)"
+            if output and name in model.requires:
+                found.append(use)
+    return sorted(set(found))
+
+
+def check_template_requires(
+    *, app: LoadedFile[AppManifest], catalog: Catalog, uses: Iterable[Use], templates_dir: Path
+) -> list[Problem]:
+    """Each of ``uses`` (:func:`required_outputs`) names an output the required app declares.
+
+    Not one of the app's own checks: it reads the required apps' manifests.
+    """
+    problems: list[Problem] = []
+    for use in uses:
+        name, _, output = use.name.partition(".")
+        message = missing_output_problem(catalog, name, output)
+        if message is not None:
             problems.append(
                 _template_problem(
-                    analyser.templates_dir / use.template,
+                    templates_dir / use.template,
                     use.line,
-                    pattern,
+                    _requires_pattern(name),
                     f"requires.{use.name}",
                     message,
                 )
@@ -262,7 +277,24 @@ def _usage_problems(
         problems.append(
             _template_problem(templates_dir / use.template, use.line, pattern, field, message)
         )
+    for use in usage.requires_fields:
+        name = use.name.partition(".")[0]
+        unknown = not_required_problem(model, name)
+        if unknown is not None:
+            problems.append(
+                _template_problem(
+                    templates_dir / use.template,
+                    use.line,
+                    _requires_pattern(name),
+                    f"requires.{use.name}",
+                    unknown,
+                )
+            )
     return problems
+
+
+def _requires_pattern(name: str) -> str:
+    return rf"\brequires\s*(\.\s*{re.escape(name)}\b|\[)"
 
 
 def _usage_messages(
