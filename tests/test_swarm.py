@@ -171,6 +171,7 @@ def swarm(docker_engine_env: Any) -> Iterator[None]:
     try:
         state = client.info()["Swarm"]
         if state.get("LocalNodeState") != "active":
+            drop_gateway_bridge(client)
             try:
                 # VXLAN devices of every engine on the host share one UDP port by
                 # default, and a second one with the same VNI fails ("error creating
@@ -189,7 +190,20 @@ def swarm(docker_engine_env: Any) -> Iterator[None]:
     finally:
         if made:
             client.swarm.leave(force=True)
+            drop_gateway_bridge(client)
         client.close()
+
+
+def drop_gateway_bridge(client: Any) -> None:
+    """Remove the engine's ``docker_gwbridge``, which outlives the swarm that made it.
+
+    Kept, it breaks the next swarm's host-mode published ports on this engine
+    (connections reset, or answered by another container): a second test run
+    on the same engine failed so.
+    """
+    for network in client.networks.list(names=["docker_gwbridge"]):
+        with contextlib.suppress(docker.errors.APIError):
+            network.remove()
 
 
 @pytest.fixture(scope="module")
