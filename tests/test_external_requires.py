@@ -72,6 +72,20 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(cli_app, list(args))
 
 
+def run_for_region(catalog: DeployCatalog, workspace: Path, command: str, *args: str) -> Any:
+    """``command ARGS`` for the catalogue's region profile, workspace and catalogue."""
+    return cli(
+        command,
+        *args,
+        "--region",
+        str(catalog.catalog.region_file),
+        "--workspace",
+        str(workspace),
+        "--catalog",
+        str(catalog.catalog.root),
+    )
+
+
 # -- validate ---------------------------------------------------------------------
 
 
@@ -183,17 +197,7 @@ def test_a_template_naming_an_output_the_required_app_lacks_is_refused_before_ad
     template = catalog.catalog.root / "templates" / "page" / "beta.html.j2"
     template.write_text("alpha: {{ requires.alpha.public_ur }}\n", encoding="utf-8")
     workspace = tmp_path / "ws"
-    result = cli(
-        "adopt",
-        "beta",
-        "--no-build",
-        "--region",
-        str(catalog.catalog.region_file),
-        "--workspace",
-        str(workspace),
-        "--catalog",
-        str(catalog.catalog.root),
-    )
+    result = run_for_region(catalog, workspace, "adopt", "beta", "--no-build")
     assert result.exit_code == 1, result.output
     said = " ".join(result.stderr.split())
     assert "beta.html.j2:1:" in said
@@ -347,17 +351,7 @@ def test_deploy_runs_the_requiring_app_alone(
         catalog_root=catalog.catalog.root,
     )
     assert not result.failed, [(r.app, r.message) for r in result.results]
-    deployed = cli(
-        "deploy",
-        "--region",
-        str(catalog.catalog.region_file),
-        "--workspace",
-        str(workspace),
-        "--catalog",
-        str(catalog.catalog.root),
-        "--format",
-        "json",
-    )
+    deployed = run_for_region(catalog, workspace, "deploy", "--format", "json")
     assert deployed.exit_code == 0, deployed.output
     import docker
 

@@ -178,15 +178,7 @@ def check_template_requires(
         name, _, output = use.name.partition(".")
         message = missing_output_problem(catalog, name, output)
         if message is not None:
-            problems.append(
-                _template_problem(
-                    templates_dir / use.template,
-                    use.line,
-                    _requires_pattern(name),
-                    f"requires.{use.name}",
-                    message,
-                )
-            )
+            problems.append(_requires_use_problem(templates_dir, use, message))
     return problems
 
 
@@ -278,23 +270,19 @@ def _usage_problems(
             _template_problem(templates_dir / use.template, use.line, pattern, field, message)
         )
     for use in usage.requires_fields:
-        name = use.name.partition(".")[0]
-        unknown = not_required_problem(model, name)
+        unknown = not_required_problem(model, use.name.partition(".")[0])
         if unknown is not None:
-            problems.append(
-                _template_problem(
-                    templates_dir / use.template,
-                    use.line,
-                    _requires_pattern(name),
-                    f"requires.{use.name}",
-                    unknown,
-                )
-            )
+            problems.append(_requires_use_problem(templates_dir, use, unknown))
     return problems
 
 
-def _requires_pattern(name: str) -> str:
-    return rf"\brequires\s*(\.\s*{re.escape(name)}\b|\[)"
+def _requires_use_problem(templates_dir: Path, use: Use, message: str) -> Problem:
+    """``message`` about a ``requires.<app>[.<output>]`` use, at its place in its template."""
+    name = use.name.partition(".")[0]
+    pattern = rf"\brequires\s*(\.\s*{re.escape(name)}\b|\[)"
+    return _template_problem(
+        templates_dir / use.template, use.line, pattern, f"requires.{use.name}", message
+    )
 
 
 def _usage_messages(
