@@ -454,16 +454,12 @@ def read_schema(path: Path, name: str) -> str:
         raise OutputSchemaError(f"schema {name} is not UTF-8 text") from None
 
 
-_NOT_ASKED = object()
-
-
 def unchanged_rendering(ctx: Context, app: AppManifest, values: ResolvedValues) -> Rendering | None:
     """:func:`_unchanged_files`, worked out once per app and run (its inputs are the run's)."""
-    known = ctx.unchanged_renderings.get(app.name, _NOT_ASKED)
-    if known is _NOT_ASKED:
-        known = ctx.unchanged_renderings[app.name] = _unchanged_files(ctx, app, values)
-    assert known is None or isinstance(known, Rendering)
-    return known
+    known = ctx.unchanged_renderings
+    if app.name not in known:
+        known[app.name] = _unchanged_files(ctx, app, values)
+    return known[app.name]
 
 
 def _unchanged_files(ctx: Context, app: AppManifest, values: ResolvedValues) -> Rendering | None:

@@ -33,6 +33,7 @@ from smartshare.state.drift import manifest_digest
 from smartshare.state.lockfile import Lock, LockedApp, read_lock
 
 if TYPE_CHECKING:
+    from smartshare.adoption.assess import Rendering
     from smartshare.catalog.assets import ResolvedAsset
     from smartshare.catalog.diagnostics import Problem
     from smartshare.catalog.patches import Patch
@@ -68,7 +69,7 @@ class Context:
     _env: Any = None
     _outputs: Any = None
     # Each app's answer of assess.unchanged_rendering (asked before and during assessing).
-    unchanged_renderings: dict[str, Any] = field(default_factory=dict)
+    unchanged_renderings: dict[str, Rendering | None] = field(default_factory=dict)
 
     @property
     def region_model(self) -> RegionProfile:

@@ -111,7 +111,7 @@ class OwnChecks:
             return None  # none, or not what put() writes: checked again
 
     def required_outputs(self, app: LoadedFile[AppManifest]) -> list[Use] | None:
-        """The app's :func:`required_outputs`, kept with its problems (after :meth:`get`)."""
+        """The app's :func:`required_outputs`, as :meth:`get` or :meth:`put` last saw them."""
         return self._required.get(self.key(app))
 
     def put(
@@ -136,10 +136,15 @@ class OwnChecks:
             if place is None:
                 return
             rows.append([place, p.line, p.column, p.severity.value, p.field, p.message])
-        required = [[u.template, u.line, u.name] for u in required_outputs(app, analyser)]
+        key = self.key(app)
+        required = self._required[key] = required_outputs(app, analyser)
         self.memo.put(
-            self.key(app),
-            {"uses": [[n, d] for n, d in used.items()], "problems": rows, "required": required},
+            key,
+            {
+                "uses": [[n, d] for n, d in used.items()],
+                "problems": rows,
+                "required": [[u.template, u.line, u.name] for u in required],
+            },
         )
 
     def _digest(self, name: str) -> str | None:
