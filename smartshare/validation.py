@@ -33,21 +33,20 @@ import gc
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smartshare.cache import ContentCache, Memo
 from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
+from smartshare.catalog.location import display_path
+from smartshare.catalog.memokeys import own_key
 from smartshare.catalog.rules import MAX_ASSET_KB, MAX_FILE_BYTES
 from smartshare.errors import UsageError
 from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
 from smartshare.rendering.sandbox import CONTEXT_NAMES
 from smartshare.state.safefs import read_regular_file
-
-if TYPE_CHECKING:
-    from smartshare.catalog.checks import Memos
 
 YAML_SUFFIXES = (".yaml", ".yml")  # as catalog.load, without importing it on a warm run
 
@@ -58,6 +57,10 @@ YAML_SUFFIXES = (".yaml", ".yml")  # as catalog.load, without importing it on a 
 PARALLEL_FROM_MS = {"fork": 250.0, "fresh": 1200.0}
 _MANIFEST_MS = 0.45  # reading and parsing one manifest's YAML (and, again, validating it)
 _TEMPLATE_MS_PER_KIB = 0.8  # parsing and walking templates
+_TEMPLATE_MS_PER_APP = 2.0  # an app's own templates (2-3 of 1-3 KiB), when not listed yet
+# Shares per worker: this process loads each share's manifests as it comes
+# back, while the workers compute the rest; the last share's are loaded after.
+_SHARES_PER_JOB = 6
 
 
 def validate_catalogue(
@@ -113,8 +116,10 @@ def _validate(
 ) -> ValidationReport:
     whole = not paths and changed_since is None
     listed = not paths and (root / "manifests").is_dir()
+    memos = _RunMemos.of(cache)
     changes = None
     listing = None
+    workers = None
     if changed_since is not None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -132,28 +137,38 @@ def _validate(
         if listing is not None and any(p.startswith("templates/") for p in changes.paths):
             _scan(listing, root, "templates", keep_manifests=False)
     elif listed:
-        listing = _list(root)
+        listing = _list(root, folders=("manifests",), keep_manifests=True)
+        if _looks_cold(root, listing, memos):
+            # Workers need only the manifests: they start while the templates are listed.
+            workers = _Workers.start(root, listing, memos, jobs, check=True)
+        _scan(listing, root, "templates", keep_manifests=False)
     key = None
     if whole and cache is not None and listing is not None and listing.complete:
         key = cache.key("report", str(root), str(Path.cwd()), listing.text())
         known = _report_from(cache.get(key))
         if known is not None:
+            if workers is not None:
+                workers.stop()
             return known
 
     from smartshare.catalog.checks import Memos, tools, validate, validate_loaded
 
-    # Every key holds the code's version too (smartshare.cache.code_version).
-    context = ",".join(sorted(CONTEXT_NAMES))
-    memos = Memos(
-        documents=Memo(cache, "yaml", salt=_yaml_salt()),
-        analyses=Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}"),
-        own=Memo(cache, "own", salt=context),
-        listed={name: digest for name, digest, _ in listing.templates} if listing else None,
-    )
+    loaded: dict[Path, Any] = {}
     if listing is not None:
-        # What a change touches needs every manifest, but only the changed
-        # ones and those it affects checked: the workers load, no more.
-        _prepare(root, listing, memos, jobs, check=changes is None)
+        if workers is None:
+            # What a change touches needs every manifest, but only the changed
+            # ones and those it affects checked: the workers load, no more.
+            workers = _Workers.start(root, listing, memos, jobs, check=changes is None)
+        if workers is not None:
+            workers.collect(memos, listing, loaded)
+    checks_memos = Memos(
+        documents=memos.documents,
+        analyses=memos.analyses,
+        own=memos.own,
+        listed={name: digest for name, digest, _ in listing.templates} if listing else None,
+        contents=listing.manifest_bytes if listing is not None else None,
+        loaded=loaded,
+    )
     if changes is not None:
         from smartshare.catalog.changes import affected_files
         from smartshare.catalog.load import load_catalog
@@ -161,18 +176,38 @@ def _validate(
         catalog = load_catalog(
             root,
             documents=memos.documents,
-            contents=listing.manifest_bytes if listing is not None else None,
+            contents=checks_memos.contents,
+            loaded=loaded,
         )
-        analyser, own = tools(catalog, memos)
+        analyser, own = tools(catalog, checks_memos)
         files = affected_files(
             catalog, changed=changes.paths, old_manifests=changes.old_manifests, analyser=analyser
         )
         return validate_loaded(catalog, files, analyser=analyser, own=own)
 
-    report = validate(catalog_root=root, paths=paths, memos=memos)
+    report = validate(catalog_root=root, paths=paths, memos=checks_memos)
     if key is not None and cache is not None:
         cache.put(key, _report_data(report))
     return report
+
+
+@dataclass(frozen=True)
+class _RunMemos:
+    """The memos of one run (:class:`smartshare.cache.Memo`), made without importing the checks."""
+
+    documents: Memo
+    analyses: Memo
+    own: Memo
+
+    @classmethod
+    def of(cls, cache: ContentCache | None) -> _RunMemos:
+        # Every key holds the code's version too (smartshare.cache.code_version).
+        context = ",".join(sorted(CONTEXT_NAMES))
+        return cls(
+            documents=Memo(cache, "yaml", salt=_yaml_salt()),
+            analyses=Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}"),
+            own=Memo(cache, "own", salt=context),
+        )
 
 
 def _yaml_salt() -> str:
@@ -227,7 +262,8 @@ def _scan(listing: _Listing, root: Path, folder: str, *, keep_manifests: bool) -
         return
     if base.is_symlink():
         listing.complete = False
-    pending = [(base, "")]
+    # Paths stay strings: this runs for every file of a national catalogue.
+    pending = [(str(base), "")]
     while pending:
         directory, prefix = pending.pop()
         try:
@@ -242,24 +278,23 @@ def _scan(listing: _Listing, root: Path, folder: str, *, keep_manifests: bool) -
                 listing.complete = False
                 continue
             if entry.is_dir(follow_symlinks=False):
-                pending.append((Path(entry.path), name + "/"))
+                pending.append((entry.path, name + "/"))
                 continue
             table, limit = listing.templates, MAX_FILE_BYTES
             if folder == "manifests" and entry.name.endswith(YAML_SUFFIXES):
                 table = listing.manifests
             elif folder == "manifests":
                 table, limit = listing.others, MAX_ASSET_KB * 1024
-            path = Path(entry.path)
-            raw = _read(path, limit)
+            raw = _read(entry.path, limit)
             if raw is None:
                 listing.complete = False
                 continue
             table.append((name, hashlib.sha256(raw).hexdigest(), len(raw)))
             if keep_manifests and table is listing.manifests:
-                listing.manifest_bytes[path] = raw
+                listing.manifest_bytes[Path(entry.path)] = raw
 
 
-def _read(path: Path, limit: int) -> bytes | None:
+def _read(path: str, limit: int) -> bytes | None:
     """A regular file's bytes (up to ``limit`` and one more), else None.
 
     Past its size limit a file is refused whatever the rest holds: a manifest
@@ -314,58 +349,107 @@ def _report_from(data: Any) -> ValidationReport | None:
 # templates folder, (salts of the yaml, template and own memos), check the apps?, manifests
 _Task = tuple[str, tuple[str, str, str], bool, list[str]]
 
+# Manifests whose own problems are looked for before the templates are listed.
+_PROBES = 8
 
-def _prepare(root: Path, listing: _Listing, memos: Memos, jobs: int, *, check: bool) -> None:
-    """Read what the cache has for ``listing``; do the rest in worker processes if it pays.
 
-    A worker loads its share of the manifests and, with ``check``, checks
-    each app on its own (:func:`smartshare.catalog.own_checks.own_problems`, which
-    analyses its templates); it sends what it computed back encoded for the
-    cache, and this process saves it and decodes what the checks that follow
-    ask for.
+def _looks_cold(root: Path, listing: _Listing, memos: _RunMemos) -> bool:
+    """Whether a few manifests spread over ``listing`` have no own problems in the cache.
+
+    Only a guess, to start workers early: on a cold run they begin while the
+    templates are listed.  Nothing here imports the checks, as a warm run does not.
     """
-    from smartshare.catalog.load import display_path
-    from smartshare.catalog.own_checks import own_key
+    manifests = listing.manifests
+    if not manifests:
+        return False
+    step = max(len(manifests) // _PROBES, 1)
+    shown = display_path(root / "templates")
+    probes = [own_key(shown, digest) for _, digest, _ in manifests[::step]]
+    memos.own.prefetch(probes)
+    return any(memos.own.get(probe) is None for probe in probes)
 
-    documents, analyses, own = memos.documents, memos.analyses, memos.own
-    if not isinstance(documents, Memo) or not isinstance(analyses, Memo):
-        return
-    if not isinstance(own, Memo):
-        return
-    templates_dir = root / "templates"
-    shown = display_path(templates_dir)
-    documents.prefetch(digest for _, digest, _ in listing.manifests)
-    if check:
-        own.prefetch(own_key(shown, digest) for _, digest, _ in listing.manifests)
-    if jobs < 2:
-        return
-    template_kib = sum(size for _, _, size in listing.templates) / 1024
-    per_app = _TEMPLATE_MS_PER_KIB * template_kib / max(len(listing.manifests), 1)
-    todo = []
-    for name, digest, _ in listing.manifests:
-        cost = 0.0 if documents.get(digest) is not None else _MANIFEST_MS
-        if check and own.get(own_key(shown, digest)) is None:
-            cost += _MANIFEST_MS + per_app
-        if cost:
-            todo.append((str(root / "manifests" / name), cost))
-    method = _start_method()
-    if sum(cost for _, cost in todo) < PARALLEL_FROM_MS["fork" if method == "fork" else "fresh"]:
-        return
 
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _Workers:
+    """Worker processes loading (and checking) manifests, started; what they send, taken in order.
 
-    salts = (documents.salt, analyses.salt, own.salt)
-    tasks = [(str(templates_dir), salts, check, chunk) for chunk in _chunks(todo, jobs * 3)]
-    # Anything buffered would be written again by each forked worker.
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        for computed in pool.map(_work, tasks):
-            documents.remember(computed["yaml"])
-            analyses.remember(computed["template"])
-            own.remember(computed["own"])
+    A worker loads its share of the manifests and, with ``check``, checks each
+    app on its own (:func:`smartshare.catalog.own_checks.own_problems`, which
+    analyses its templates); it sends what it computed back encoded for the
+    cache, and this process saves it.  While the others work on, this process
+    loads the manifests of each share that came back.
+    """
+
+    def __init__(self, pool: Any, results: Iterator[Any], shares: list[list[str]]) -> None:
+        self._pool = pool
+        self._results = results
+        self._shares = shares
+
+    @classmethod
+    def start(
+        cls, root: Path, listing: _Listing, memos: _RunMemos, jobs: int, *, check: bool
+    ) -> _Workers | None:
+        """Workers for what the cache lacks of ``listing``; None when one process does better."""
+        documents, own = memos.documents, memos.own
+        templates_dir = root / "templates"
+        shown = display_path(templates_dir)
+        documents.prefetch(digest for _, digest, _ in listing.manifests)
+        if check:
+            own.prefetch(own_key(shown, digest) for _, digest, _ in listing.manifests)
+        if jobs < 2:
+            return None
+        template_kib = sum(size for _, _, size in listing.templates) / 1024
+        per_app = _TEMPLATE_MS_PER_KIB * template_kib / max(len(listing.manifests), 1)
+        if not listing.templates and listing.has_templates:
+            per_app = _TEMPLATE_MS_PER_APP  # not listed yet: as a typical app's
+        todo = []
+        for name, digest, _ in listing.manifests:
+            cost = 0.0 if documents.get(digest) is not None else _MANIFEST_MS
+            if check and own.get(own_key(shown, digest)) is None:
+                cost += _MANIFEST_MS + per_app
+            if cost:
+                todo.append((str(root / "manifests" / name), cost))
+        method = _start_method()
+        threshold = PARALLEL_FROM_MS["fork" if method == "fork" else "fresh"]
+        if sum(cost for _, cost in todo) < threshold:
+            return None
+
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        salts = (documents.salt, memos.analyses.salt, own.salt)
+        shares = _shares(todo, jobs * _SHARES_PER_JOB)
+        tasks = [(str(templates_dir), salts, check, share) for share in shares]
+        # Anything buffered would be written again by each forked worker.
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        context = multiprocessing.get_context(method)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        return cls(pool, pool.map(_work, tasks), shares)
+
+    def collect(self, memos: _RunMemos, listing: _Listing, loaded: dict[Path, Any]) -> None:
+        """Save what the workers computed; load each share's manifests into ``loaded``.
+
+        ``loaded``: by path, what :func:`smartshare.catalog.load.load_file` gives
+        for the bytes of ``listing``.
+        """
+        from smartshare.catalog.load import load_file
+
+        try:
+            for share, computed in zip(self._shares, self._results, strict=True):
+                memos.documents.remember(computed["yaml"])
+                memos.analyses.remember(computed["template"])
+                memos.own.remember(computed["own"])
+                for name in share:
+                    path = Path(name)
+                    loaded[path] = load_file(
+                        path, documents=memos.documents, raw=listing.manifest_bytes.get(path)
+                    )
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+
+    def stop(self) -> None:
+        """Not needed after all: what has not begun is cancelled, the rest awaited."""
+        self._pool.shutdown(cancel_futures=True)
 
 
 def _start_method() -> str:
@@ -379,7 +463,7 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def _chunks(items: list[tuple[str, float]], count: int) -> list[list[str]]:
+def _shares(items: list[tuple[str, float]], count: int) -> list[list[str]]:
     """``items`` in up to ``count`` lists of about equal cost (largest first)."""
     if not items:
         return []

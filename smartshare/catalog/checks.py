@@ -38,11 +38,12 @@ from smartshare.catalog.graph import cycle_problem, cycles
 from smartshare.catalog.load import (
     Catalog,
     LoadedFile,
-    display_path,
+    Loading,
     iter_yaml_files,
     load_catalog,
     load_file,
 )
+from smartshare.catalog.location import display_path
 from smartshare.catalog.models import AppManifest
 from smartshare.catalog.own_checks import OwnChecks, own_problems
 from smartshare.catalog.profile import RegionProfile
@@ -71,12 +72,16 @@ class Memos:
     ``analyses``: template analyses, by the template's text; ``own``: each
     app's own problems (:class:`OwnChecks`); ``listed``: digests of the
     catalogue's template files, when the caller has read them already.
+    Read already too: ``contents``, manifests' bytes by path, and ``loaded``,
+    manifests loaded from those bytes (:func:`load_catalog`).
     """
 
     documents: ContentMemo | None = None
     analyses: ContentMemo | None = None
     own: ContentMemo | None = None
     listed: Mapping[str, str] | None = None
+    contents: Mapping[Path, bytes] | None = None
+    loaded: Mapping[Path, Loading] | None = None
 
 
 def validate(
@@ -111,7 +116,9 @@ def validate(
         )
     if not paths:
         # Everything loaded is reported on: no need to sort files into catalogues.
-        catalog = load_catalog(catalog_root, documents=memos.documents)
+        catalog = load_catalog(
+            catalog_root, documents=memos.documents, contents=memos.contents, loaded=memos.loaded
+        )
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]
         apps += catalog.version_files()  # older versions stay usable: checked alike

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import gc
-import os
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_a
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from smartshare.catalog.diagnostics import Problem, Severity, shown_value
+from smartshare.catalog.location import display_path
 from smartshare.catalog.models import PATTERN_HINTS, AppManifest
 from smartshare.catalog.profile import RegionProfile, consistency_problem, model_for_kind
 from smartshare.catalog.yamlfile import YamlDocument, load_yaml
@@ -118,16 +118,6 @@ class Catalog:
 
     def required_by(self, name: str) -> list[str]:
         return sorted(n for n, f in self.apps.items() if name in f.model.requires)
-
-
-def display_path(path: Path) -> str:
-    """The path as a user would type it: relative to the working directory when inside it."""
-    # os.path, not Path.resolve(): this runs once per file of a large catalogue.
-    absolute = os.path.abspath(path)  # noqa: PTH100
-    cwd = os.getcwd()  # noqa: PTH109
-    if absolute.startswith(cwd.rstrip(os.sep) + os.sep):
-        return absolute[len(cwd.rstrip(os.sep)) + 1 :]
-    return str(path)
 
 
 def iter_yaml_files(paths: Iterable[Path]) -> list[Path]:
@@ -324,9 +314,13 @@ def _partial(
     return LoadedFile(doc=doc, model=partial, intact=frozenset(intact)), problems
 
 
+# A file loaded: its model (valid, or partial: see LoadedFile), or None, and its problems.
+Loading = tuple["LoadedFile[Any] | None", list[Problem]]
+
+
 def load_file(
     path: Path, *, documents: ContentMemo | None = None, raw: bytes | None = None
-) -> tuple[LoadedFile[Any] | None, list[Problem]]:
+) -> Loading:
     """Load and validate one file: a valid model, a partial one (see LoadedFile), or None.
 
     ``documents``: YAML data already read from the same bytes (see :func:`load_yaml`).
@@ -420,12 +414,15 @@ def load_catalog(
     extra_files: Iterable[Path] = (),
     documents: ContentMemo | None = None,
     contents: Mapping[Path, bytes] | None = None,
+    loaded: Mapping[Path, Loading] | None = None,
 ) -> Catalog:
     """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
 
     Problems are collected, not raised: ``validate`` reports them all at once.
     ``documents``: see :func:`load_file`.  ``contents``: files' bytes read
-    already, by path (a file not there is read).
+    already, by path (a file not there is read).  ``loaded``: what
+    :func:`load_file` gave for those bytes, by path, when a file was loaded
+    already.
     """
     catalog = Catalog(root=root)
     files = iter_yaml_files([root / "manifests"])
@@ -440,11 +437,14 @@ def load_catalog(
     gc.disable()
     try:
         for path in files:
-            raw = contents.get(path) if contents is not None else None
-            loaded, problems = load_file(path, documents=documents, raw=raw)
+            done = loaded.get(path) if loaded is not None else None
+            if done is None:
+                raw = contents.get(path) if contents is not None else None
+                done = load_file(path, documents=documents, raw=raw)
+            model, problems = done
             catalog.problems.extend(problems)
-            if loaded is not None:
-                _add(catalog, loaded)
+            if model is not None:
+                _add(catalog, model)
     finally:
         if collecting:
             gc.enable()

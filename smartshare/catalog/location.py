@@ -34,3 +34,13 @@ def resolve_catalog_root(catalog: Path | None = None) -> Path:
             "manifests/ and templates/",
         )
     return root
+
+
+def display_path(path: Path) -> str:
+    """The path as a user would type it: relative to the working directory when inside it."""
+    # os.path, not Path.resolve(): this runs once per file of a large catalogue.
+    absolute = os.path.abspath(path)  # noqa: PTH100
+    cwd = os.getcwd()  # noqa: PTH109
+    if absolute.startswith(cwd.rstrip(os.sep) + os.sep):
+        return absolute[len(cwd.rstrip(os.sep)) + 1 :]
+    return str(path)

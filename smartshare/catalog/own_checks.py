@@ -10,13 +10,14 @@ compute them, and :class:`OwnChecks` keeps them by content.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartshare.catalog.diagnostics import Problem, Severity
-from smartshare.catalog.load import LoadedFile, display_path
+from smartshare.catalog.load import LoadedFile
+from smartshare.catalog.location import display_path
+from smartshare.catalog.memokeys import own_key
 from smartshare.catalog.models import AppManifest
 from smartshare.catalog.rules import spdx_warnings
 from smartshare.catalog.runtime_checks import check_app_runtime
@@ -168,11 +169,6 @@ class OwnChecks:
             return None
         except InvalidInputError:
             return "unreadable"  # never a digest: the entry is not used
-
-
-def own_key(templates_shown: str, manifest_digest: str) -> str:
-    """The memo key of an app's own problems: its manifest's digest, its templates folder shown."""
-    return hashlib.sha256(f"{templates_shown}\0{manifest_digest}".encode()).hexdigest()
 
 
 def _whole(value: object) -> int:

@@ -16,7 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from smartshare.catalog.diagnostics import Problem, Severity, did_you_mean
-from smartshare.catalog.load import Catalog, LoadedFile, display_path
+from smartshare.catalog.load import Catalog, LoadedFile
+from smartshare.catalog.location import display_path
 from smartshare.catalog.models import AppManifest, TemplateTarget
 from smartshare.catalog.profile import RegionProfile
 from smartshare.catalog.runtime_checks import (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,15 +98,17 @@ class TemplateUsage:
 
 
 # (templates folder, name) -> (file signature, analysis, digest of the text)
-_PARSED_CACHE: dict[tuple[Path, str], tuple[tuple[int, int, int, int], Parsed, str]] = {}
+_Signature = tuple[int, int, int, int, bool]
+_PARSED_CACHE: dict[tuple[Path, str], tuple[_Signature, Parsed, str]] = {}
 
 
-def _signature(path: Path) -> tuple[int, int, int, int] | None:
+def _signature(path: Path) -> _Signature | None:
+    """Which file ``path`` is and when it changed, and whether it is a regular file."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, stat.S_ISREG(st.st_mode)
 
 
 def content_digest(text: str) -> str:
@@ -208,7 +211,7 @@ class TemplateAnalyser:
             self.digests[name] = cached[2]
             return cached[1]
         source.confine(path, name)
-        if signature is None or not path.is_file():
+        if signature is None or not signature[-1]:
             self.digests[name] = None
             return None
         try:
@@ -400,13 +403,14 @@ COMPILE_DEPTH = 16
 def _parse(env: ImmutableSandboxedEnvironment, text: str, name: str) -> Parsed:
     from jinja2 import TemplateSyntaxError
     from jinja2 import nodes as n
-    from jinja2.parser import Parser
+
+    from smartshare.rendering.fastlex import parser_for
 
     parser = walker = None
     try:
         # Parser.parse() without set_environment(): that pass over every node
         # serves constant folding, which the walk does for what it needs.
-        parser = Parser(env, text, name=name)
+        parser = parser_for(env, text, name)
         tree = n.Template(parser.subparse(), lineno=1)
         walker = Walker(env, extends="extends" in text and tree.find(n.Extends) is not None)
         walker.walk(tree)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -72,7 +74,15 @@ class TemplateSource:
         return self.real_root.joinpath(*PurePosixPath(name).parts)
 
     def confine(self, path: Path, name: str) -> None:
-        """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links)."""
+        """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links).
+
+        ``path``: :meth:`joined`'s.  Below the folder's real path, a name with
+        no ``..`` and no link in it stays inside: then only its own parts are
+        looked at, not every folder above it (this runs for every template of
+        a national catalogue).
+        """
+        if not _has_link(self.real_root, path):
+            return
         try:
             resolved = path.resolve()
         except (RuntimeError, OSError):  # RuntimeError: a loop, before Python 3.13
@@ -130,6 +140,22 @@ class TemplateSource:
                 return False
 
         return source, filename, uptodate
+
+
+def _has_link(root: Path, path: Path) -> bool:
+    """Whether a part of ``path`` below ``root`` is a symbolic link (or cannot be looked at)."""
+    current = str(root)
+    for part in path.parts[len(root.parts) :]:
+        current = os.path.join(current, part)  # noqa: PTH118
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return False  # nothing there to lead elsewhere
+        except OSError:
+            return True
+        if stat.S_ISLNK(mode):
+            return True
+    return False
 
 
 def template_digests(templates_dir: Path, names: Iterable[str]) -> dict[str, str | None]:

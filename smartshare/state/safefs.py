@@ -23,7 +23,7 @@ class NotRegularFileError(OSError):
     """A path that names a folder, a FIFO, a device or a socket, where a file was expected."""
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
+def read_regular_file(path: Path | str, limit: int) -> bytes:
     """The bytes of the regular file at ``path``: at most ``limit`` and one more.
 
     One more byte than ``limit`` says the file is larger: the caller refuses
@@ -34,7 +34,8 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
         chunks: list[bytes] = []
         size = 0
@@ -44,6 +45,8 @@ def read_regular_file(path: Path, limit: int) -> bytes:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if size == status.st_size:
+                break  # all it held when opened: no read to find the end
         return b"".join(chunks)
     finally:
         os.close(fd)
