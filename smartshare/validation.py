@@ -35,6 +35,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def _validate(
 ) -> ValidationReport:
     whole = not paths and changed_since is None
     listed = not paths and (root / "manifests").is_dir()
-    memos = _RunMemos.of(cache)
+    memos = _RunMemos(cache)
     changes = None
     listing = None
     workers = None
@@ -191,23 +192,23 @@ def _validate(
     return report
 
 
-@dataclass(frozen=True)
 class _RunMemos:
-    """The memos of one run (:class:`smartshare.cache.Memo`), made without importing the checks."""
+    """The memos of one run (:class:`smartshare.cache.Memo`), made without importing the checks.
 
-    documents: Memo
-    analyses: Memo
-    own: Memo
+    The YAML one is made when first used: its salt imports the YAML library,
+    which a run answered from the cache never needs.
+    """
 
-    @classmethod
-    def of(cls, cache: ContentCache | None) -> _RunMemos:
+    def __init__(self, cache: ContentCache | None) -> None:
+        self.cache = cache
         # Every key holds the code's version too (smartshare.cache.code_version).
         context = ",".join(sorted(CONTEXT_NAMES))
-        return cls(
-            documents=Memo(cache, "yaml", salt=_yaml_salt()),
-            analyses=Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}"),
-            own=Memo(cache, "own", salt=context),
-        )
+        self.analyses = Memo(cache, "template", salt=f"{context};format {ANALYSIS_FORMAT}")
+        self.own = Memo(cache, "own", salt=context)
+
+    @cached_property
+    def documents(self) -> Memo:
+        return Memo(self.cache, "yaml", salt=_yaml_salt())
 
 
 def _yaml_salt() -> str:
@@ -354,10 +355,12 @@ _PROBES = 8
 
 
 def _looks_cold(root: Path, listing: _Listing, memos: _RunMemos) -> bool:
-    """Whether a few manifests spread over ``listing`` have no own problems in the cache.
+    """Whether none of a few manifests spread over ``listing`` has own problems in the cache.
 
     Only a guess, to start workers early: on a cold run they begin while the
-    templates are listed.  Nothing here imports the checks, as a warm run does not.
+    templates are listed.  None, not any: a region profile never has own
+    problems, and a few edited apps are no cold run.  Nothing here imports
+    the checks, as a run answered from the cache does not.
     """
     manifests = listing.manifests
     if not manifests:
@@ -366,7 +369,7 @@ def _looks_cold(root: Path, listing: _Listing, memos: _RunMemos) -> bool:
     shown = display_path(root / "templates")
     probes = [own_key(shown, digest) for _, digest, _ in manifests[::step]]
     memos.own.prefetch(probes)
-    return any(memos.own.get(probe) is None for probe in probes)
+    return all(memos.own.get(probe) is None for probe in probes)
 
 
 class _Workers:
@@ -410,7 +413,7 @@ class _Workers:
                 todo.append((str(root / "manifests" / name), cost))
         method = _start_method()
         threshold = PARALLEL_FROM_MS["fork" if method == "fork" else "fresh"]
-        if sum(cost for _, cost in todo) < threshold:
+        if not todo or sum(cost for _, cost in todo) < threshold:
             return None
 
         import multiprocessing

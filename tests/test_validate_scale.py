@@ -8,6 +8,7 @@ cache spared is asserted by what the run did not call, never by time.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -483,6 +484,33 @@ def test_a_parallel_cold_run_reports_what_one_process_does(
     cached = validate_catalogue(catalog_root=target, jobs=2)
     assert cached == alone
     assert validate_catalogue(catalog_root=target, jobs=2) == alone
+
+
+def test_workers_started_for_a_run_that_looked_cold_give_way_to_a_cached_report(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = broken_catalogue(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    first = validate_catalogue(catalog_root=target, jobs=1)
+    # Only the report stays: the run looks cold, and workers start.
+    cache = ContentCache.for_validation()
+    report = cache.key("report", str(target), str(Path.cwd()), validation._list(target).text())
+    cache.close()
+    with contextlib.closing(sqlite3.connect(cache_dir / "validate" / "cache.sqlite")) as db, db:
+        db.execute("DELETE FROM entries WHERE key != ?", (report,))
+    monkeypatch.setitem(validation.PARALLEL_FROM_MS, "fork", 0.0)
+    monkeypatch.setitem(validation.PARALLEL_FROM_MS, "fresh", 0.0)
+    started: list[bool] = []
+    start = validation._Workers.start.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+        workers = start(cls, *args, **kwargs)
+        started.append(workers is not None)
+        return workers
+
+    monkeypatch.setattr(validation._Workers, "start", classmethod(spy))
+    assert validate_catalogue(catalog_root=target, jobs=2) == first
+    assert started == [True]
 
 
 def test_concurrent_runs_share_one_cache(tmp_path: Path, cache_dir: Path) -> None:

@@ -39,14 +39,18 @@ def read_regular_file(path: Path | str, limit: int) -> bytes:
             raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
         chunks: list[bytes] = []
         size = 0
+        # Asked for the size it has (and one more byte): a read makes a buffer
+        # of the size asked for, and a megabyte for each small file costs.
+        ask = min(status.st_size, limit) + 1
         while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
+            chunk = os.read(fd, ask)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
             if size == status.st_size:
                 break  # all it held when opened: no read to find the end
+            ask = limit + 1 - size
         return b"".join(chunks)
     finally:
         os.close(fd)
