@@ -103,8 +103,9 @@ class ContentMemo(Protocol):
 class ContentCache:
     """Entries by key in ``<folder>/cache.sqlite``, each a checksum and JSON data.
 
-    Reads go to the file at once; writes wait in memory for :meth:`flush`,
-    one transaction at the end of the run.
+    Reads go to the file at once; writes wait in memory for :meth:`write`
+    (a long run's parts as they are done) or :meth:`flush`, at the end of
+    the run: one transaction each.
     """
 
     def __init__(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -115,6 +116,7 @@ class ContentCache:
         self._db: sqlite3.Connection | None = None
         self._unusable = False
         self._pending: dict[str, bytes] = {}
+        self._written = False  # by this run, so the file may need pruning
 
     @classmethod
     def for_validation(cls) -> ContentCache:
@@ -167,10 +169,9 @@ class ContentCache:
     def pending_bytes(self) -> int:
         return sum(len(blob) for blob in self._pending.values())
 
-    def flush(self) -> None:
-        """Write what was put, in one transaction, and keep the file under its size limit."""
+    def write(self) -> None:
+        """Write what was put so far, in one transaction: a long run saves as it goes."""
         if not self._pending:
-            self.close()
             return
         db = self._connection()
         if db is None:
@@ -186,9 +187,18 @@ class ContentCache:
                     "VALUES (?, ?, ?, ?)",
                     rows,
                 )
-            self._prune(db)
+            self._written = True
         except Exception as exc:  # sqlite3.Error
             self._failed(exc, writing=True)
+
+    def flush(self) -> None:
+        """Write what was put, keep the file under its size limit, and close it."""
+        self.write()
+        if self._written and self._db is not None:
+            try:
+                self._prune(self._db)
+            except Exception as exc:  # sqlite3.Error
+                self._failed(exc, writing=True)
         self.close()
 
     def close(self) -> None:

@@ -61,7 +61,7 @@ _TEMPLATE_MS_PER_KIB = 0.8  # parsing and walking templates
 _TEMPLATE_MS_PER_APP = 2.0  # an app's own templates (2-3 of 1-3 KiB), when not listed yet
 # Shares per worker: this process loads each share's manifests as it comes
 # back, while the workers compute the rest; the last share's are loaded after.
-_SHARES_PER_JOB = 6
+_SHARES_PER_JOB = 12
 
 
 def validate_catalogue(
@@ -447,6 +447,8 @@ class _Workers:
                     loaded[path] = load_file(
                         path, documents=memos.documents, raw=listing.manifest_bytes.get(path)
                     )
+                if memos.cache is not None:
+                    memos.cache.write()  # not all at the end, after the last share
         finally:
             self._pool.shutdown(cancel_futures=True)
 
