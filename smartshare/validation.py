@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartshare.cache import ContentCache, Memo
 from smartshare.catalog.diagnostics import Problem, Severity, ValidationReport
@@ -48,6 +48,9 @@ from smartshare.errors import UsageError
 from smartshare.rendering.analysis_data import FORMAT as ANALYSIS_FORMAT
 from smartshare.rendering.sandbox import CONTEXT_NAMES
 from smartshare.state.safefs import read_regular_file
+
+if TYPE_CHECKING:
+    from smartshare.catalog.load import Loading
 
 YAML_SUFFIXES = (".yaml", ".yml")  # as catalog.load, without importing it on a warm run
 
@@ -90,7 +93,8 @@ def validate_catalogue(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        report = _validate(catalog_root, paths, changed_since, cache, jobs or _cpus())
+        with contextlib.ExitStack() as cleanup:
+            report = _validate(catalog_root, paths, changed_since, cache, jobs or _cpus(), cleanup)
     finally:
         if collecting:
             gc.enable()
@@ -114,7 +118,9 @@ def _validate(
     changed_since: str | None,
     cache: ContentCache | None,
     jobs: int,
+    cleanup: contextlib.ExitStack,
 ) -> ValidationReport:
+    """The report; ``cleanup`` stops the workers started, whatever happens."""
     whole = not paths and changed_since is None
     listed = not paths and (root / "manifests").is_dir()
     memos = _RunMemos(cache)
@@ -142,24 +148,26 @@ def _validate(
         if _looks_cold(root, listing, memos):
             # Workers need only the manifests: they start while the templates are listed.
             workers = _Workers.start(root, listing, memos, jobs, check=True)
+            if workers is not None:
+                cleanup.callback(workers.stop)
         _scan(listing, root, "templates", keep_manifests=False)
     key = None
     if whole and cache is not None and listing is not None and listing.complete:
         key = cache.key("report", str(root), str(Path.cwd()), listing.text())
         known = _report_from(cache.get(key))
         if known is not None:
-            if workers is not None:
-                workers.stop()
-            return known
+            return known  # the workers started are stopped
 
     from smartshare.catalog.checks import Memos, tools, validate, validate_loaded
 
-    loaded: dict[Path, Any] = {}
+    loaded: dict[Path, Loading] = {}
     if listing is not None:
         if workers is None:
             # What a change touches needs every manifest, but only the changed
             # ones and those it affects checked: the workers load, no more.
             workers = _Workers.start(root, listing, memos, jobs, check=changes is None)
+            if workers is not None:
+                cleanup.callback(workers.stop)
         if workers is not None:
             workers.collect(memos, listing, loaded)
     checks_memos = Memos(
@@ -429,7 +437,7 @@ class _Workers:
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
         return cls(pool, pool.map(_work, tasks), shares)
 
-    def collect(self, memos: _RunMemos, listing: _Listing, loaded: dict[Path, Any]) -> None:
+    def collect(self, memos: _RunMemos, listing: _Listing, loaded: dict[Path, Loading]) -> None:
         """Save what the workers computed; load each share's manifests into ``loaded``.
 
         ``loaded``: by path, what :func:`smartshare.catalog.load.load_file` gives
@@ -453,7 +461,7 @@ class _Workers:
             self._pool.shutdown(cancel_futures=True)
 
     def stop(self) -> None:
-        """Not needed after all: what has not begun is cancelled, the rest awaited."""
+        """Done with, or not needed after all: what has not begun is cancelled, the rest awaited."""
         self._pool.shutdown(cancel_futures=True)
 
 
