@@ -45,6 +45,7 @@ def parser_for(env: Environment, text: str, name: str | None) -> Parser:
     tokens = tokens_of(env, text)
     if tokens is None:
         return Parser(env, text, name=name)
+    # Jinja's parser lexes the text it is given: given none, it reads these.
     parser = Parser(env, "", name=name)
     parser.stream = TokenStream(tokens, name, None)
     return parser
@@ -64,7 +65,7 @@ def tokens_of(env: Environment, text: str) -> list[Token] | None:
 
 
 class _Unusual(Exception):
-    """Something Jinja's own lexer should see: an error, or an end inside a tag."""
+    """Something Jinja's own lexer should see: an error it reports, in its words."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,24 @@ class _Tables:
                 break
             state = m.lastgroup or ""
             pos = m.end()
-            data = self._text_before(m)
-            if data:
-                line += count("\n", counted, m.start())
-                counted = m.start()
-                append(new(token_class, (line, data_type, data)))
+            # The text before the tag, and a raw block's up to its end: data.
+            texts = [m]
+            raw = self.raw.match(source, pos) if state == raw_state else None
+            if raw is not None:
+                texts.append(raw)
+                pos = raw.end()
+            for before in texts:
+                data = self._text_before(before)
+                if data:
+                    line += count("\n", counted, before.start())
+                    counted = before.start()
+                    append(new(token_class, (line, data_type, data)))
+            if state == raw_state:
+                if raw is not None:
+                    continue
+                if pos < length:
+                    raise _Unusual  # Jinja: "Missing end of raw directive"
+                break  # Jinja's lexer stops at the end, so does this
             if state == comment_state:
                 m = self.comment.match(source, pos)
                 if m is None:
@@ -119,19 +133,6 @@ class _Tables:
                         raise _Unusual  # Jinja: "Missing end of comment tag"
                     break  # Jinja's lexer stops at the end, so does this
                 pos = m.end()
-                continue
-            if state == raw_state:
-                m = self.raw.match(source, pos)
-                if m is None:
-                    if pos < length:
-                        raise _Unusual  # Jinja: "Missing end of raw directive"
-                    break
-                pos = m.end()
-                data = self._text_before(m)
-                if data:
-                    line += count("\n", counted, m.start())
-                    counted = m.start()
-                    append(new(token_class, (line, data_type, data)))
                 continue
             if state not in tags:
                 raise _Unusual
