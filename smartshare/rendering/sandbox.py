@@ -59,6 +59,8 @@ class TemplateSource:
                 f"the templates folder {root} is a symbolic link loop (or points into one)"
             ) from None
         self._names: dict[str, str] = {}
+        # A name's path depends on its spelling alone: each is checked and made once.
+        self._joined: dict[str, Path] = {}
 
     def path_of(self, name: str) -> Path:
         """The file behind template ``name``; raise UnsafePathError if it leaves the folder."""
@@ -68,10 +70,13 @@ class TemplateSource:
 
     def joined(self, name: str) -> Path:
         """``name`` inside the folder, checked by its spelling only (no file system access)."""
-        problem = relative_path_problem(name, folder="templates/")
-        if problem:
-            raise UnsafePathError(f"template name {name!r} {problem}")
-        return self.real_root.joinpath(*PurePosixPath(name).parts)
+        path = self._joined.get(name)
+        if path is None:
+            problem = relative_path_problem(name, folder="templates/")
+            if problem:
+                raise UnsafePathError(f"template name {name!r} {problem}")
+            path = self._joined[name] = self.real_root.joinpath(*PurePosixPath(name).parts)
+        return path
 
     def confine(self, path: Path, name: str) -> None:
         """Raise UnsafePathError when ``path`` resolves outside the folder (symbolic links).
