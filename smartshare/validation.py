@@ -516,5 +516,5 @@ def _work(task: _Task) -> dict[str, dict[str, bytes]]:
             continue
         with analyser.recording() as read:
             problems = own_problems(loaded, templates_dir, analyser)
-        own.put(loaded, problems, analyser, read)
+            own.put(loaded, problems, analyser, read)
     return {"yaml": documents.encoded(), "template": analyses.encoded(), "own": mine.encoded()}

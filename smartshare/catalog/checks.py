@@ -270,7 +270,7 @@ def _check_loaded(
             else:
                 with analyser.recording() as read:
                     mine = own_problems(app, catalog.templates_dir, analyser)
-                own.put(app, mine, analyser, read)
+                    own.put(app, mine, analyser, read)
         problems.extend(mine)
         # Not cached with the app's own problems: they read the required apps' outputs.
         if app.has("runtime", "requires"):

@@ -140,16 +140,24 @@ class TemplateAnalyser:
         # it does not exist; names that could not be read are left out.
         self.digests: dict[str, str | None] = {}
         self._read: set[str] | None = None
+        self._usages: dict[str, TemplateUsage] | None = None  # in a recording()
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[set[str]]:
-        """The names of the templates looked up in the block (read, missing or refused)."""
+        """The names of the templates looked up in the block (read, missing or refused).
+
+        In the block each template's :meth:`analyse` is made once: one app's
+        checks ask for the same template more than once, and what they find
+        together is what was read then.
+        """
         names: set[str] = set()
         outer, self._read = self._read, names
+        outer_usages, self._usages = self._usages, {}
         try:
             yield names
         finally:
             self._read = outer
+            self._usages = outer_usages
 
     @property
     def env(self) -> ImmutableSandboxedEnvironment:
@@ -165,6 +173,9 @@ class TemplateAnalyser:
         itself does not exist, cannot be read, or would leave the templates
         folder.
         """
+        usages = self._usages
+        if usages is not None and src in usages:
+            return usages[src]
         parsed = self.parsed(src)
         if parsed is None:
             raise InvalidInputError(
@@ -173,7 +184,10 @@ class TemplateAnalyser:
             )
         out = _Collector()
         self._follow(src, parsed, frozenset(), out)
-        return out.usage(src, looked_up=tuple(dict.fromkeys([src, *out.looked_up])))
+        usage = out.usage(src, looked_up=tuple(dict.fromkeys([src, *out.looked_up])))
+        if usages is not None:
+            usages[src] = usage
+        return usage
 
     def read(self, name: str) -> str | None:
         """The text of file ``name`` of the folder (a schema), None when it does not exist.
