@@ -177,6 +177,7 @@ def _validate(
         listed={name: digest for name, digest, _ in listing.templates} if listing else None,
         contents=listing.manifest_bytes if listing is not None else None,
         loaded=loaded,
+        manifests=listing.yaml_files() if listing is not None else None,
     )
     if changes is not None:
         from smartshare.catalog.changes import affected_files
@@ -187,6 +188,7 @@ def _validate(
             documents=memos.documents,
             contents=checks_memos.contents,
             loaded=loaded,
+            listed=checks_memos.manifests,
         )
         analyser, own = tools(catalog, checks_memos)
         files = affected_files(
@@ -242,6 +244,16 @@ class _Listing:
     complete: bool = True  # no link, special or unreadable file: the report may be cached
     # The manifests' bytes as read for their digests (when kept): loading reads no file twice.
     manifest_bytes: dict[Path, bytes] = field(default_factory=dict)
+
+    def yaml_files(self) -> list[Path] | None:
+        """The manifests as :func:`smartshare.catalog.load.iter_yaml_files` finds them.
+
+        None when the listing is not complete: that looks behind links and at
+        special files, which the listing passes over.
+        """
+        if not self.complete:
+            return None
+        return sorted(path for path in self.manifest_bytes if path.suffix in YAML_SUFFIXES)
 
     def text(self) -> str:
         lines = [f"templates folder: {self.has_templates}"]

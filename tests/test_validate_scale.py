@@ -305,6 +305,32 @@ def test_an_asset_file_is_told_apart_by_all_its_bytes_not_a_manifests_first_mib(
     assert validation._list(root).text() != before
 
 
+def test_the_listed_manifests_are_the_files_loading_would_find(tmp_path: Path) -> None:
+    from smartshare.catalog.load import iter_yaml_files
+
+    root = tmp_path / "catalogue"
+    for name in [
+        "apps/b.yaml",
+        "apps/a.yml",
+        "apps/notes.txt",
+        "apps/A.yaml",
+        ".yaml",
+        "versions/b/1.0.yaml",
+        "versions/b/1.10.yaml",
+        "regions/r.yaml",
+    ]:
+        path = root / "manifests" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("kind: App\n")
+    listing = validation._list(root, folders=("manifests",), keep_manifests=True)
+    listed = listing.yaml_files()
+    assert listed is not None and len(listed) == 6
+    assert listed == iter_yaml_files([root / "manifests"])
+    # A link is looked behind by loading, not by the listing: none given then.
+    (root / "manifests" / "apps" / "c.yaml").symlink_to(root / "manifests" / "apps" / "b.yaml")
+    assert validation._list(root, folders=("manifests",), keep_manifests=True).yaml_files() is None
+
+
 def test_after_an_edit_only_the_edited_manifest_is_read_again(
     root: Path, cache_dir: Path, calls: dict[str, int]
 ) -> None:

@@ -72,8 +72,9 @@ class Memos:
     ``analyses``: template analyses, by the template's text; ``own``: each
     app's own problems (:class:`OwnChecks`); ``listed``: digests of the
     catalogue's template files, when the caller has read them already.
-    Read already too: ``contents``, manifests' bytes by path, and ``loaded``,
-    manifests loaded from those bytes (:func:`load_catalog`).
+    Read already too: ``contents``, manifests' bytes by path, ``loaded``,
+    manifests loaded from those bytes, and ``manifests``, the files under
+    ``manifests/`` (:func:`load_catalog`'s ``listed``).
     """
 
     documents: ContentMemo | None = None
@@ -82,6 +83,7 @@ class Memos:
     listed: Mapping[str, str] | None = None
     contents: Mapping[Path, bytes] | None = None
     loaded: Mapping[Path, Loading] | None = None
+    manifests: Sequence[Path] | None = None
 
 
 def validate(
@@ -117,7 +119,11 @@ def validate(
     if not paths:
         # Everything loaded is reported on: no need to sort files into catalogues.
         catalog = load_catalog(
-            catalog_root, documents=memos.documents, contents=memos.contents, loaded=memos.loaded
+            catalog_root,
+            documents=memos.documents,
+            contents=memos.contents,
+            loaded=memos.loaded,
+            listed=memos.manifests,
         )
         problems = set(catalog.problems)
         apps = [*catalog.apps.values(), *catalog.partial_apps.values()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import gc
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -415,6 +415,7 @@ def load_catalog(
     documents: ContentMemo | None = None,
     contents: Mapping[Path, bytes] | None = None,
     loaded: Mapping[Path, Loading] | None = None,
+    listed: Sequence[Path] | None = None,
 ) -> Catalog:
     """Load every manifest and profile under ``root/manifests`` (plus ``extra_files``).
 
@@ -422,10 +423,11 @@ def load_catalog(
     ``documents``: see :func:`load_file`.  ``contents``: files' bytes read
     already, by path (a file not there is read).  ``loaded``: what
     :func:`load_file` gave for those bytes, by path, when a file was loaded
-    already.
+    already.  ``listed``: the files :func:`iter_yaml_files` would find under
+    ``root/manifests``, when the caller has listed them already.
     """
     catalog = Catalog(root=root)
-    files = iter_yaml_files([root / "manifests"])
+    files = list(listed) if listed is not None else iter_yaml_files([root / "manifests"])
     extra = list(extra_files)
     if extra:
         known = {p.resolve() for p in files}
