@@ -19,6 +19,7 @@ from smartshare.state.drift import (
 )
 from smartshare.state.lockfile import LockedApp, LockedFile, LockedRegion, LockedSource
 from smartshare.state.locking import exclusive_lock
+from smartshare.state.safefs import NotRegularFileError, read_regular_file
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = b"k" * 32
@@ -146,3 +147,17 @@ def test_an_unusable_lock_file_raises_the_callers_error(tmp_path: Path) -> None:
         ),
     ):
         pass
+
+
+def test_a_regular_file_is_read_whole_up_to_one_byte_past_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(b"x" * 10)
+    assert read_regular_file(path, 10) == b"x" * 10
+    assert read_regular_file(path, 9) == b"x" * 10  # one more than the limit: too large
+    assert read_regular_file(path, 5) == b"x" * 6
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_regular_file(tmp_path / "empty", 10) == b""
+    # A file whose size says 0 but holds text (procfs) is read to its end.
+    assert b"Name:" in read_regular_file(Path("/proc/self/status"), 1 << 20)
+    with pytest.raises(NotRegularFileError):
+        read_regular_file(tmp_path, 10)

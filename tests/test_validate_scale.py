@@ -539,6 +539,39 @@ def test_workers_started_for_a_run_that_looked_cold_give_way_to_a_cached_report(
     assert started == [True]
 
 
+def test_a_run_looks_cold_only_when_the_cache_has_none_of_its_apps(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = broken_catalogue(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    listing = validation._list(target, folders=("manifests",), keep_manifests=True)
+    step = max(len(listing.manifests) // validation._PROBES, 1)
+    # Region profiles are among the probes: they never have own problems kept.
+    assert any(name.startswith("regions/") for name, _, _ in listing.manifests[::step])
+
+    def looks_cold() -> bool:
+        cache = ContentCache.for_validation()
+        try:
+            return validation._looks_cold(target, listing, validation._RunMemos(cache))
+        finally:
+            cache.close()
+
+    assert looks_cold()
+    validate_catalogue(catalog_root=target, jobs=1)
+    assert not looks_cold()
+
+
+def test_a_run_writes_the_cache_as_it_goes(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path / "cache")
+    key = cache.key("test", "one")
+    cache.put(key, {"value": 1})
+    cache.write()
+    other = ContentCache(tmp_path / "cache")
+    assert other.get(key) == {"value": 1}  # there before the run ends
+    other.close()
+    cache.flush()
+
+
 def test_concurrent_runs_share_one_cache(tmp_path: Path, cache_dir: Path) -> None:
     target = broken_catalogue(tmp_path)
     command = [sys.executable, "-m", "smartshare", "validate", "--catalog", str(target)]
